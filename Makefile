@@ -1,0 +1,38 @@
+# thingstash tasks. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench clean
+
+help: ## List the tasks
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install thingstash with its test tools
+
+run: $(STAMP) ## Start the service on http://127.0.0.1:8080 with an embedded Redis
+	$(BIN)/thingstash serve
+
+test: $(STAMP) ## Lint, then run every test against real Redis servers
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/pytest
+
+lint: $(STAMP) ## Check style only
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: $(STAMP) ## Reformat the code
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean: ## Remove the virtualenv and caches (not your data in .thingstash/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info

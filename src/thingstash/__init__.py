@@ -1,0 +1,32 @@
+"""thingstash: an instant JSON store over HTTP, built on Flask and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from thingstash.config import ConfigError, Settings
+
+__all__ = ["create_app", "Settings", "ConfigError"]
+
+
+def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
+    """Build the app: settings (given, or read from the environment), the store, the routes."""
+    from thingstash import api, context, errors, service, storage
+
+    settings = settings or Settings.from_env()
+    if store is None:
+        if not settings.redis_url:
+            raise ConfigError(
+                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
+            )
+        store = storage.open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    context.install(app, settings, store)
+    errors.init_app(app)
+    service.init_app(app)
+    api.init_app(app)
+    return app

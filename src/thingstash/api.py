@@ -1,0 +1,299 @@
+"""The HTTP face of things: routes, request checks, preconditions and responses.
+
+Views turn requests into calls on the store and its errors into problems; they never see a
+Redis key. A thing's JSON travels as bytes: the stored object gets `ttl` and `last_updated`
+spliced onto its end, so a read never parses or re-serialises the user's JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.http import http_date
+from werkzeug.routing import BaseConverter
+
+from thingstash import documents, folders, preconditions
+from thingstash.config import MAX_DEPTH
+from thingstash.context import settings, store
+from thingstash.documents import BadDocument
+from thingstash.errors import Problem, thing_missing
+from thingstash.paths import BadPath, Path, is_reserved, parse_path
+from thingstash.pushids import push_id
+from thingstash.storage import (
+    NO_CONDITIONS,
+    Conditions,
+    PreconditionFailed,
+    Thing,
+    ThingMissing,
+    TooMuchContention,
+    WriteResult,
+    version_time_ms,
+)
+
+bp = Blueprint("things", __name__)
+
+JSON_TYPE = "application/json"
+MERGE_PATCH_TYPE = "application/merge-patch+json"
+THING_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+FOLDER_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
+
+
+class AnyPathConverter(BaseConverter):
+    """Everything after the first slash, empty segments and trailing slash included, so that
+    the view (not the router) decides what is a bad path and says why."""
+
+    regex = ".*"
+    part_isolating = False
+
+
+# -- request checks ---------------------------------------------------------------------------
+
+
+def _path(raw: str) -> Path:
+    try:
+        path = parse_path(raw)
+    except BadPath as error:
+        raise Problem(400, "bad path", str(error)) from None
+    if is_reserved(path):
+        raise Problem(
+            404, "not found", "top-level names starting with _ are reserved for the service"
+        )
+    return path
+
+
+def _thing_path(raw: str, method: str) -> Path:
+    path = _path(raw)
+    if path.is_folder:
+        raise Problem(
+            405,
+            "method not allowed",
+            f"{method} needs a thing's path; {path.text or '/'} is a folder (it ends in /)",
+            {"Allow": FOLDER_METHODS},
+        )
+    return path
+
+
+def _body(allowed_types: tuple[str, ...]) -> dict[str, Any]:
+    content_type = request.mimetype
+    if content_type and content_type not in allowed_types:
+        raise Problem(
+            415,
+            "unsupported media type",
+            f"send the body as {' or '.join(allowed_types)}, not {content_type}",
+        )
+    try:
+        return documents.loads_object(request.get_data(cache=False), MAX_DEPTH)
+    except BadDocument as error:
+        raise Problem(error.status, error.title, error.detail) from None
+
+
+def _conditions() -> Conditions:
+    if_match = request.headers.get("If-Match")
+    if_none_match = request.headers.get("If-None-Match")
+    if if_match is None and if_none_match is None:
+        return NO_CONDITIONS
+    try:
+        return preconditions.from_headers(if_match, if_none_match)
+    except preconditions.BadPrecondition as error:
+        raise Problem(400, "bad precondition", str(error)) from None
+
+
+def _ttl(body_ttl: Any) -> int:
+    config = settings()
+    try:
+        return documents.resolve_ttl(
+            body_ttl, request.args.get("ttl"), config.default_ttl, config.max_ttl
+        )
+    except BadDocument as error:
+        raise Problem(error.status, error.title, error.detail) from None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _thing_response(body: bytes, ttl: int, version: str, status: int = 200) -> Response:
+    last_updated = version_time_ms(version) // 1000
+    response = Response(
+        documents.thing_json(body, ttl, last_updated), status=status, mimetype=JSON_TYPE
+    )
+    _version_headers(response, version, last_updated)
+    return response
+
+
+def _version_headers(response: Response, version: str, last_updated: int) -> None:
+    response.headers["ETag"] = preconditions.etag(version)
+    response.headers["Last-Modified"] = http_date(last_updated)
+    # Things change at any moment: let caches keep them only if they revalidate with the ETag.
+    response.headers["Cache-Control"] = "no-cache"
+
+
+def _written(result: WriteResult, body: bytes) -> Response:
+    return _thing_response(
+        body, result.ttl_ms // 1000, result.version, 201 if result.created else 200
+    )
+
+
+def _precondition_failed(error: PreconditionFailed) -> Problem:
+    headers = {"ETag": preconditions.etag(error.current)} if error.current else {}
+    detail = (
+        "the thing has changed since the version you named"
+        if error.current
+        else "the thing does not exist"
+    )
+    if error.current and request.headers.get("If-None-Match"):
+        detail = "the thing exists (If-None-Match asked for it not to)"
+    return Problem(412, "precondition failed", detail, headers)
+
+
+def _document_problem(error: BadDocument) -> Problem:
+    return Problem(error.status, error.title, error.detail)
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+@bp.get("/<anypath:raw>")
+def read(raw: str) -> Response:
+    path = _path(raw)
+    if path.is_folder:
+        return folders.watch(path) if folders.wants_events() else folders.read_folder(path)
+    if folders.wants_events():
+        return folders.watch(path)
+    conditions = _conditions()
+    thing = store().get(path.text)
+    if thing is None:
+        if conditions.if_match is not None:
+            raise _precondition_failed(PreconditionFailed(None))
+        raise thing_missing(path.text)
+    if conditions.if_match is not None and not conditions.holds_for(thing.version):
+        raise _precondition_failed(PreconditionFailed(thing.version))
+    if conditions.if_none_match is not None and not Conditions(
+        if_none_match=conditions.if_none_match
+    ).holds_for(thing.version):
+        response = Response(status=304)
+        _version_headers(response, thing.version, thing.last_updated)
+        return response
+    return _thing_response(thing.body, thing.ttl, thing.version)
+
+
+@bp.put("/<anypath:raw>")
+def replace(raw: str) -> Response:
+    path = _thing_path(raw, "PUT")
+    doc = _body((JSON_TYPE,))
+    ttl = _ttl(documents.pop_reserved(doc))
+    return _write_whole(path, doc, ttl, _conditions(), "put")
+
+
+def _write_whole(
+    path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions, event: str
+) -> Response:
+    try:
+        if documents.needs_current(doc):
+            # Increments add to what is stored: resolve them against the version written over.
+            def change(current: Thing | None) -> tuple[bytes, int]:
+                stored = documents.loads(current.body) if current else None
+                resolved = documents.resolve_server_values(doc, stored, _now_ms())
+                return documents.dumps(resolved), ttl
+
+            result, body = store().update(path.text, change, conditions, event)
+            return _written(result, body)
+        if documents.has_server_values(doc):
+            doc = documents.resolve_server_values(doc, None, _now_ms())
+        body = documents.dumps(doc)
+        return _written(store().put(path.text, body, ttl, conditions, event), body)
+    except BadDocument as error:
+        raise _document_problem(error) from None
+    except PreconditionFailed as error:
+        raise _precondition_failed(error) from None
+    except TooMuchContention:
+        raise _contention(path) from None
+
+
+def _contention(path: Path) -> Problem:
+    return Problem(
+        409,
+        "too much contention",
+        f"{path.text} kept changing under this write; retry it",
+        {"Retry-After": "1"},
+    )
+
+
+@bp.patch("/<anypath:raw>")
+def patch(raw: str) -> Response:
+    path = _thing_path(raw, "PATCH")
+    merge = _body((MERGE_PATCH_TYPE, JSON_TYPE))
+    ttl = _ttl(documents.pop_reserved(merge))
+
+    def change(current: Thing | None) -> tuple[bytes, int]:
+        if current is None:
+            raise ThingMissing(path.text)
+        stored = documents.loads(current.body)
+        resolved = documents.resolve_server_values(merge, stored, _now_ms())
+        merged = documents.merge_patch(stored, resolved)
+        depth = documents.nesting_depth(merged)
+        if depth > MAX_DEPTH:
+            raise BadDocument(
+                400,
+                "too deeply nested",
+                f"the patched thing would nest {depth} levels; at most {MAX_DEPTH} allowed",
+            )
+        return documents.dumps(merged), ttl
+
+    try:
+        result, body = store().update(path.text, change, _conditions(), "patch")
+    except ThingMissing:
+        raise thing_missing(path.text) from None
+    except BadDocument as error:
+        raise _document_problem(error) from None
+    except PreconditionFailed as error:
+        raise _precondition_failed(error) from None
+    except TooMuchContention:
+        raise _contention(path) from None
+    return _written(result, body)
+
+
+@bp.delete("/<anypath:raw>")
+def delete(raw: str) -> Response:
+    path = _path(raw)
+    if path.is_folder:
+        return folders.delete_folder(path)
+    try:
+        store().delete(path.text, _conditions())
+    except ThingMissing:
+        raise thing_missing(path.text) from None
+    except PreconditionFailed as error:
+        raise _precondition_failed(error) from None
+    return Response(status=204)
+
+
+@bp.post("/<anypath:raw>")
+def push(raw: str) -> Response:
+    folder = _path(raw)
+    if not folder.is_folder:
+        raise Problem(
+            405,
+            "method not allowed",
+            f"POST creates a thing inside a folder: send it to {folder.text}/",
+            {"Allow": THING_METHODS},
+        )
+    doc = _body((JSON_TYPE,))
+    ttl = _ttl(documents.pop_reserved(doc))
+    path = Path(folder.text + push_id())
+    response = _write_whole(path, doc, ttl, Conditions(if_none_match="*"), "put")
+    response.status_code = 201
+    response.headers["Location"] = "/" + path.text
+    response.set_data(response.get_data()[:-1] + b',"path":' + documents.dumps(path.text) + b"}")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["anypath"] = AnyPathConverter
+    # "a//b" must reach the view (and be refused there), not be redirected to "a/b".
+    app.url_map.merge_slashes = False
+    app.register_blueprint(bp)

@@ -1,0 +1,70 @@
+"""The `thingstash` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from thingstash.config import ConfigError, Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """thingstash: an instant JSON store over HTTP."""
+
+
+@main.command()
+@click.option("--host", envvar="THINGSTASH_HOST", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", envvar="PORT", default=8080, type=click.IntRange(1, 65535), show_default=True
+)
+@click.option(
+    "--redis-url",
+    envvar=["THINGSTASH_REDIS_URL", "REDIS_URL", "REDISCLOUD_URL"],
+    help="Use this Redis (redis://, rediss://, unix://) instead of an embedded one.",
+)
+@click.option(
+    "--data-dir",
+    envvar="THINGSTASH_DATA_DIR",
+    default=".thingstash",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the embedded Redis keeps its data.",
+)
+@click.option(
+    "--public",
+    is_flag=True,
+    envvar="THINGSTASH_PUBLIC",
+    help="Allow an open store on a non-loopback address.",
+)
+def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
+    """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
+    from thingstash import server
+    from thingstash.embedded import EmbeddedError, EmbeddedRedis
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        Settings.from_env()  # refuse bad settings here, once, not in every worker
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    embedded = None
+    if not redis_url:
+        embedded = EmbeddedRedis(data_dir)
+        try:
+            redis_url = embedded.start()
+        except EmbeddedError as error:
+            raise click.ClickException(str(error)) from None
+    os.environ["THINGSTASH_REDIS_URL"] = redis_url
+    if public:
+        os.environ["THINGSTASH_PUBLIC"] = "1"
+    where = f"embedded Redis in {embedded.data_dir}" if embedded else "Redis at " + redis_url
+    click.echo(f"thingstash serving http://{host}:{port} ({where})", err=True)
+    try:
+        server.run(host, port)
+    finally:
+        if embedded is not None:
+            embedded.stop()

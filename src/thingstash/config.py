@@ -1,0 +1,83 @@
+"""Typed settings, read once from the environment (which `thingstash serve` fills from its flags).
+
+The WSGI workers are separate processes started by the server, so the environment is the one
+channel every worker shares: `serve` writes its resolved flags there before the workers start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_TTL = 31_104_000  # the original prototype's "one year": 360 days
+DEFAULT_MAX_TTL = 311_040_000
+DEFAULT_MAX_BODY = 1024 * 1024
+MAX_DEPTH = 64
+MAX_PATH_BYTES = 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    key_prefix: str = "ts"
+    default_ttl: int = DEFAULT_TTL
+    max_ttl: int = DEFAULT_MAX_TTL
+    max_body: int = DEFAULT_MAX_BODY
+    feed_retention: int = 10_000
+    public: bool = False
+    anonymous_read: bool = False
+    cors_origins: str = "*"
+    rate_limit: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
+            # Braces would change the Redis Cluster hash slot of every key.
+            raise ConfigError("THINGSTASH_KEY_PREFIX must be non-empty and contain no { or }")
+        if self.default_ttl > self.max_ttl:
+            raise ConfigError("THINGSTASH_DEFAULT_TTL must not exceed THINGSTASH_MAX_TTL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("THINGSTASH_REDIS_URL")
+            or env.get("REDIS_URL")
+            or env.get("REDISCLOUD_URL")
+            or None,
+            key_prefix=env.get("THINGSTASH_KEY_PREFIX") or "ts",
+            default_ttl=_int(env, "THINGSTASH_DEFAULT_TTL", DEFAULT_TTL),
+            max_ttl=_int(env, "THINGSTASH_MAX_TTL", DEFAULT_MAX_TTL),
+            max_body=_int(env, "THINGSTASH_MAX_BODY", DEFAULT_MAX_BODY),
+            feed_retention=_int(env, "THINGSTASH_FEED_RETENTION", 10_000, minimum=10),
+            public=_flag(env, "THINGSTASH_PUBLIC"),
+            anonymous_read=_flag(env, "THINGSTASH_ANONYMOUS_READ"),
+            cors_origins=env.get("THINGSTASH_CORS_ORIGINS") or "*",
+            rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

