@@ -3,8 +3,10 @@ redis-server on PATH) on free loopback ports in temp dirs. Nothing is faked."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +111,62 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def thingstash_command() -> str:
+    """The installed `thingstash` script beside this Python (the venv's)."""
+    return str(Path(sys.executable).with_name("thingstash"))
+
+
+class LiveServer:
+    """`thingstash serve` as users run it (granian, one worker), on a free loopback port,
+    against the session's Redis: for tests of the CLI client, the OpenAPI document and the
+    web console over real HTTP."""
+
+    def __init__(self, redis_url: str, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "THINGSTASH_WORKERS": "1", "THINGSTASH_THREADS": "8"}
+        self.process = subprocess.Popen(
+            [
+                thingstash_command(),
+                "serve",
+                "--port",
+                str(self.port),
+                "--redis-url",
+                redis_url,
+                "--data-dir",
+                str(directory),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("thingstash serve did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    server = LiveServer(redis_server.url, tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
