@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import LiveServer, free_port, thingstash_command
+from tests.conftest import Served, free_port, thingstash_command
 from thingstash.client import Client
 
 pytestmark = pytest.mark.slow
@@ -30,8 +30,8 @@ def run(server_url: str, *args: str, stdin: bytes | None = None) -> subprocess.C
 
 
 @pytest.fixture
-def url(live_server: LiveServer, redis_client: redis.Redis) -> str:
-    return live_server.url  # redis_client: every test starts from an empty store
+def url(served: Served, redis_client: redis.Redis) -> str:
+    return served.url  # redis_client: every test starts from an empty store
 
 
 def test_put_then_get_pipes_the_exact_json(url: str) -> None:
