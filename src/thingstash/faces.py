@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from thingstash import openapi
+from thingstash import console, openapi
 
 
 def init_app(app: Flask) -> None:
     openapi.init_app(app)
+    console.init_app(app)
