@@ -181,3 +181,10 @@ def test_console_assets_come_from_the_package(served: Served) -> None:
     for asset in ("app.js", "app.css", "icon.svg"):
         assert httpx.get(f"{served.url}/_ui/{asset}", timeout=10).status_code == 200
     assert httpx.get(f"{served.url}/_ui/secret.py", timeout=10).status_code == 404
+
+
+def test_docs_page_renders_the_document_offline(browser: WebDriver, served: Served) -> None:
+    browser.get(f"{served.url}/_docs")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 10, 30)
+    assert "thingstash" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    shot(browser, "10-docs")
