@@ -261,7 +261,10 @@ def _thing_operations() -> dict[str, Any]:
         "content": {JSON: {"schema": {"$ref": "#/components/schemas/ThingBody"}}},
     }
     read_errors = _errors("400", "401", "403", "404", "412", "429", "503")
-    write = _errors("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503")
+    # 404 on writes: a reserved top-level name (`_...`).
+    write = _errors(
+        "400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"
+    )
     return {
         "parameters": params,
         "get": {
@@ -340,7 +343,6 @@ def _thing_operations() -> dict[str, Any]:
             "responses": {
                 "200": _thing_response("The merged thing"),
                 **write,
-                **_errors("404"),
             },
         },
         "delete": {
@@ -380,7 +382,7 @@ def _folder_operations(root: bool) -> dict[str, Any]:
                         **_events_content(),
                     },
                 },
-                **_errors("400", "401", "403", "429", "503"),
+                **_errors("400", "401", "403", "404", "429", "503"),
             },
         },
         "post": {
@@ -397,7 +399,9 @@ def _folder_operations(root: bool) -> dict[str, Any]:
                     **_thing_response("Created", "PushedThing"),
                     "headers": {**VERSION_HEADERS, "Location": _header("The new thing", True)},
                 },
-                **_errors("400", "401", "403", "409", "412", "413", "415", "422", "429", "503"),
+                **_errors(
+                    "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503"
+                ),
             },
         },
         "delete": {
@@ -410,7 +414,7 @@ def _folder_operations(root: bool) -> dict[str, Any]:
                     "description": "How many things were deleted",
                     "content": {JSON: {"schema": {"$ref": "#/components/schemas/Deleted"}}},
                 },
-                **_errors("400", "401", "403", "429", "503"),
+                **_errors("400", "401", "403", "404", "429", "503"),
             },
         },
     }

@@ -294,11 +294,18 @@ const state = {
   cursor: null,
   etag: null,
   raw: null,
+  flash: null,
 };
 
 function currentRoute() {
   const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
   return hash;
+}
+
+// Navigate, then show a message on the new view (a plain showMessage would be cleared by it).
+function goAndTell(path, text) {
+  state.flash = text;
+  go(path);
 }
 
 function go(path) {
@@ -346,6 +353,8 @@ function route() {
   const path = currentRoute();
   leaveView();
   clearMessage();
+  if (state.flash) showMessage(state.flash);
+  state.flash = null;
   state.path = path;
   renderCrumbs(path);
   markCurrentInTree(path);
@@ -564,8 +573,7 @@ function confirmDelete(path, button) {
   }
   api("DELETE", path).then(
     () => {
-      go(parentFolder(path));
-      showMessage(`deleted ${path}`);
+      goAndTell(parentFolder(path), `deleted ${path}`);
       refreshTree();
     },
     (error) => showMessage(`cannot delete ${path}: ${error.message}`, "error"),
@@ -617,8 +625,7 @@ function showEditor(path, raw) {
       }
       const saved = creating && target.endsWith("/") ? (await response.json()).path : target;
       refreshTree();
-      go(saved);
-      showMessage(`${creating ? "created" : "saved"} ${saved}`);
+      goAndTell(saved, `${creating ? "created" : "saved"} ${saved}`);
     } catch (error) {
       const detail =
         error.status === 412
