@@ -187,11 +187,12 @@ class ExpiryListener:
         except StorageUnavailable as error:
             log.warning("could not record the expiry of %s: %s", path, error)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self._stop = True
         if self._thread.is_alive():
             self.store.wake(self._wake_channel)
-            self._thread.join(2)
+            if wait:
+                self._thread.join(2)
 
 
 class Live:
@@ -202,9 +203,19 @@ class Live:
         self.expiry = ExpiryListener(store)
         self.keepalive = keepalive
 
+    def health(self) -> dict[str, object]:
+        """For /_health: open watch streams in this process, and whether expiries are heard
+        (False when Redis's keyspace notifications are off and could not be turned on)."""
+        return {"watchers": self.hub.watchers, "expiry_events": self.expiry.enabled}
+
     def close(self) -> None:
         self.hub.close()
         self.expiry.close()
+
+    def stop(self) -> None:
+        """Like close, without waiting: safe in a signal handler."""
+        self.hub.close()
+        self.expiry.close(wait=False)
 
 
 def init_app(app: Flask, store: Store, keepalive: float = 15.0) -> Live:
