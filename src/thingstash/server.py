@@ -22,8 +22,7 @@ from granian.server import Server
 WORKERS = int(os.environ.get("THINGSTASH_WORKERS", "2"))
 THREADS = int(os.environ.get("THINGSTASH_THREADS", "32"))
 STREAM_THREADS = 1024
-# A worker still busy this long after a stop signal is killed (its streams were told to end).
-KILL_TIMEOUT = 10
+SHUTDOWN_GRACE_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,9 @@ def run(host: str, port: int) -> None:
         blocking_threads=THREADS + STREAM_THREADS,
         backpressure=THREADS + STREAM_THREADS,
         log_level=LogLevels.warning,
-        workers_kill_timeout=KILL_TIMEOUT,
+        # A stop waits this long for in-flight requests; idle keep-alive connections and watch
+        # streams would otherwise hold it open for ever.
+        workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
     ).serve()
 
 
