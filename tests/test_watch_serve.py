@@ -24,8 +24,7 @@ def embedded(tmp_path: Path) -> Iterator[Served]:
         env={"THINGSTASH_WORKERS": "1", "THINGSTASH_KEEPALIVE": "1"},
     ).start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
+    server.stop()  # also closes its log when a test stopped the process itself
 
 
 def watchers(server: Served) -> int:
