@@ -291,7 +291,7 @@ def bench(things: int, concurrency: int, url: str, key: str | None) -> None:
     created = things - len(failures)
     click.echo(
         f"created {created} things in {elapsed:.2f} s: {created / elapsed:,.0f} things/s "
-        f"({concurrency} concurrent connections to {url})"
+        f"({concurrency} connection{'s' if concurrency > 1 else ''} to {url})"
     )
     if failures:
         path, error = failures[0]
