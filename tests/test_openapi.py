@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 
-from tests.conftest import Served
+from tests.conftest import RedisServer, Served
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +23,21 @@ CHECKS = (
 )
 
 
-def test_every_operation_matches_the_document(served: Served, redis_client: redis.Redis) -> None:
+@pytest.fixture
+def own_server(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Served]:
+    """A server of its own, in its own namespace: schemathesis creates API keys (POST /_keys),
+    which would close the shared server's store to the tests after this one."""
+    server = Served(
+        ["--redis-url", redis_server.url], env={"THINGSTASH_KEY_PREFIX": "schemathesis"}
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_every_operation_matches_the_document(own_server: Served) -> None:
     """schemathesis's own runner (examples, coverage and fuzzing phases, 20 examples per
     operation); its report is printed when it fails."""
+    served = own_server
     result = subprocess.run(
         [
             str(Path(sys.executable).with_name("schemathesis")),
