@@ -65,6 +65,15 @@ class Subscription:
             self.lagging = True
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event as handed to watchers: its id as a comparable pair, and its SSE frame."""
+
+    event: Event
+    order: tuple[int, int]
+    frame: bytes
+
+
 class Hub:
     """The process's one feed reader and the watchers it serves."""
 
@@ -145,8 +154,15 @@ class Hub:
                 targets.extend(self._folders.get(folder, ()))
                 if cut < 0:
                     break
-        for subscription in targets:
-            subscription.offer(event)
+        if targets:
+            # Framed once here, not once per watcher.
+            delivery = Delivery(
+                event,
+                parse_event_id(event.id) or (0, 0),
+                _frame(event.kind, event.id, event.path, event.thing),
+            )
+            for subscription in targets:
+                subscription.offer(delivery)
 
     def _broadcast(self, item: object) -> None:
         with self._lock:
@@ -331,28 +347,38 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
         while not hub.closed:
             wait = current.keepalive - (time.monotonic() - quiet_since)
             try:
-                item = subscription.queue.get(timeout=max(wait, 0.0))
+                items = [subscription.queue.get(timeout=max(wait, 0.0))]
             except queue.Empty:
                 yield b": keep-alive\n\n"
                 quiet_since = time.monotonic()
                 continue
-            if item is _CLOSE:
-                return
-            if item is _RESYNC or subscription.lagging:
-                subscription.lagging = False
-                frames, position = _catch_up(store, subscription, position)
-                seen = parse_event_id(position) or seen
-                yield from frames
+            # Take whatever else is queued as well: a burst of events costs this thread one
+            # wake-up and the client one write, not one per event.
+            while len(items) < BATCH:
+                try:
+                    items.append(subscription.queue.get_nowait())
+                except queue.Empty:
+                    break
+            out: list[bytes] = []
+            for item in items:
+                if item is _CLOSE:
+                    yield b"".join(out)
+                    return
+                if item is _RESYNC or subscription.lagging:
+                    subscription.lagging = False
+                    frames, position = _catch_up(store, subscription, position)
+                    seen = parse_event_id(position) or seen
+                    out += frames
+                    if item is _RESYNC:
+                        continue
+                assert isinstance(item, Delivery)
+                if item.order <= seen:
+                    continue  # already sent (from the opening read or a catch-up)
+                seen, position = item.order, item.event.id
+                out.append(item.frame)
+            if out:
+                yield b"".join(out)
                 quiet_since = time.monotonic()
-                if item is _RESYNC:
-                    continue
-            assert isinstance(item, Event)
-            event_id = parse_event_id(item.id) or (0, 0)
-            if event_id <= seen:
-                continue  # already sent (from the opening read or a catch-up)
-            seen, position = event_id, item.id
-            yield _frame(item.kind, item.id, item.path, item.thing)
-            quiet_since = time.monotonic()
     except StorageUnavailable as error:
         # The client reconnects with the last id it got, and misses nothing.
         log.warning("watch of %s ended: %s", subscription.path, error)
