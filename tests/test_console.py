@@ -158,6 +158,13 @@ def test_console_browse_view_create_edit_watch_delete(
     wait(browser, lambda d: "deleted notes/new" in text_of(d, "#message"))
     shot(browser, "08-deleted")
 
+    # Watch a folder: a thing written below it by another client appears in the listing.
+    find(browser, '#view[data-kind="folder"] [data-act=watch]').click()
+    wait(browser, lambda d: find(d, "#conn").get_attribute("data-state") == "live")
+    put(api, "notes/later", {"remember": "milk"})
+    find(browser, '#view tr.thing-row[data-path="notes/later"]')
+    shot(browser, "08b-folder-live-update")
+
 
 def test_console_fits_a_phone_screen(browser: WebDriver, api: httpx.Client, served: Served) -> None:
     put(api, "sensors/kitchen/temp", {"value": 21.5, "note": "a long-ish text " * 8})
