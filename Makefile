@@ -26,6 +26,11 @@ test: $(STAMP) ## Lint, then run every test against real Redis servers
 	$(BIN)/ruff format --check src tests
 	$(BIN)/pytest
 
+bench: $(STAMP) ## Measure speed and memory against the prototype and the floor (a few minutes)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py
+
 lint: $(STAMP) ## Check style only
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
