@@ -22,8 +22,8 @@ run: $(STAMP) ## Start the service on http://127.0.0.1:8080 with an embedded Red
 	$(BIN)/thingstash serve
 
 test: $(STAMP) ## Lint, then run every test against real Redis servers
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Measure speed and memory against the prototype and the floor (a few minutes)
@@ -32,12 +32,12 @@ bench: $(STAMP) ## Measure speed and memory against the prototype and the floor 
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP) ## Check style only
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: $(STAMP) ## Reformat the code
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean: ## Remove the virtualenv and caches (not your data in .thingstash/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info

@@ -90,7 +90,7 @@ def cpu_us(run: Callable[[], None], count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--profile", default="")
+    parser.add_argument("--profile", default="", help="cProfile this case")
     parser.add_argument("--only", default="", help="run just this case (for py-spy, callgrind)")
     parser.add_argument("--app", default="thingstash", help="with --only: thingstash or floor")
     args = parser.parse_args()
@@ -116,7 +116,7 @@ def main() -> None:
                 floor_us = cpu_us(runner(floor.app, case, args.requests), args.requests)
                 runner(ours, case, 2000)()
                 ours_us = cpu_us(runner(ours, case, args.requests), args.requests)
-                print(f"{case:9} thingstash {ours_us:6.0f} us  floor {floor_us:6.0f} us CPU/request")
+                print(f"{case:9} thingstash {ours_us:6.0f} us  floor {floor_us:6.0f} us CPU")
             for case in ("PATCH", "increment", "listing"):
                 ours_us = cpu_us(runner(ours, case, args.requests // 10), args.requests // 10)
                 print(f"{case:9} thingstash {ours_us:6.0f} us")

@@ -54,8 +54,7 @@ def thingstash_bytes(url: str, count: int, body: bytes, layout: str) -> tuple[fl
     all_paths = paths(count, layout)
     # Store.put is one round trip; a few threads keep Redis busy while Python builds the next.
     with ThreadPoolExecutor(4) as pool:
-        for chunk in range(0, count, 1000):
-            list(pool.map(lambda p: store.put(p, body, DEFAULT_TTL), all_paths[chunk : chunk + 1000]))
+        list(pool.map(lambda path: store.put(path, body, DEFAULT_TTL), all_paths, chunksize=500))
     after = used_memory(store.client)
     feed = int(store.client.memory_usage(store.feed_key, samples=0) or 0)
     store.close()
@@ -98,5 +97,6 @@ def report(url: str, count: int) -> None:
     print(
         "flat: one folder of all things; nested: 100 things a folder. thingstash includes the "
         "folder indexes\nand the whole change feed (bounded at ~10,000 entries, a fixed cost "
-        f"spread over the things; its share\nis the last column). ({time.monotonic() - started:.0f} s)"
+        "spread over the things; its share\nis the last column). "
+        f"({time.monotonic() - started:.0f} s)"
     )

@@ -125,7 +125,8 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
     env = {k: v for k, v in os.environ.items() if not k.startswith("THINGSTASH_")}
     env["REDIS_URL"] = redis_url
     if app == "thingstash":
-        return [str(BIN / "thingstash"), "serve", "--port", str(port), "--redis-url", redis_url], env
+        command = [str(BIN / "thingstash"), "serve", "--port", str(port)]
+        return [*command, "--redis-url", redis_url], env
     env["PYTHONPATH"] = str(HERE)
     if app == "prototype":
         command = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "prototype:app"]

@@ -14,7 +14,8 @@ MAX_LIMIT = 1000
 
 
 def wants_events() -> bool:
-    return "text/event-stream" in request.headers.get("Accept", "")
+    # Straight from the WSGI environ: every GET asks, and Headers.get costs ten calls.
+    return "text/event-stream" in request.environ.get("HTTP_ACCEPT", "")
 
 
 def _limit() -> int:
