@@ -26,17 +26,19 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from clusters import LocalCluster
 from thingstash import create_app
 from thingstash.config import Settings
 from thingstash.embedded import server_binary
 from thingstash.storage import connect
+
+from .clusters import LocalCluster
 
 # Test modules whose every test also runs on the cluster: the HTTP-level behaviour of things,
 # listings, the feed and access control. Add a module here to run it on both topologies.
 CLUSTER_MODULES = frozenset(
     {
         "test_cluster.py",
+        "test_things.py",
     }
 )
 

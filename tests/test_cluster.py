@@ -10,10 +10,11 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from clusters import LocalCluster
 from thingstash import Settings, create_app
 from thingstash.clusterstore import ClusterStore
 from thingstash.storage import Store, connect, open_store
+
+from .clusters import LocalCluster
 
 
 class _AnyInt:
