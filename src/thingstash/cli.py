@@ -69,3 +69,13 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _add_client_commands() -> None:
+    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
+    from thingstash import clientcli
+
+    clientcli.register(main)
+
+
+_add_client_commands()
