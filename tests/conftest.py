@@ -27,6 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash import create_app
+from thingstash.clusterstore import close_cluster
 from thingstash.config import Settings
 from thingstash.embedded import server_binary
 from thingstash.storage import connect
@@ -39,6 +40,11 @@ CLUSTER_MODULES = frozenset(
     {
         "test_cluster.py",
         "test_things.py",
+        "test_patch.py",
+        "test_conditional.py",
+        "test_push.py",
+        "test_server_values.py",
+        "test_concurrency.py",
     }
 )
 
@@ -139,9 +145,24 @@ def redis_server(request: pytest.FixtureRequest, topology: str) -> RedisServer |
     return request.getfixturevalue("cluster" if topology == "cluster" else "single_server")
 
 
+@pytest.fixture(scope="session")
+def cluster_client(cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
+    """One client of the whole cluster for the session: making one costs a topology probe."""
+    client = connect(cluster.url)
+    yield client
+    close_cluster(client)
+
+
 @pytest.fixture
-def redis_client(redis_server: RedisServer | LocalCluster) -> Iterator[redis.Redis]:
+def redis_client(
+    request: pytest.FixtureRequest, redis_server: RedisServer | LocalCluster
+) -> Iterator[redis.Redis]:
     """A client of the server under test (a RedisCluster on the cluster), emptied first."""
+    if isinstance(redis_server, LocalCluster):
+        shared = request.getfixturevalue("cluster_client")
+        shared.flushall()
+        yield shared
+        return
     client = connect(redis_server.url)
     client.flushall()
     yield client

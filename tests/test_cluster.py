@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash import Settings, create_app
-from thingstash.clusterstore import ClusterStore
+from thingstash.clusterstore import ClusterStore, close_cluster
 from thingstash.storage import Store, connect, open_store
 
 from .clusters import LocalCluster
@@ -42,7 +42,7 @@ def test_every_node_of_the_cluster_leads_to_the_whole_cluster(cluster) -> None:
             assert isinstance(client, redis.RedisCluster)
             assert len(client.get_primaries()) == 3
         finally:
-            client.close()
+            close_cluster(client)
 
 
 def test_things_in_nested_folders_are_written_listed_and_deleted(client: FlaskClient) -> None:
@@ -77,9 +77,9 @@ def test_conditional_writes_hold_on_every_topology(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def cluster_app(cluster: LocalCluster) -> Iterator[Flask]:
+def cluster_app(cluster: LocalCluster, cluster_client: redis.RedisCluster) -> Iterator[Flask]:
     """The app on the cluster, for the tests of what only a cluster does."""
-    connect(cluster.url).flushall()
+    cluster_client.flushall()
     app = create_app(Settings(redis_url=cluster.url))
     yield app
     app.extensions["thingstash.store"].close()

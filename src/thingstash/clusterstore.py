@@ -206,3 +206,14 @@ class ClusterStore(Store):
             return bool(self.client.ping(target_nodes=RedisCluster.PRIMARIES))
         except (*UNAVAILABLE_ERRORS, OSError):
             return False
+
+    def close(self) -> None:
+        close_cluster(self.client)
+
+
+def close_cluster(client: RedisCluster) -> None:
+    """RedisCluster.close() leaves each node's connection pool open: close those too."""
+    for node in client.get_nodes():
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.disconnect()
+    client.close()
