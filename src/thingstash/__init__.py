@@ -13,7 +13,7 @@ __all__ = ["create_app", "Settings", "ConfigError"]
 
 def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     """Build the app: settings (given, or read from the environment), the store, the routes."""
-    from thingstash import api, context, errors, service, storage
+    from thingstash import api, context, errors, service, storage, watch
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -29,4 +29,5 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     errors.init_app(app)
     service.init_app(app)
     api.init_app(app)
+    watch.init_app(app, store, settings.keepalive)
     return app
