@@ -45,6 +45,8 @@ CLUSTER_MODULES = frozenset(
         "test_push.py",
         "test_server_values.py",
         "test_concurrency.py",
+        "test_folders.py",
+        "test_watch.py",
     }
 )
 
