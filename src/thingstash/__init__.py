@@ -13,7 +13,7 @@ __all__ = ["create_app", "Settings", "ConfigError"]
 
 def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     """Build the app: settings (given, or read from the environment), the store, the routes."""
-    from thingstash import api, context, errors, service, storage, watch
+    from thingstash import api, context, errors, faces, service, storage, watch
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     context.install(app, settings, store)
     errors.init_app(app)
     service.init_app(app)
+    faces.init_app(app)
     api.init_app(app)
     watch.init_app(app, store, settings.keepalive)
     return app
