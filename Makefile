@@ -22,8 +22,8 @@ run: $(STAMP) ## Start the service on http://127.0.0.1:8080 with an embedded Red
 	$(BIN)/thingstash serve
 
 test: $(STAMP) browser ## Lint, then run every test against real Redis servers
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The console's browser test drives Debian's Chromium (a test tool's own browser download cannot
@@ -34,13 +34,18 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER) ## Install Chromium and its driver for the web console's test
 
+bench: $(STAMP) ## Measure speed and memory against the prototype and the floor (a few minutes)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py
+
 lint: $(STAMP) ## Check style only
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: $(STAMP) ## Reformat the code
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean: ## Remove the virtualenv and caches (not your data in .thingstash/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info
