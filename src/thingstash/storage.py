@@ -31,14 +31,21 @@ from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
+    ClusterError,
     ConnectionError,
     ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 from redis.retry import Retry
 
@@ -47,6 +54,20 @@ _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Errors that mean "Redis cannot serve this right now", answered 503 + Retry-After. The cluster
+# ones arrive during a failover (no primary for a slot yet, slots moving, cluster down) after
+# the cluster client has used up its own retries and topology refreshes.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
+    TryAgainError,
+    AskError,  # MovedError too: redirections left over when the retries ran out
+    RedisClusterException,  # SlotNotCoveredError, no reachable node
+)
 
 
 class StorageUnavailable(Exception):
@@ -74,7 +95,7 @@ def _unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError) as error:
+        except UNAVAILABLE_ERRORS as error:
             raise StorageUnavailable(str(error)) from error
 
     return wrapper
@@ -243,13 +264,52 @@ def ancestry(path: str) -> Iterator[tuple[str, str]]:
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for `url` that retries briefly on connection errors, then lets them surface."""
-    return redis.Redis.from_url(
+    """A client for `url` that retries briefly on connection errors, then lets them surface.
+
+    A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
+    (it speaks the same commands; keys are routed to their slot's node).
+    """
+    client = redis.Redis.from_url(
         url,
         socket_timeout=5,
         socket_connect_timeout=2,
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
         retry_on_error=[ConnectionError, TimeoutError],
+        health_check_interval=30,
+    )
+    if not is_cluster(client):
+        return client
+    client.close()
+    return connect_cluster(url)
+
+
+def is_cluster(client: redis.Redis) -> bool:
+    """Whether the server is a node of a Redis Cluster (CLUSTER INFO answers only there).
+
+    When the server cannot be reached at all, it is taken for a single Redis: requests answer
+    503 until it is back, and a restart detects a cluster once one of its nodes answers.
+    """
+    try:
+        info = client.execute_command("CLUSTER INFO")
+    except ResponseError:
+        return False  # "cluster support disabled"
+    except (ConnectionError, TimeoutError, OSError):
+        return False
+    if isinstance(info, dict):  # redis-py parses the reply into a dict
+        return "cluster_state" in info
+    return b"cluster_state:" in info if isinstance(info, bytes) else "cluster_state:" in info
+
+
+def connect_cluster(url: str) -> RedisCluster:
+    """A client of the whole cluster `url` belongs to. During a failover it retries (refreshing
+    its map of slots) for about two seconds, then lets the error surface as a 503."""
+    # A cluster has only database 0: drop a "/0" path rather than have it refused.
+    parts = urlsplit(url)
+    return RedisCluster.from_url(
+        urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")),
+        socket_timeout=5,
+        socket_connect_timeout=1,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=6),
         health_check_interval=30,
     )
 
@@ -585,7 +645,7 @@ class Store:
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except (ConnectionError, TimeoutError, BusyLoadingError, OSError):
+        except (*UNAVAILABLE_ERRORS, OSError):
             return False
 
     def close(self) -> None:
@@ -593,4 +653,9 @@ class Store:
 
 
 def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> Store:
-    return Store(connect(url), prefix, feed_retention)
+    client = connect(url)
+    if isinstance(client, RedisCluster):
+        from thingstash.clusterstore import ClusterStore
+
+        return ClusterStore(client, prefix, feed_retention)
+    return Store(client, prefix, feed_retention)
