@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from thingstash import documents
+from thingstash import auth, documents
 from thingstash.context import store
 from thingstash.errors import Problem
 from thingstash.paths import Path
@@ -28,6 +28,8 @@ def _limit() -> int:
 
 def read_folder(folder: Path) -> Response:
     page = store().list_folder(folder.text, request.args.get("cursor"), _limit())
+    # A key limited to a prefix sees only what lies on the way to, or under, its prefix.
+    page.entries[:] = [e for e in page.entries if auth.can_read(folder.text + e.name)]
     listing = {
         "things": [
             {

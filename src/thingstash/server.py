@@ -9,6 +9,10 @@ high: each open watch stream holds one, and hundreds must not starve ordinary re
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
@@ -17,6 +21,19 @@ from granian.server import Server
 WORKERS = int(os.environ.get("THINGSTASH_WORKERS", "2"))
 THREADS = int(os.environ.get("THINGSTASH_THREADS", "32"))
 STREAM_THREADS = 1024
+
+
+@contextmanager
+def metrics_dir() -> Iterator[str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the workers' metric files, removed at exit (a stale
+    one would carry old counts into the next run)."""
+    path = tempfile.mkdtemp(prefix="thingstash-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run(host: str, port: int) -> None:
