@@ -3,9 +3,15 @@ redis-server on PATH) on free loopback ports in temp dirs. Nothing is faked."""
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +115,59 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+class Served:
+    """`thingstash serve` running as a subprocess, as users run it."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Served:
+        env = {**os.environ, **self.env}
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "thingstash", "serve", "--port", str(self.port), *self.args],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.output()
+                self.log.close()
+                raise RuntimeError(output)
+            try:  # ready once a worker answers, not merely once the port is bound
+                with urllib.request.urlopen(f"{self.url}/_health", timeout=1):
+                    return self
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.05)
+        self.stop(signal.SIGKILL)
+        raise TimeoutError(f"thingstash serve did not start: {self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(30)
+        self.log.close()
+        return code
+
+
+@pytest.fixture(scope="session")
+def served(redis_server: RedisServer) -> Iterator[Served]:
+    """One `thingstash serve` on the session's Redis, for tests that need real concurrency."""
+    server = Served(["--redis-url", redis_server.url]).start()
+    yield server
+    server.stop()

