@@ -9,9 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from conftest import RedisServer
 from thingstash import create_app
 from thingstash.config import Settings
+
+from .conftest import RedisServer
 
 
 @pytest.fixture

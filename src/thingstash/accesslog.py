@@ -10,6 +10,7 @@ never the key, the Authorization header or the query string.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import sys
@@ -59,23 +60,29 @@ def _finish(response: Response) -> Response:
                     "client": request.remote_addr,
                     "key_id": auth.current().key_id,
                     "user_agent": request.user_agent.string or None,
+                    "pid": os.getpid(),  # which worker answered
                 }
             ).decode()
         )
     return response
 
 
-def _configure() -> None:
-    """Without logging set up by the host program, access lines still go to stderr, bare."""
-    if log.handlers or logging.getLogger().handlers:
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
-        return
+def to_stderr() -> None:
+    """Access lines to stderr as bare JSON, one per line (what `thingstash serve` does, and
+    what a WSGI host gets when it set up no logging of its own)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def _configure() -> None:
+    if log.handlers or logging.getLogger().handlers:
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+        return
+    to_stderr()
 
 
 def init_app(app: Flask) -> None:

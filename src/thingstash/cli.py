@@ -42,13 +42,14 @@ def main() -> None:
 )
 def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash import auth, ratelimit, server
+    from thingstash import accesslog, auth, ratelimit, server
     from thingstash.embedded import EmbeddedError, EmbeddedRedis, Watchdog
     from thingstash.storage import StorageUnavailable, open_store
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    accesslog.to_stderr()  # the workers inherit it: one bare JSON line per request
     try:
         settings = Settings.from_env()  # refuse bad settings here, once, not in every worker
         if settings.rate_limit:
