@@ -171,3 +171,8 @@ def served(redis_server: RedisServer) -> Iterator[Served]:
     server = Served(["--redis-url", redis_server.url]).start()
     yield server
     server.stop()
+
+
+def thingstash_command() -> str:
+    """The installed `thingstash` script beside this Python (the venv's)."""
+    return str(Path(sys.executable).with_name("thingstash"))

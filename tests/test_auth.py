@@ -161,7 +161,7 @@ def test_key_is_stored_only_as_a_hash(app: Flask, redis_client: redis.Redis) -> 
         elif kind == b"string":
             dump += redis_client.get(name) or b""
     assert key.encode() not in dump
-    secret = key.rsplit("_", 1)[1]
+    secret = key.split("_", 2)[2]
     assert secret.encode() not in dump
     assert hashlib.sha256(key.encode()).hexdigest().encode() in dump
     assert len(secret) >= 22  # at least 128 bits of base64url
@@ -208,3 +208,9 @@ def test_presence_cache_closes_store_without_waiting_in_the_process_that_made_th
     created = client.post("/_keys", json={"scope": "admin"}).get_json()
     assert client.get("/_keys").status_code == 401
     assert client.get("/_keys", headers=bearer(created["key"])).status_code == 200
+
+
+def test_cli_scopes_match() -> None:
+    from thingstash import keycli
+
+    assert keycli.SCOPES == auth.SCOPES

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
@@ -44,7 +44,7 @@ class AnyPathConverter(BaseConverter):
     """Everything after the first slash, empty segments and trailing slash included, so that
     the view (not the router) decides what is a bad path and says why."""
 
-    regex = ".*"
+    regex = r"[\s\S]*"  # newlines too: they are refused by the view, with a reason
     part_isolating = False
 
 
@@ -57,10 +57,27 @@ def _path(raw: str) -> Path:
     except BadPath as error:
         raise Problem(400, "bad path", str(error)) from None
     if is_reserved(path):
+        allowed = _service_methods("/" + path.text)
+        if allowed:
+            raise Problem(
+                405,
+                "method not allowed",
+                f"/{path.text} answers {', '.join(sorted(allowed))}",
+                {"Allow": ", ".join(sorted(allowed))},
+            )
         raise Problem(
             404, "not found", "top-level names starting with _ are reserved for the service"
         )
     return path
+
+
+def _service_methods(url: str) -> set[str]:
+    """The methods of a service endpoint at exactly `url` (empty when there is none)."""
+    methods: set[str] = set()
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == url and rule.methods:
+            methods |= rule.methods
+    return methods
 
 
 def _thing_path(raw: str, method: str) -> Path:

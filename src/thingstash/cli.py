@@ -93,3 +93,13 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
 
 
 main.add_command(keys)
+
+
+def _add_client_commands() -> None:
+    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
+    from thingstash import clientcli
+
+    clientcli.register(main)
+
+
+_add_client_commands()

@@ -10,12 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
-from thingstash import auth
 from thingstash.config import ConfigError, Settings
-from thingstash.storage import StorageUnavailable, Store, open_store
+
+if TYPE_CHECKING:
+    from thingstash.storage import Store
+
+# auth.SCOPES, repeated so that loading the command line does not load Flask and redis.
+SCOPES = ("read", "write", "admin")
 
 _store_options = [
     click.option(
@@ -43,6 +48,7 @@ def store_options(func):  # type: ignore[no-untyped-def]
 @contextmanager
 def open_keys_store(redis_url: str | None, data_dir: str) -> Iterator[Store]:
     from thingstash.embedded import EmbeddedError, EmbeddedRedis
+    from thingstash.storage import StorageUnavailable, open_store
 
     try:
         prefix = Settings.from_env().key_prefix
@@ -79,11 +85,13 @@ def keys() -> None:
 
 
 @keys.command()
-@click.option("--scope", type=click.Choice(auth.SCOPES), required=True)
+@click.option("--scope", type=click.Choice(SCOPES), required=True)
 @click.option("--prefix", default="", help="Limit the key to paths starting with this.")
 @store_options
 def create(scope: str, prefix: str, redis_url: str | None, data_dir: str) -> None:
     """Create a key and print it (it cannot be shown again)."""
+    from thingstash import auth
+
     if prefix.startswith("/"):
         raise click.UsageError("--prefix is a path without a leading /, e.g. sensors/")
     with open_keys_store(redis_url, data_dir) as store:

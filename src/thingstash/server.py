@@ -21,6 +21,7 @@ from granian.server import Server
 WORKERS = int(os.environ.get("THINGSTASH_WORKERS", "2"))
 THREADS = int(os.environ.get("THINGSTASH_THREADS", "32"))
 STREAM_THREADS = 1024
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 @contextmanager
@@ -48,4 +49,7 @@ def run(host: str, port: int) -> None:
         blocking_threads=THREADS + STREAM_THREADS,
         backpressure=THREADS + STREAM_THREADS,
         log_level=LogLevels.warning,
+        # A stop waits this long for in-flight requests; idle keep-alive connections and watch
+        # streams would otherwise hold it open for ever.
+        workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
     ).serve()
