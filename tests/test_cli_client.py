@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,16 +119,19 @@ def test_export_import_round_trip_keeps_things_and_ttls(
     assert all("ttl" not in r["thing"] and "last_updated" not in r["thing"] for r in records)
 
     redis_client.flushall()
+    started = time.monotonic()
     imported = run(url, "import", stdin=exported.stdout)
     assert imported.returncode == 0, imported.stderr
     again = run(url, "import", stdin=exported.stdout)  # idempotent
     assert again.returncode == 0
 
     back = {r["path"]: r for r in map(json.loads, run(url, "export").stdout.splitlines())}
+    # TTLs count down while the import and the second export run (slowly, on a loaded machine).
+    slack = math.ceil(time.monotonic() - started) + 1
     assert set(back) == {r["path"] for r in records}
     for record in records:
         assert back[record["path"]]["thing"] == record["thing"]
-        assert abs(back[record["path"]]["ttl"] - record["ttl"]) <= 2
+        assert 0 <= record["ttl"] - back[record["path"]]["ttl"] <= slack
 
 
 def test_import_refuses_bad_lines_before_writing(url: str) -> None:

@@ -8,6 +8,8 @@ spliced onto its end, so a read never parses or re-serialises the user's JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -168,10 +170,6 @@ def _precondition_failed(error: PreconditionFailed) -> Problem:
     return Problem(412, "precondition failed", detail, headers)
 
 
-def _document_problem(error: BadDocument) -> Problem:
-    return Problem(error.status, error.title, error.detail)
-
-
 # -- views ------------------------------------------------------------------------------------
 
 
@@ -184,15 +182,13 @@ def read(raw: str) -> Response:
         return folders.watch(path)
     conditions = _conditions()
     thing = store().get(path.text)
+    version = thing.version if thing else None
+    if not conditions.if_match_holds(version):
+        raise _precondition_failed(PreconditionFailed(version))
     if thing is None:
-        if conditions.if_match is not None:
-            raise _precondition_failed(PreconditionFailed(None))
         raise thing_missing(path.text)
-    if conditions.if_match is not None and not conditions.holds_for(thing.version):
-        raise _precondition_failed(PreconditionFailed(thing.version))
-    if conditions.if_none_match is not None and not Conditions(
-        if_none_match=conditions.if_none_match
-    ).holds_for(thing.version):
+    if not conditions.if_none_match_holds(thing.version):
+        # For reads, a matching If-None-Match means "you already have it" (RFC 9110 13.1.2).
         response = Response(status=304)
         _version_headers(response, thing.version, thing.last_updated)
         return response
@@ -207,10 +203,30 @@ def replace(raw: str) -> Response:
     return _write_whole(path, doc, ttl, _conditions(), "put")
 
 
+@contextmanager
+def _write_problems(path: Path) -> Iterator[None]:
+    """Storage and document errors of a write, as the problems a client sees."""
+    try:
+        yield
+    except BadDocument as error:
+        raise Problem(error.status, error.title, error.detail) from None
+    except PreconditionFailed as error:
+        raise _precondition_failed(error) from None
+    except ThingMissing:
+        raise thing_missing(path.text) from None
+    except TooMuchContention:
+        raise Problem(
+            409,
+            "too much contention",
+            f"{path.text} kept changing under this write; retry it",
+            {"Retry-After": "1"},
+        ) from None
+
+
 def _write_whole(
     path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions, event: str
 ) -> Response:
-    try:
+    with _write_problems(path):
         if documents.needs_current(doc):
             # Increments add to what is stored: resolve them against the version written over.
             def change(current: Thing | None) -> tuple[bytes, int]:
@@ -224,21 +240,6 @@ def _write_whole(
             doc = documents.resolve_server_values(doc, None, _now_ms())
         body = documents.dumps(doc)
         return _written(store().put(path.text, body, ttl, conditions, event), body)
-    except BadDocument as error:
-        raise _document_problem(error) from None
-    except PreconditionFailed as error:
-        raise _precondition_failed(error) from None
-    except TooMuchContention:
-        raise _contention(path) from None
-
-
-def _contention(path: Path) -> Problem:
-    return Problem(
-        409,
-        "too much contention",
-        f"{path.text} kept changing under this write; retry it",
-        {"Retry-After": "1"},
-    )
 
 
 @bp.patch("/<anypath:raw>")
@@ -262,16 +263,8 @@ def patch(raw: str) -> Response:
             )
         return documents.dumps(merged), ttl
 
-    try:
+    with _write_problems(path):
         result, body = store().update(path.text, change, _conditions(), "patch")
-    except ThingMissing:
-        raise thing_missing(path.text) from None
-    except BadDocument as error:
-        raise _document_problem(error) from None
-    except PreconditionFailed as error:
-        raise _precondition_failed(error) from None
-    except TooMuchContention:
-        raise _contention(path) from None
     return _written(result, body)
 
 
@@ -280,12 +273,8 @@ def delete(raw: str) -> Response:
     path = _path(raw)
     if path.is_folder:
         return folders.delete_folder(path)
-    try:
+    with _write_problems(path):
         store().delete(path.text, _conditions())
-    except ThingMissing:
-        raise thing_missing(path.text) from None
-    except PreconditionFailed as error:
-        raise _precondition_failed(error) from None
     return Response(status=204)
 
 

@@ -134,14 +134,20 @@ class Conditions:
     if_match: str | tuple[str, ...] | None = None
     if_none_match: str | tuple[str, ...] | None = None
 
+    def if_match_holds(self, version: str | None) -> bool:
+        """If-Match: something exists and, unless `*`, has one of the tags."""
+        if self.if_match is None:
+            return True
+        return version is not None and (self.if_match == "*" or version in self.if_match)
+
+    def if_none_match_holds(self, version: str | None) -> bool:
+        """If-None-Match: nothing exists, or (unless `*`) it has none of the tags."""
+        if self.if_none_match is None or version is None:
+            return True
+        return self.if_none_match != "*" and version not in self.if_none_match
+
     def holds_for(self, version: str | None) -> bool:
-        if self.if_match is not None:
-            if version is None or (self.if_match != "*" and version not in self.if_match):
-                return False
-        if self.if_none_match is not None and version is not None:
-            if self.if_none_match == "*" or version in self.if_none_match:
-                return False
-        return True
+        return self.if_match_holds(version) and self.if_none_match_holds(version)
 
 
 NO_CONDITIONS = Conditions()
