@@ -77,6 +77,17 @@ def test_rate_limit(app_with, redis_client) -> None:  # type: ignore[no-untyped-
     assert fresh.status_code == 404
 
 
+def test_rate_limit_per_forwarded_client_behind_a_proxy(app_with) -> None:  # type: ignore[no-untyped-def]
+    client = app_with(rate_limit="1/minute", proxies=1)
+    first = {"X-Forwarded-For": "203.0.113.1"}
+    assert client.get("/n", headers=first).status_code == 404
+    assert client.get("/n", headers=first).status_code == 429
+    assert client.get("/n", headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 404
+    direct = app_with(rate_limit="1/minute")  # no proxy trusted: the header means nothing
+    assert direct.get("/n", headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 404
+    assert direct.get("/n", headers={"X-Forwarded-For": "203.0.113.4"}).status_code == 429
+
+
 def test_bad_rate_limit_refused(settings: Settings) -> None:
     from thingstash.config import ConfigError
 

@@ -46,6 +46,13 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     ratelimit.init_app(app, settings.rate_limit, store)
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
+    if settings.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client address (rate limits, access logs) is the one the proxies saw.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies
+        )
     service.init_app(app)
     api.init_app(app)
     return app
