@@ -109,6 +109,7 @@ def settings(redis_server: RedisServer, redis_client: redis.Redis) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
+    app.extensions["thingstash.live"].close()
     app.extensions["thingstash.store"].close()
 
 

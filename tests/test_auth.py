@@ -214,3 +214,28 @@ def test_cli_scopes_match() -> None:
     from thingstash import keycli
 
     assert keycli.SCOPES == auth.SCOPES
+
+
+@pytest.mark.usefixtures("no_presence_cache")
+def test_watch_shows_only_what_the_key_may_read(app: Flask, client: FlaskClient) -> None:
+    from thingstash import metrics
+
+    from .test_watch import Stream
+
+    admin = make_key(app, "admin")
+    narrow = make_key(app, "read", "s/in/")
+    headers = {"Accept": "text/event-stream", **bearer(narrow)}
+    assert client.get("/s/out/", headers=headers).status_code == 403
+    open_before = metrics.WATCHES._value.get()
+    response = client.get("/s/", headers=headers, buffered=False)
+    assert response.status_code == 200
+    stream = Stream(iter(response.response))
+    try:
+        assert stream.frame().kind == "comment"
+        assert metrics.WATCHES._value.get() == open_before + 1
+        for path in ("/s/out/x", "/s/in/y", "/s/other", "/s/in/z/w"):
+            client.put(path, json={}, headers=bearer(admin))
+        assert [stream.event().data["path"] for _ in range(2)] == ["s/in/y", "s/in/z/w"]
+    finally:
+        response.close()
+    assert metrics.WATCHES._value.get() == open_before

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         ratelimit,
         service,
         storage,
+        watch,
     )
 
     settings = settings or Settings.from_env()
@@ -55,4 +56,5 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         )
     service.init_app(app)
     api.init_app(app)
+    watch.init_app(app, store, settings.keepalive)
     return app

@@ -47,6 +47,7 @@ class Settings:
     max_ttl: int = DEFAULT_MAX_TTL
     max_body: int = DEFAULT_MAX_BODY
     feed_retention: int = 10_000
+    keepalive: float = 15.0  # seconds between SSE keep-alive comments
     public: bool = False
     anonymous_read: bool = False
     cors_origins: str = "*"
@@ -74,6 +75,7 @@ class Settings:
             max_ttl=_int(env, "THINGSTASH_MAX_TTL", DEFAULT_MAX_TTL),
             max_body=_int(env, "THINGSTASH_MAX_BODY", DEFAULT_MAX_BODY),
             feed_retention=_int(env, "THINGSTASH_FEED_RETENTION", 10_000, minimum=10),
+            keepalive=_int(env, "THINGSTASH_KEEPALIVE", 15),
             public=_flag(env, "THINGSTASH_PUBLIC"),
             anonymous_read=_flag(env, "THINGSTASH_ANONYMOUS_READ"),
             cors_origins=env.get("THINGSTASH_CORS_ORIGINS") or "*",

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from typing import Any
+
+import orjson
 from flask import Response, request
 
-from thingstash import auth, documents
+from thingstash import auth
+from thingstash import watch as watching
 from thingstash.context import store
 from thingstash.errors import Problem
 from thingstash.paths import Path
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2800}")
 
 
 def wants_events() -> bool:
@@ -26,28 +34,66 @@ def _limit() -> int:
     return int(raw)
 
 
+def encode_cursor(name: str) -> str:
+    """The cursor is the last name listed, base64url without padding: opaque to clients, and
+    a listing resumes after it even if that name has been deleted meanwhile."""
+    return base64.urlsafe_b64encode(name.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def _cursor() -> str | None:
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return None
+    bad = Problem(400, "bad cursor", "cursor must be the `next` value of an earlier listing")
+    if not _CURSOR.fullmatch(raw):
+        raise bad
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise bad from None
+
+
+def _values() -> bool:
+    raw = request.args.get("values")
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise Problem(400, "bad values", "values must be true or false")
+
+
 def read_folder(folder: Path) -> Response:
-    page = store().list_folder(folder.text, request.args.get("cursor"), _limit())
+    limit, after, values = _limit(), _cursor(), _values()
+    page = store().list_folder(folder.text, after, limit)
     # A key limited to a prefix sees only what lies on the way to, or under, its prefix.
     page.entries[:] = [e for e in page.entries if auth.can_read(folder.text + e.name)]
+    things: list[dict[str, Any]] = []
+    for entry in page.entries:
+        if entry.thing is None:
+            continue
+        item: dict[str, Any] = {
+            "path": folder.text + entry.name,
+            "ttl": entry.thing.ttl,
+            "last_updated": entry.thing.last_updated,
+        }
+        if values:
+            # The stored bytes are JSON already (big ints included): embed them unparsed.
+            item["value"] = orjson.Fragment(entry.thing.body)
+        things.append(item)
     listing = {
-        "things": [
-            {
-                "path": folder.text + entry.name,
-                "ttl": entry.thing.ttl,
-                "last_updated": entry.thing.last_updated,
-            }
-            for entry in page.entries
-            if entry.thing is not None
-        ],
+        "things": things,
         "folders": [folder.text + entry.name for entry in page.entries if entry.thing is None],
-        "next": page.next_cursor,
+        "next": encode_cursor(page.next_cursor) if page.next_cursor else None,
     }
-    return Response(documents.dumps(listing), mimetype="application/json")
+    response = Response(orjson.dumps(listing), mimetype="application/json")
+    # Watch with this as Last-Event-ID to get every change the listing may not show.
+    response.headers["Last-Event-ID"] = page.position
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def watch(path: Path) -> Response:
-    raise Problem(501, "not implemented", "watching is not available yet")
+    return watching.stream(path)
 
 
 def delete_folder(folder: Path) -> Response:
@@ -58,4 +104,5 @@ def delete_folder(folder: Path) -> Response:
             f"deleting the folder {folder.text or '/'} removes everything below it: "
             "add ?recursive=true to confirm",
         )
-    raise Problem(501, "not implemented", "recursive delete is not available yet")
+    deleted = store().delete_tree(folder.text)
+    return Response(orjson.dumps({"deleted": deleted}), mimetype="application/json")

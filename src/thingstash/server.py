@@ -8,11 +8,15 @@ high: each open watch stream holds one, and hundreds must not starve ordinary re
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
@@ -22,6 +26,8 @@ WORKERS = int(os.environ.get("THINGSTASH_WORKERS", "2"))
 THREADS = int(os.environ.get("THINGSTASH_THREADS", "32"))
 STREAM_THREADS = 1024
 SHUTDOWN_GRACE_SECONDS = 5
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -53,3 +59,34 @@ def run(host: str, port: int) -> None:
         # streams would otherwise hold it open for ever.
         workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
     ).serve()
+
+
+def on_worker_shutdown(hook: Callable[[], None]) -> None:
+    """Call `hook` when this granian worker is told to stop, before it waits for the requests
+    in flight to finish: open watch streams never finish by themselves, so without it a stop
+    would wait for the kill timeout. Granian has no worker hook for WSGI, so this wraps the
+    signal setup a worker does after loading the app (a private function: if it is gone, the
+    kill timeout still ends the streams)."""
+    try:
+        from granian import _signals
+    except ImportError:  # pragma: no cover - not under granian
+        return
+    original = getattr(_signals, "set_sync_signals", None)
+    if original is None:
+        log.warning("granian changed: watch streams will end only at the kill timeout")
+        return
+
+    def set_sync_signals() -> Any:
+        event = original()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(number)
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                hook()
+                if callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(number, handler)
+        return event
+
+    _signals.set_sync_signals = set_sync_signals

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Flask, Response
 
+from thingstash import watch
 from thingstash.context import store
 
 bp = Blueprint("service", __name__)
@@ -14,6 +15,7 @@ bp = Blueprint("service", __name__)
 def health() -> Response:
     reachable = store().ping()
     body = {"status": "ok" if reachable else "unavailable", "redis": reachable}
+    body.update(watch.live().health())
     headers = {} if reachable else {"Retry-After": "1"}
     return Response(
         orjson.dumps(body),

@@ -188,6 +188,49 @@ class Entry:
 class Page:
     entries: list[Entry]
     next_cursor: str | None
+    position: str = "0-0"  # the change feed's position, read no later than the entries
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change from the feed: `kind` is put, patch, delete or expire; `thing` the state
+    written (None for delete and expire). `id` is the stream id, increasing with every change."""
+
+    id: str
+    kind: str
+    path: str
+    thing: Thing | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The feed after a position: its events, or `reset` when some of them are no longer
+    retained (or the position was never issued). `position` is where the backlog ends."""
+
+    events: list[Event]
+    reset: bool
+    position: str
+    complete: bool = True  # False when more events follow than were asked for
+
+
+def parse_event_id(text: str) -> tuple[int, int] | None:
+    """A stream id "ms-seq" as a pair that orders like the ids do, or None if malformed."""
+    ms, dash, seq = text.partition("-")
+    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
+        return None
+    if len(ms) > 20 or len(seq) > 20 or int(ms) >= 2**64 or int(seq) >= 2**64:
+        return None
+    return int(ms), int(seq)
+
+
+def _id(text: str) -> tuple[int, int]:
+    return parse_event_id(text) or (0, 0)
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
+    payload = fields.get(b"d")
+    thing = Thing.from_payload(payload, int(fields.get(b"t", b"0"))) if payload else None
+    return Event(entry_id.decode(), fields[b"e"].decode(), fields[b"p"].decode("utf-8"), thing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +309,11 @@ class Store:
         self._get = client.register_script(_load_script("get.lua"))
         self._put = client.register_script(_load_script("put.lua"))
         self._delete = client.register_script(_load_script("delete.lua"))
+        self._position = client.register_script(_load_script("position.lua"))
+        self._feed_state = client.register_script(_load_script("feed_state.lua"))
+        self._expire = client.register_script(_load_script("expire.lua"))
+        self._purge = client.register_script(_load_script("purge.lua"))
+        self._prune = client.register_script(_load_script("prune.lua"))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -370,26 +418,211 @@ class Store:
 
     @_unavailable_on_redis_errors
     def list_folder(self, folder: str, after: str | None, limit: int) -> Page:
-        """Up to `limit` entries directly in `folder`, by name, after the name `after`."""
-        start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
-        names = self.client.zrange(
-            self.folder_key(folder), start, b"+", bylex=True, offset=0, num=limit + 1
-        )
-        more = len(names) > limit
-        names = names[:limit]
-        things = [n for n in names if not n.endswith(b"/")]
+        """Up to `limit` entries directly in `folder`, by name, after the name `after`.
+
+        Two round trips whatever the store's size: the feed position and a ZRANGE BYLEX of the
+        folder's index (position first, so a watch from it misses nothing the page lacks), then
+        the things named. An indexed thing that is gone has expired without its notification
+        being handled yet (the server was down, say): it is left out, recorded as expired
+        (which repairs the index), and the page is read once more to fill its place.
+        """
+        index = self.folder_key(folder)
+        start = b"(" + after.encode("utf-8") if after else b"-"
+        position = None
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            self._position(keys=[self.feed_key], client=pipe)
+            pipe.zrange(index, start, b"+", bylex=True, offset=0, num=limit + 1)
+            page_position, names = pipe.execute()
+            position = position or page_position.decode()
+            more = len(names) > limit
+            names = names[:limit]
+            things = [n for n in names if not n.endswith(b"/")]
+            found: dict[bytes, Thing | None] = {}
+            if things:
+                pipe = self.client.pipeline(transaction=False)
+                for name in things:
+                    self._get(keys=[self.thing_key(folder + name.decode())], client=pipe)
+                for name, reply in zip(things, pipe.execute(), strict=True):
+                    found[name] = Thing.from_payload(*reply) if reply is not None else None
+            gone = [name for name in things if found[name] is None]
+            if not gone:
+                break
+            for name in gone:
+                self.record_expiry(folder + name.decode())
+        entries = [
+            Entry(name.decode(), None if name.endswith(b"/") else found[name])
+            for name in names
+            if name.endswith(b"/") or found[name] is not None
+        ]
+        return Page(entries, names[-1].decode() if more else None, position or "0-0")
+
+    @_unavailable_on_redis_errors
+    def delete_tree(self, folder: str, batch: int = 500) -> int:
+        """Delete every thing below `folder` (at any depth); return how many were deleted.
+
+        Walks the folder indexes depth first, a bounded batch of names per script call, never
+        the keyspace. Each thing deleted gets a `delete` event; folders left empty are dropped
+        from their parents. Things written meanwhile may survive: there is no global lock.
+        """
+        deleted = 0
+        stack: list[tuple[str, bytes]] = [(folder, b"-")]
+        while stack:
+            current, start = stack.pop()
+            names = self.client.zrange(
+                self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+            )
+            if not names:
+                self._prune_folder(current)
+                continue
+            things = [n.decode() for n in names if not n.endswith(b"/")]
+            if things:
+                deleted += self._purge(
+                    keys=[
+                        self.folder_key(current),
+                        self.feed_key,
+                        *(self.thing_key(current + name) for name in things),
+                    ],
+                    args=[current, self.feed_retention, *things],
+                )
+            # Come back for the rest of this folder after its sub-folders in this batch.
+            stack.append((current, b"(" + names[-1]))
+            stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
+        return deleted
+
+    def _prune_folder(self, folder: str) -> None:
+        if not folder:
+            return
+        keys = [self.folder_key(folder)]
+        names = []
+        for parent, name in ancestry(folder):
+            keys.append(self.folder_key(parent))
+            names.append(name)
+        self._prune(keys=keys, args=names)
+
+    # -- change feed --------------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def feed_position(self) -> str:
+        """The id of the last change ever logged ("0-0" before the first)."""
+        return self._position(keys=[self.feed_key]).decode()
+
+    @_unavailable_on_redis_errors
+    def position_and_get(self, path: str) -> tuple[str, Thing | None]:
+        """The feed position, then the thing: a watch that starts from this state and this
+        position sees every later change (and perhaps one it already has, never a gap)."""
         pipe = self.client.pipeline(transaction=False)
-        for name in things:
-            self._get(keys=[self.thing_key(folder + name.decode())], client=pipe)
-        found = dict(zip(things, pipe.execute(), strict=True)) if things else {}
-        entries = []
-        for name in names:
-            if name.endswith(b"/"):
-                entries.append(Entry(name.decode(), None))
-            elif found.get(name) is not None:
-                payload, ttl_ms = found[name]
-                entries.append(Entry(name.decode(), Thing.from_payload(payload, ttl_ms)))
-        return Page(entries, names[-1].decode() if more else None)
+        self._position(keys=[self.feed_key], client=pipe)
+        self._get(keys=[self.thing_key(path)], client=pipe)
+        position, found = pipe.execute()
+        return position.decode(), Thing.from_payload(*found) if found is not None else None
+
+    @_unavailable_on_redis_errors
+    def feed_since(self, after: str, count: int = 1000) -> Backlog:
+        """Up to `count` events after the id `after`, or a reset when the feed no longer holds
+        all of them (trimmed past the retention) or `after` was never issued (a later id, or a
+        feed that has since been emptied)."""
+        wanted = parse_event_id(after)
+        if wanted is None:
+            raise ValueError(f"not a feed position: {after!r}")
+        pipe = self.client.pipeline(transaction=False)
+        self._feed_state(keys=[self.feed_key], client=pipe)
+        pipe.xrange(self.feed_key, "(" + after, "+", count=count)
+        state, entries = pipe.execute()
+        if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
+            return Backlog([], wanted != (0, 0), "0-0")
+        last, first, added, length = state
+        last = last.decode()
+        if wanted > _id(last):
+            return Backlog([], True, last)
+        trimmed = added < 0 or added > length
+        if trimmed and wanted < _id(first.decode()):
+            return Backlog([], True, last)
+        events = [_event(entry_id, fields) for entry_id, fields in entries]
+        position = events[-1].id if events else after
+        return Backlog(events, False, position, len(events) < count)
+
+    @_unavailable_on_redis_errors
+    def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
+        """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
+        reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [_event(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    # -- expiry -------------------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def record_expiry(self, path: str) -> str | None:
+        """Log an `expire` event for a thing gone by expiry and drop it from the indexes; None
+        when there is nothing to do (already recorded by another process, or written again)."""
+        keys, names = self._indexed_keys(path)
+        reply = self._expire(keys=keys, args=[path, self.feed_retention, *names])
+        return reply.decode() if reply else None
+
+    def enable_expiry_notifications(self) -> bool:
+        """Make sure Redis publishes expiry events ("Ex"); turn them on when allowed.
+        False when they are off and cannot be turned on (CONFIG refused, e.g. on a managed
+        Redis): expiries then reach listings lazily, and watchers only through them."""
+        try:
+            flags = self.client.config_get("notify-keyspace-events").get(
+                "notify-keyspace-events", ""
+            )
+            if isinstance(flags, bytes):
+                flags = flags.decode()
+            if "E" in flags and ("x" in flags or "A" in flags):
+                return True
+            wanted = "".join(sorted(set(flags) | {"E", "x"}))
+            self.client.config_set("notify-keyspace-events", wanted)
+            return True
+        except redis.RedisError:
+            return False
+
+    def expiry_channel(self) -> str:
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return f"__keyevent@{db}__:expired"
+
+    def path_of_thing_key(self, key: bytes) -> str | None:
+        """The path of a thing key of this namespace, None for any other key."""
+        head = f"{self.prefix}:t:{{".encode()
+        if not key.startswith(head) or not key.endswith(b"}"):
+            return None
+        try:
+            return key[len(head) : -1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def listen_expired(
+        self, handle: Callable[[str], None], stopped: Callable[[], bool], wake_channel: str
+    ) -> None:
+        """Call `handle(path)` for every thing of this namespace that expires, until
+        `stopped()`; a message on `wake_channel` makes it look at `stopped()` at once.
+        Reconnects by itself when Redis goes away."""
+        while not stopped():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.expiry_channel(), wake_channel)
+                while not stopped():
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is None or message["channel"] == wake_channel.encode():
+                        continue
+                    path = self.path_of_thing_key(message["data"])
+                    if path is not None:
+                        handle(path)
+            except (ConnectionError, TimeoutError, BusyLoadingError, OSError, StorageUnavailable):
+                if not stopped():
+                    time.sleep(0.5)
+            finally:
+                try:
+                    pubsub.close()
+                except redis.RedisError:
+                    pass
+
+    def wake(self, channel: str) -> None:
+        try:
+            self.client.publish(channel, b"")
+        except redis.RedisError:
+            pass
 
     # -- API keys -----------------------------------------------------------------------------
 

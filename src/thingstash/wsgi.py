@@ -3,7 +3,7 @@
 import os
 import signal
 
-from thingstash import create_app
+from thingstash import create_app, server
 from thingstash.lifetime import die_with_parent
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
@@ -11,3 +11,5 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_app()
+# Open watch streams end (and the expiry listener stops) when the worker is told to stop.
+server.on_worker_shutdown(app.extensions["thingstash.live"].stop)

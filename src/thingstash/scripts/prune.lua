@@ -1,0 +1,11 @@
+-- Drop a folder left empty from its parent's index, and so on upwards while folders are empty.
+-- KEYS[1..n] = the folder's index, its parent's, ..., the root's
+-- ARGV[1..n-1] = the name of the folder of KEYS[i] inside KEYS[i + 1] ("b/" in "a/")
+-- returns how many levels were dropped
+for i = 1, #KEYS - 1 do
+  if redis.call('ZCARD', KEYS[i]) > 0 then
+    return i - 1
+  end
+  redis.call('ZREM', KEYS[i + 1], ARGV[i])
+end
+return #KEYS - 1
