@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app
+from thingstash import create_app, ratelimit
 from thingstash.config import Settings
 
 from .conftest import RedisServer
@@ -26,6 +26,7 @@ def app_with(settings: Settings) -> Iterator:
 
     yield make
     for app in apps:
+        ratelimit.close(app)
         app.extensions["thingstash.store"].close()
 
 

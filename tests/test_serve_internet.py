@@ -202,3 +202,30 @@ def test_embedded_redis_killed_is_restarted_with_its_data(tmp_path: Path) -> Non
         assert requests.get(f"{again.url}/after", timeout=5).status_code == 200
     finally:
         again.stop()
+
+
+def test_graceful_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
+    import socket
+
+    data_dir = str(tmp_path / "data")
+    server = Served(["--data-dir", data_dir]).start()
+    body = b'{"slow": "' + b"x" * 1000 + b'"}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        head = (
+            "PUT /slow HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sock.sendall(head + body[:10])
+        time.sleep(0.3)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)  # while the body is still arriving
+        time.sleep(0.5)
+        sock.sendall(body[10:])
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:100]
+    assert server.stop() == 0
+    again = Served(["--data-dir", data_dir]).start()
+    try:
+        assert requests.get(f"{again.url}/slow", timeout=5).json()["slow"] == "x" * 1000
+    finally:
+        again.stop()

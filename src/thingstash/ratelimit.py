@@ -79,3 +79,11 @@ def init_app(app: Flask, rate: str | None, store: Store) -> None:
         swallow_errors=True,
         on_breach=_too_many,
     )
+
+
+def close(app: Flask) -> None:
+    """Close the limiter's own Redis connections (for apps made and dropped, as in tests)."""
+    for limiter in app.extensions.get("limiter", ()):
+        client = getattr(limiter.storage, "storage", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
