@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -236,3 +238,38 @@ def test_head_of_a_stream_does_not_hang(client: FlaskClient) -> None:
     response = client.head("/a/", headers={"Accept": "text/event-stream"})
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
+
+
+def test_expiry_notifications_are_turned_on_when_allowed(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, "--notify-keyspace-events", "")
+    server.start()
+    try:
+        app = create_app(Settings(redis_url=server.url))
+        try:
+            raw = redis.Redis(port=server.port)
+            flags = raw.config_get("notify-keyspace-events")["notify-keyspace-events"]
+            assert set(flags.decode() if isinstance(flags, bytes) else flags) >= {"E", "x"}
+            raw.close()
+            assert app.test_client().get("/_health").json["expiry_events"] is True
+        finally:
+            app.extensions["thingstash.live"].close()
+            app.extensions["thingstash.store"].close()
+    finally:
+        server.stop()
+
+
+def test_health_says_when_expiry_events_cannot_be_heard(tmp_path: Path) -> None:
+    # A managed Redis that forbids CONFIG and has notifications off.
+    server = RedisServer(tmp_path, "--notify-keyspace-events", "", "--rename-command", "CONFIG", "")
+    server.start()
+    try:
+        app = create_app(Settings(redis_url=server.url))
+        try:
+            health = app.test_client().get("/_health")
+            assert health.status_code == 200
+            assert health.json["expiry_events"] is False
+        finally:
+            app.extensions["thingstash.live"].close()
+            app.extensions["thingstash.store"].close()
+    finally:
+        server.stop()

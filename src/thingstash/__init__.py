@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         context,
         cors,
         errors,
+        faces,
         keyadmin,
         metrics,
         ratelimit,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
             app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies
         )
     service.init_app(app)
+    faces.init_app(app)
     api.init_app(app)
     watch.init_app(app, store, settings.keepalive)
     return app

@@ -22,7 +22,8 @@ _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2800}")
 
 
 def wants_events() -> bool:
-    return "text/event-stream" in request.headers.get("Accept", "")
+    # Straight from the WSGI environ: every GET asks, and Headers.get costs ten calls.
+    return "text/event-stream" in request.environ.get("HTTP_ACCEPT", "")
 
 
 def _limit() -> int:

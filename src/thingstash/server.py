@@ -43,11 +43,12 @@ def metrics_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run(host: str, port: int) -> None:
-    """Serve `thingstash.wsgi:app` until SIGINT or SIGTERM; settings reach the workers through
-    the environment, which the caller has filled."""
+def run(host: str, port: int, target: str = "thingstash.wsgi:app") -> None:
+    """Serve `target` (thingstash's app unless the benchmark asks for its reference app) until
+    SIGINT or SIGTERM; settings reach the workers through the environment, which the caller has
+    filled."""
     Server(
-        "thingstash.wsgi:app",
+        target,
         address=host,
         port=port,
         interface=Interfaces.WSGI,
