@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import Served, free_port, thingstash_command
+from tests.conftest import RedisServer, Served, free_port, thingstash_command
+from thingstash import documents
 from thingstash.client import Client
 
 pytestmark = pytest.mark.slow
@@ -195,3 +196,27 @@ def test_watch_prints_a_line_per_event_and_resumes_after_drops(dropping_server: 
         ("3", "put", 3),
     ]
     assert DroppingEvents.last_event_ids[:3] == [None, "1", "2"]
+
+
+def test_key_option_and_unauthorized_exit_code(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    # Its own server and namespace: a key here must not close the shared server's store.
+    server = Served(
+        ["--redis-url", redis_server.url], env={"THINGSTASH_KEY_PREFIX": "clikeys"}
+    ).start()
+    try:
+        with Client(server.url) as client:
+            key = documents.loads(client.request("POST", "_keys", b'{"scope": "write"}').content)[
+                "key"
+            ]
+        deadline = time.monotonic() + 30  # each worker notices the new key within a second
+        while run(server.url, "get", "x").returncode != 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        refused = run(server.url, "put", "x", "{}")
+        assert refused.returncode == 3 and b"401" in refused.stderr
+        assert run(server.url, "put", "x", '{"a": 1}', "--key", key).returncode == 0
+        got = run(server.url, "get", "x", "--key", key)
+        assert got.returncode == 0 and json.loads(got.stdout)["a"] == 1
+    finally:
+        server.stop()

@@ -195,3 +195,34 @@ def test_docs_page_renders_the_document_offline(browser: WebDriver, served: Serv
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 10, 30)
     assert "thingstash" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
     shot(browser, "10-docs")
+
+
+def test_console_asks_for_a_key_when_the_server_needs_one(
+    browser: WebDriver, redis_client: redis.Redis, redis_server
+) -> None:
+    # Its own server and namespace: a key here must not close the shared server's store.
+    server = Served(
+        ["--redis-url", redis_server.url], env={"THINGSTASH_KEY_PREFIX": "consolekeys"}
+    ).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as open_api:
+            made = open_api.post("/_keys", json={"scope": "write"})
+            assert made.status_code == 201, made.text
+            key = made.json()["key"]
+            # Every worker notices the new key within its short presence cache.
+            wait(browser, lambda d: open_api.get("/").status_code == 401)
+            with_key = {"Authorization": f"Bearer {key}"}
+            put = open_api.put("/locked/box", json={"secret": 42}, headers=with_key)
+            assert put.status_code == 201, put.text
+
+        browser.get(f"{server.url}/_ui#/locked/box")
+        find(browser, "#key-dialog[open]")
+        shot(browser, "11-key-prompt")
+        find(browser, "#key-input").send_keys(key)
+        find(browser, '#key-form button[value="save"]').click()
+        wait(browser, lambda d: '"secret": 42' in text_of(d, "#view pre.json"))
+        find(browser, '#tree li[data-path="locked/"]')
+        assert browser.execute_script("return sessionStorage.getItem('thingstash-key')") == key
+        shot(browser, "12-key-accepted")
+    finally:
+        server.stop()
