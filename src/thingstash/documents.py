@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -183,31 +184,27 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def has_server_values(value: Any) -> bool:
+def _server_value_specs(value: Any) -> Iterator[Any]:
+    """The `.sv` specs found anywhere in `value` (iteratively: no input can recurse)."""
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if SERVER_VALUE in node:
-                return True
+                yield node[SERVER_VALUE]
+                continue
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return False
+
+
+def has_server_values(value: Any) -> bool:
+    return any(True for _ in _server_value_specs(value))
 
 
 def needs_current(value: Any) -> bool:
     """Whether resolving the server values in `value` reads the stored thing (increments do)."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get(SERVER_VALUE), dict):
-                return True
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+    return any(isinstance(spec, dict) for spec in _server_value_specs(value))
 
 
 def resolve_server_values(value: Any, current: Any, now_ms: int) -> Any:
