@@ -185,7 +185,7 @@ def test_a_slow_watcher_catches_up_from_the_stream(
 ) -> None:
     from thingstash import watch
 
-    monkeypatch.setattr(watch, "QUEUE_SIZE", 3)
+    monkeypatch.setattr(watch, "LOG_SIZE", 3)
     with watching(client, "s/") as stream:
         for n in range(30):
             client.put("/s/a", json={"n": n})

@@ -1,10 +1,11 @@
 """Watching: the change feed as Server-Sent Events, and expiries turned into feed events.
 
 Per serving process there is one feed reader (a thread doing XREAD BLOCK on the feed stream)
-that hands each event to the in-process watchers it concerns, through one bounded queue per
-watcher; so a thousand open streams cost one Redis connection, not a thousand. A watcher that
-falls behind (its queue full) or resumes with `Last-Event-ID` reads what it missed from the
-stream itself, and gets a `reset` when that is no longer retained.
+that appends each event once to a shared log per watched path, from which each watcher takes
+what is past its cursor; so a thousand open streams cost one Redis connection, not a thousand,
+and an event costs one append per watched path, not one hand-off per watcher. A watcher that
+falls too far behind (its cursor trimmed away) or resumes with `Last-Event-ID` reads what it
+missed from the stream itself, and gets a `reset` when that is no longer retained.
 
 Per process there is also one expiry listener (keyspace notifications, `expired` events) that
 records each expiry with an idempotent script: every process hears every expiry, but the
@@ -15,12 +16,11 @@ exactly one `expire` event.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
@@ -38,32 +38,11 @@ from thingstash.storage import (
 log = logging.getLogger(__name__)
 
 _LIVE = "thingstash.live"
-QUEUE_SIZE = 1000
+LOG_SIZE = 1000  # deliveries a group keeps for its slowest watcher before it must catch up
+TRIM_EVERY = 64
 BLOCK_MS = 1000
 BATCH = 1000
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
-_RESYNC = object()  # queued to a watcher that must catch up from the stream itself
-_CLOSE = object()  # queued to every watcher when the process shuts down
-
-
-@dataclass(eq=False)
-class Subscription:
-    """One watcher: a thing's path, or a folder's (matching any depth below it)."""
-
-    path: str
-    folder: bool
-    queue: queue.Queue[object] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
-    lagging: bool = False  # events were dropped: catch up from the stream before going on
-
-    def matches(self, path: str) -> bool:
-        return path.startswith(self.path) if self.folder else path == self.path
-
-    def offer(self, item: object) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            # Too slow to keep up: rather than grow without bound, make it re-read the stream.
-            self.lagging = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +54,89 @@ class Delivery:
     frame: bytes
 
 
+class Group:
+    """The watchers of one path share one log of deliveries: the reader appends each event
+    once, and each watcher takes the slice past its own cursor. Per event that is one append
+    and one wake-up call, however many watch; per watcher, a slice and a join."""
+
+    def __init__(self, path: str, folder: bool) -> None:
+        self.path = path
+        self.folder = folder
+        self.cond = threading.Condition()
+        self.log: list[Delivery] = []
+        self.base = 0  # the absolute index of log[0]
+        self.epoch = 0  # bumped when every watcher must catch up from the stream
+        self.closed = False
+        self.members: set[Subscription] = set()
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.log)
+
+    def append(self, delivery: Delivery) -> None:
+        with self.cond:
+            self.log.append(delivery)
+            if len(self.log) % TRIM_EVERY == 0 or len(self.log) > LOG_SIZE:
+                # Drop what every member has taken; past LOG_SIZE drop anyway: the watchers
+                # that lag that far catch up from the stream (their cursor < base says so).
+                taken = min((m.cursor for m in self.members), default=self.end) - self.base
+                drop = max(taken, len(self.log) - LOG_SIZE)
+                if drop > 0:
+                    del self.log[:drop]
+                    self.base += drop
+            self.cond.notify_all()
+
+    def wake(self, resync: bool = False, close: bool = False) -> None:
+        with self.cond:
+            self.epoch += resync
+            self.closed = self.closed or close
+            self.cond.notify_all()
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One watcher: a thing's path, or a folder's (matching any depth below it)."""
+
+    group: Group
+    cursor: int = 0  # the absolute index, in the group's log, of the next delivery to take
+    epoch: int = 0
+
+    @property
+    def path(self) -> str:
+        return self.group.path
+
+    @property
+    def folder(self) -> bool:
+        return self.group.folder
+
+    def matches(self, path: str) -> bool:
+        return path.startswith(self.path) if self.folder else path == self.path
+
+    def take(self, timeout: float) -> tuple[list[Delivery], bool, bool] | None:
+        """Wait up to `timeout` for deliveries: (deliveries, must catch up first, closed), or
+        None when nothing came."""
+        group = self.group
+        with group.cond:
+            if self.cursor == group.end and group.epoch == self.epoch and not group.closed:
+                group.cond.wait(timeout)
+            if group.closed:
+                return [], False, True
+            lagging = self.cursor < group.base or group.epoch != self.epoch
+            if self.cursor == group.end and not lagging:
+                return None
+            taken = group.log[max(self.cursor - group.base, 0) :]
+            self.cursor, self.epoch = group.end, group.epoch
+            return taken, lagging, False
+
+
 class Hub:
     """The process's one feed reader and the watchers it serves."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._things: dict[str, set[Subscription]] = {}
-        self._folders: dict[str, set[Subscription]] = {}
+        self._things: dict[str, Group] = {}
+        self._folders: dict[str, Group] = {}
         self._thread: threading.Thread | None = None
         self._after = "0-0"
         self.closed = False
@@ -90,12 +144,11 @@ class Hub:
     @property
     def watchers(self) -> int:
         with self._lock:
-            return sum(map(len, self._things.values())) + sum(map(len, self._folders.values()))
+            return sum(len(g.members) for t in (self._things, self._folders) for g in t.values())
 
     def subscribe(self, path: str, folder: bool) -> Subscription:
         """Register a watcher. From this moment on it is handed every event the reader reads,
         and the reader reads from a position no later than now: nothing can fall between."""
-        subscription = Subscription(path, folder)
         with self._lock:
             if self.closed:
                 raise StorageUnavailable("the server is shutting down")
@@ -104,24 +157,33 @@ class Hub:
                 self._thread = threading.Thread(target=self._run, name="feed-reader", daemon=True)
                 self._thread.start()
             table = self._folders if folder else self._things
-            table.setdefault(path, set()).add(subscription)
+            group = table.get(path)
+            if group is None:
+                group = table[path] = Group(path, folder)
+            with group.cond:
+                subscription = Subscription(group, group.end, group.epoch)
+                group.members.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        group = subscription.group
         with self._lock:
-            table = self._folders if subscription.folder else self._things
-            group = table.get(subscription.path)
-            if group is not None:
-                group.discard(subscription)
-                if not group:
-                    del table[subscription.path]
+            with group.cond:
+                group.members.discard(subscription)
+                empty = not group.members
+            table = self._folders if group.folder else self._things
+            if empty and table.get(group.path) is group:
+                del table[group.path]
+
+    def _groups(self) -> list[Group]:
+        with self._lock:
+            return [*self._things.values(), *self._folders.values()]
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            everyone = [s for t in (self._things, self._folders) for g in t.values() for s in g]
-        for subscription in everyone:
-            subscription.offer(_CLOSE)
+        for group in self._groups():
+            group.wake(close=True)
 
     def _run(self) -> None:
         while not self.closed:
@@ -136,7 +198,8 @@ class Hub:
                 if self.closed:
                     return
                 log.warning("change feed unreadable, watchers will catch up: %s", error)
-                self._broadcast(_RESYNC)
+                for group in self._groups():
+                    group.wake(resync=True)
                 time.sleep(0.5)
                 continue
             for event in events:
@@ -146,13 +209,14 @@ class Hub:
 
     def _dispatch(self, event: Event) -> None:
         with self._lock:
-            targets = list(self._things.get(event.path, ()))
+            targets = [self._things[event.path]] if event.path in self._things else []
             # The folders holding the path, at every depth, the root ("") included.
             cut = len(event.path)
             while cut > 0:
                 cut = event.path.rfind("/", 0, cut)
-                folder = event.path[: cut + 1]
-                targets.extend(self._folders.get(folder, ()))
+                group = self._folders.get(event.path[: cut + 1])
+                if group is not None:
+                    targets.append(group)
                 if cut < 0:
                     break
         if targets:
@@ -162,14 +226,8 @@ class Hub:
                 parse_event_id(event.id) or (0, 0),
                 _frame(event.kind, event.id, event.path, event.thing),
             )
-            for subscription in targets:
-                subscription.offer(delivery)
-
-    def _broadcast(self, item: object) -> None:
-        with self._lock:
-            everyone = [s for t in (self._things, self._folders) for g in t.values() for s in g]
-        for subscription in everyone:
-            subscription.offer(item)
+            for group in targets:
+                group.append(delivery)
 
 
 class ExpiryListener:
@@ -347,43 +405,33 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
         quiet_since = time.monotonic()
         while not hub.closed:
             wait = current.keepalive - (time.monotonic() - quiet_since)
-            try:
-                items = [subscription.queue.get(timeout=max(wait, 0.0))]
-            except queue.Empty:
+            taken = subscription.take(max(wait, 0.0))
+            if taken is None:
                 yield b": keep-alive\n\n"
                 quiet_since = time.monotonic()
                 continue
-            # Take whatever else is queued as well: a burst of events costs this thread one
-            # wake-up and the client one write, not one per event.
-            while len(items) < BATCH:
-                try:
-                    items.append(subscription.queue.get_nowait())
-                except queue.Empty:
-                    break
+            deliveries, lagging, closed = taken
+            if closed:
+                return
             out: list[bytes] = []
-            for item in items:
-                if item is _CLOSE:
-                    yield b"".join(out)
-                    return
-                if item is _RESYNC or subscription.lagging:
-                    subscription.lagging = False
-                    frames, position = _catch_up(store, subscription, position)
-                    seen = parse_event_id(position) or seen
-                    out += frames
-                    if item is _RESYNC:
-                        continue
-                assert isinstance(item, Delivery)
-                if item.order <= seen:
-                    continue  # already sent (from the opening read or a catch-up)
-                seen, position = item.order, item.event.id
-                out.append(item.frame)
+            if lagging:
+                # Missed deliveries (too slow, or the reader lost Redis): read the stream.
+                out, position = _catch_up(store, subscription, position)
+                seen = parse_event_id(position) or seen
+            start = 0
+            while start < len(deliveries) and deliveries[start].order <= seen:
+                start += 1  # already sent (from the opening read or a catch-up)
+            if start < len(deliveries):
+                seen, position = deliveries[-1].order, deliveries[-1].event.id
+                out += [delivery.frame for delivery in deliveries[start:]]
             if out:
+                # A burst costs this thread one wake-up and the client one write.
                 yield b"".join(out)
                 quiet_since = time.monotonic()
                 # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
-                # meanwhile waits in the queue (no thread woken) and goes out in one write.
-                # With hundreds of watchers this keeps the process's wake-ups bounded, so
-                # ordinary requests stay prompt; an event after a quiet spell goes out at once.
+                # meanwhile waits in the group's log and goes out in one write. With hundreds
+                # of watchers this bounds the process's wake-ups, so ordinary requests stay
+                # prompt; an event after a quiet spell goes out at once.
                 time.sleep(MIN_INTERVAL)
     except StorageUnavailable as error:
         # The client reconnects with the last id it got, and misses nothing.
