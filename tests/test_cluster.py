@@ -124,3 +124,29 @@ def test_keys_of_many_things_spread_over_every_primary(cluster, cluster_app: Fla
         assert client.put(f"/spread/{i}", json={"i": i}).status_code == 201
     counts = [cluster.node(port).dbsize() for port in cluster.primary_ports()]
     assert len(counts) == 3 and all(count > 0 for count in counts)
+
+
+def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
+    from thingstash import auth
+    from thingstash.context import store
+
+    client = cluster_app.test_client()
+    for i in range(5):
+        assert client.put(f"/m/{i}", json={"i": i}).status_code == 201
+    text = client.get("/_metrics").get_data(as_text=True)
+    assert "thingstash_things_stored 5.0" in text
+    with cluster_app.app_context():
+        _, key = auth.create_key(store(), "read", "m/")
+    headers = {"Authorization": f"Bearer {key}"}
+    auth.KEY_PRESENCE_SECONDS, saved = -1.0, auth.KEY_PRESENCE_SECONDS
+    try:
+        assert client.get("/m/1", headers=headers).status_code == 200
+        assert client.get("/m/1").status_code == 401
+        listed = client.get("/_keys", headers=headers)
+        assert listed.status_code == 403
+    finally:
+        auth.KEY_PRESENCE_SECONDS = saved
+    with cluster_app.app_context():
+        (record,) = store().list_keys()
+        assert store().revoke_key(record.id)
+    assert client.get("/m/1", headers=headers).status_code == 401

@@ -13,7 +13,21 @@ __all__ = ["create_app", "Settings", "ConfigError"]
 
 def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     """Build the app: settings (given, or read from the environment), the store, the routes."""
-    from thingstash import api, context, errors, faces, service, storage, watch
+    from thingstash import (
+        accesslog,
+        api,
+        auth,
+        context,
+        cors,
+        errors,
+        faces,
+        keyadmin,
+        metrics,
+        ratelimit,
+        service,
+        storage,
+        watch,
+    )
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -27,6 +41,20 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.install(app, settings, store)
     errors.init_app(app)
+    # Order matters: request id and timing first, then who is asking, then how often.
+    accesslog.init_app(app)
+    metrics.init_app(app)
+    auth.init_app(app)
+    ratelimit.init_app(app, settings.rate_limit, store)
+    cors.init_app(app, settings.cors_origins)
+    keyadmin.init_app(app)
+    if settings.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client address (rate limits, access logs) is the one the proxies saw.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies
+        )
     service.init_app(app)
     faces.init_app(app)
     api.init_app(app)

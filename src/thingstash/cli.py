@@ -8,6 +8,7 @@ import os
 import click
 
 from thingstash.config import ConfigError, Settings
+from thingstash.keycli import keys
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,14 +42,18 @@ def main() -> None:
 )
 def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash import server
-    from thingstash.embedded import EmbeddedError, EmbeddedRedis
+    from thingstash import accesslog, auth, ratelimit, server
+    from thingstash.embedded import EmbeddedError, EmbeddedRedis, Watchdog
+    from thingstash.storage import StorageUnavailable, open_store
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    accesslog.to_stderr()  # the workers inherit it: one bare JSON line per request
     try:
-        Settings.from_env()  # refuse bad settings here, once, not in every worker
+        settings = Settings.from_env()  # refuse bad settings here, once, not in every worker
+        if settings.rate_limit:
+            ratelimit.check(settings.rate_limit)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     embedded = None
@@ -58,17 +63,36 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
             redis_url = embedded.start()
         except EmbeddedError as error:
             raise click.ClickException(str(error)) from None
+    try:
+        store = open_store(redis_url, settings.key_prefix)
+        try:
+            auth.check_bind(host, public or settings.public, store)
+        finally:
+            store.close()
+    except (auth.OpenStoreRefused, StorageUnavailable) as error:
+        if embedded is not None:
+            embedded.stop()
+        raise click.ClickException(str(error)) from None
     os.environ["THINGSTASH_REDIS_URL"] = redis_url
     os.environ["THINGSTASH_SERVE_PID"] = str(os.getpid())
     if public:
         os.environ["THINGSTASH_PUBLIC"] = "1"
     where = f"embedded Redis in {embedded.data_dir}" if embedded else "Redis at " + redis_url
     click.echo(f"thingstash serving http://{host}:{port} ({where})", err=True)
+    watchdog = Watchdog(embedded) if embedded is not None else None
     try:
-        server.run(host, port)
+        with server.metrics_dir():
+            if watchdog is not None:
+                watchdog.start()
+            server.run(host, port)
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         if embedded is not None:
             embedded.stop()
+
+
+main.add_command(keys)
 
 
 def _add_client_commands() -> None:

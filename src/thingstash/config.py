@@ -52,6 +52,7 @@ class Settings:
     anonymous_read: bool = False
     cors_origins: str = "*"
     rate_limit: str | None = None
+    proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ class Settings:
             anonymous_read=_flag(env, "THINGSTASH_ANONYMOUS_READ"),
             cors_origins=env.get("THINGSTASH_CORS_ORIGINS") or "*",
             rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
+            proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

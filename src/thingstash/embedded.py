@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,10 +87,35 @@ class EmbeddedRedis:
             ) from None
         return fd
 
+    @property
+    def url_file(self) -> Path:
+        """Where a running server's URL is written, for `thingstash keys` to find it."""
+        return self.data_dir / "redis.url"
+
+    @classmethod
+    def running_url(cls, data_dir: str | os.PathLike[str]) -> str | None:
+        """The URL of the server running on `data_dir` (its lock is held), or None."""
+        embedded = cls(data_dir)
+        if not (embedded.data_dir / "lock").exists():
+            return None
+        fd = os.open(embedded.data_dir / "lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return embedded.url_file.read_text().strip() or None
+            except FileNotFoundError:
+                return None
+        finally:
+            os.close(fd)  # closing drops a lock we got: nothing runs there
+        return None
+
     def start(self, timeout: float = 10.0) -> str:
-        """Start the server and wait until it answers; return its URL."""
+        """Start the server and wait until it answers; return its URL. Starting again after
+        the server died keeps the lock this object already holds."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = self._lock()
+        if self._lock_fd is None:
+            self._lock_fd = self._lock()
         socket_path = self.socket_path
         if os.path.exists(socket_path):
             os.unlink(socket_path)  # left by a server that was killed; the lock proves it is gone
@@ -141,6 +167,7 @@ class EmbeddedRedis:
                 )
             if _answers(socket_path):
                 log.info("embedded Redis (pid %d) serving %s", self.process.pid, self.data_dir)
+                self.url_file.write_text(self.url + "\n")
                 return self.url
             time.sleep(0.01)
         self.stop()
@@ -163,6 +190,7 @@ class EmbeddedRedis:
         self._release()
 
     def _release(self) -> None:
+        self.url_file.unlink(missing_ok=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -176,6 +204,45 @@ class EmbeddedRedis:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class Watchdog(threading.Thread):
+    """Restarts the embedded server if it dies while the service runs (a crash, the OOM
+    killer, a stray SIGKILL). The append-only file brings its data back; the workers' Redis
+    clients reconnect by themselves, answering 503 for the moment it is away.
+
+    The restarted server's parent-death signal is tied to this thread, so the thread lives until
+    the service stops; `stop()` it before stopping the server."""
+
+    def __init__(self, embedded: EmbeddedRedis, interval: float = 0.2) -> None:
+        super().__init__(name="embedded-redis-watchdog", daemon=True)
+        self.embedded = embedded
+        self.interval = interval
+        self.restarts = 0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            process = self.embedded.process
+            if process is None or process.poll() is None:
+                continue
+            log.error(
+                "embedded Redis (pid %d) exited unexpectedly with code %s; restarting it",
+                process.pid,
+                process.returncode,
+            )
+            if process.stderr:
+                process.stderr.close()
+            try:
+                self.embedded.start()
+                self.restarts += 1
+            except EmbeddedError as error:
+                log.error("could not restart the embedded Redis: %s; retrying", error)
+                self._stopping.wait(1.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(10)
 
 
 def _answers(socket_path: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from flask import Response, request
 
+from thingstash import auth
 from thingstash import watch as watching
 from thingstash.context import store
 from thingstash.errors import Problem
@@ -65,6 +66,8 @@ def _values() -> bool:
 def read_folder(folder: Path) -> Response:
     limit, after, values = _limit(), _cursor(), _values()
     page = store().list_folder(folder.text, after, limit)
+    # A key limited to a prefix sees only what lies on the way to, or under, its prefix.
+    page.entries[:] = [e for e in page.entries if auth.can_read(folder.text + e.name)]
     things: list[dict[str, Any]] = []
     for entry in page.entries:
         if entry.thing is None:

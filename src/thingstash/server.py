@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -25,6 +28,19 @@ STREAM_THREADS = 1024
 SHUTDOWN_GRACE_SECONDS = 5
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def metrics_dir() -> Iterator[str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the workers' metric files, removed at exit (a stale
+    one would carry old counts into the next run)."""
+    path = tempfile.mkdtemp(prefix="thingstash-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run(host: str, port: int, target: str = "thingstash.wsgi:app") -> None:

@@ -10,6 +10,11 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
   size of the store.
 - `ns:feed`: the change feed, a stream of `put`, `patch`, `delete` and `expire` events, trimmed
   to about the retention asked for.
+- `ns:k`: API keys, a hash from key id to its record (JSON: sha256 of the key, scope, prefix,
+  created); `ns:k:used` a hash from key id to when it was last used (unix seconds). The key
+  itself is never stored. A handful of keys per store, so one hash each is enough.
+- `ns:rl:...`: the rate limiter's counters (written by the `limits` library, through the
+  storage URI and prefix that `limiter_storage()` gives it).
 
 Writes are one Lua script each: the precondition check, the write, the folder indexes and the
 feed entry happen atomically in one round trip. The version is made here, not in Redis: the
@@ -33,6 +38,7 @@ from importlib import resources
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
@@ -90,12 +96,19 @@ class TooMuchContention(Exception):
     """A compare-and-set update kept losing to other writers."""
 
 
+# Called with the error each time Redis fails under a store method (metrics count them); storage
+# itself stays free of metrics and HTTP.
+UNAVAILABLE_HOOKS: list[Callable[[Exception], None]] = []
+
+
 def _unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except UNAVAILABLE_ERRORS as error:
+            for hook in UNAVAILABLE_HOOKS:
+                hook(error)
             raise StorageUnavailable(str(error)) from error
 
     return wrapper
@@ -246,6 +259,35 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
     return Event(entry_id.decode(), fields[b"e"].decode(), fields[b"p"].decode("utf-8"), thing)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: its id and the sha256 (hex) of the key, never the key."""
+
+    id: str
+    digest: str
+    scope: str
+    prefix: str
+    created: int
+    last_used: int | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {"h": self.digest, "s": self.scope, "p": self.prefix, "c": self.created}
+        )
+
+    @classmethod
+    def from_json(cls, key_id: str, raw: bytes, last_used: bytes | None = None) -> KeyRecord:
+        data = orjson.loads(raw)
+        return cls(
+            key_id,
+            data["h"],
+            data["s"],
+            data["p"],
+            data["c"],
+            int(last_used) if last_used else None,
+        )
+
+
 def _load_script(name: str) -> str:
     return resources.files("thingstash").joinpath("scripts", name).read_text("utf-8")
 
@@ -317,8 +359,15 @@ def connect_cluster(url: str) -> RedisCluster:
 class Store:
     """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "ts", feed_retention: int = 10_000):
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "ts",
+        feed_retention: int = 10_000,
+        url: str | None = None,
+    ):
         self.client = client
+        self.url = url
         self.prefix = prefix
         self.feed_retention = str(feed_retention)
         self.feed_key = f"{prefix}:feed"
@@ -642,7 +691,79 @@ class Store:
         except redis.RedisError:
             pass
 
+    # -- API keys -----------------------------------------------------------------------------
+
+    @property
+    def keys_key(self) -> str:
+        return f"{self.prefix}:k"
+
+    @property
+    def keys_used_key(self) -> str:
+        return f"{self.prefix}:k:used"
+
+    @_unavailable_on_redis_errors
+    def key_count(self) -> int:
+        return int(self.client.hlen(self.keys_key))
+
+    @_unavailable_on_redis_errors
+    def add_key(self, record: KeyRecord) -> bool:
+        """Store a new key's record; False if its id is taken (the caller draws another)."""
+        return bool(self.client.hsetnx(self.keys_key, record.id, record.to_json()))
+
+    @_unavailable_on_redis_errors
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        raw = self.client.hget(self.keys_key, key_id)
+        return KeyRecord.from_json(key_id, raw) if raw is not None else None
+
+    @_unavailable_on_redis_errors
+    def list_keys(self) -> list[KeyRecord]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys_key)
+        pipe.hgetall(self.keys_used_key)
+        records, used = pipe.execute()
+        return sorted(
+            (KeyRecord.from_json(k.decode(), v, used.get(k)) for k, v in records.items()),
+            key=lambda record: (record.created, record.id),
+        )
+
+    @_unavailable_on_redis_errors
+    def revoke_key(self, key_id: str) -> bool:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hdel(self.keys_key, key_id)
+        pipe.hdel(self.keys_used_key, key_id)
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    @_unavailable_on_redis_errors
+    def touch_key(self, key_id: str, when: int) -> None:
+        self.client.hset(self.keys_used_key, key_id, when)
+
     # -- service ------------------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def approximate_things(self) -> int:
+        """Keys with an expiry in this database (INFO keyspace): every thing has one, and the
+        indexes, feed and API keys have none, so this counts things without a scan. Rate-limit
+        counters and other users of a shared database add to it."""
+        if isinstance(self.client, RedisCluster):
+            replies = self.client.info("keyspace", target_nodes=RedisCluster.PRIMARIES)
+            return sum(int(r.get("db0", {}).get("expires", 0)) for r in replies.values())
+        info = self.client.info("keyspace")
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return int(info.get(f"db{db}", {}).get("expires", 0))
+
+    def limiter_storage(self) -> tuple[str, dict[str, str]] | None:
+        """The storage URI and options for the `limits` library (under flask-limiter), which
+        opens its own connection: the same server as ours, its keys under `ns:rl`. None when
+        this store was not opened from a URL."""
+        if self.url is None:
+            return None
+        uri = self.url
+        if isinstance(self.client, RedisCluster):
+            uri = "redis+cluster://" + uri.split("://", 1)[1]
+        elif uri.startswith("unix://"):
+            uri = "redis+unix://" + uri[len("unix://") :]
+        return uri, {"key_prefix": f"{self.prefix}:rl"}
 
     def ping(self) -> bool:
         try:
@@ -659,5 +780,5 @@ def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> St
     if isinstance(client, RedisCluster):
         from thingstash.clusterstore import ClusterStore
 
-        return ClusterStore(client, prefix, feed_retention)
-    return Store(client, prefix, feed_retention)
+        return ClusterStore(client, prefix, feed_retention, url)
+    return Store(client, prefix, feed_retention, url)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from thingstash import documents
+from thingstash import auth, documents, metrics
 from thingstash.errors import Problem
 from thingstash.paths import Path
 from thingstash.storage import (
@@ -100,6 +100,7 @@ class Subscription:
     group: Group
     cursor: int = 0  # the absolute index, in the group's log, of the next delivery to take
     epoch: int = 0
+    prefix: str = ""  # the API key's prefix: a watch above it shows only what lies under it
 
     @property
     def path(self) -> str:
@@ -110,6 +111,8 @@ class Subscription:
         return self.group.folder
 
     def matches(self, path: str) -> bool:
+        if not path.startswith(self.prefix):
+            return False
         return path.startswith(self.path) if self.folder else path == self.path
 
     def take(self, timeout: float) -> tuple[list[Delivery], bool, bool] | None:
@@ -341,6 +344,8 @@ def stream(path: Path) -> Response:
         return Response(mimetype="text/event-stream", headers=headers)
     current = live()
     subscription = current.hub.subscribe(path.text, path.is_folder)
+    # Checked as events are sent (below), so none queued before this line slips through.
+    subscription.prefix = auth.current().prefix
     try:
         opening = _opening(current.hub.store, subscription, resume)
     except BaseException:
@@ -393,6 +398,7 @@ def _catch_up(store: Store, subscription: Subscription, after: str) -> tuple[lis
 
 def _events(current: Live, subscription: Subscription, opening: _Opening) -> Iterator[bytes]:
     hub, store = current.hub, current.hub.store
+    metrics.WATCHES.inc()
     try:
         # Sent at once so the client knows the stream is open and subscribed.
         yield b": watching /" + subscription.path.encode("utf-8") + b"\n\n"
@@ -423,7 +429,11 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
                 start += 1  # already sent (from the opening read or a catch-up)
             if start < len(deliveries):
                 seen, position = deliveries[-1].order, deliveries[-1].event.id
-                out += [delivery.frame for delivery in deliveries[start:]]
+                out += [
+                    delivery.frame
+                    for delivery in deliveries[start:]
+                    if delivery.event.path.startswith(subscription.prefix)  # the key's prefix
+                ]
             if out:
                 # A burst costs this thread one wake-up and the client one write.
                 yield b"".join(out)
@@ -437,4 +447,5 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
         # The client reconnects with the last id it got, and misses nothing.
         log.warning("watch of %s ended: %s", subscription.path, error)
     finally:
+        metrics.WATCHES.dec()
         hub.unsubscribe(subscription)

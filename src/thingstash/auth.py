@@ -1,0 +1,244 @@
+"""API keys: who may do what, checked before any view runs.
+
+A key is `tsk_<id>_<secret>`: a 12-hex-digit id to find its record in one HGET, and 192 random
+bits. Only the sha256 of the whole key is stored (a fast hash is enough for keys this random;
+no one can guess a preimage), and it is compared in constant time.
+
+Scopes nest: `read` (GET, HEAD, listings, watches) < `write` (also PUT, PATCH, POST, DELETE) <
+`admin` (also /_keys and /_metrics). A key's prefix is a plain string prefix of the paths it may
+touch ("sensors/" allows "sensors/a" and "sensors/b/c"); a folder above the prefix may be listed
+or watched, showing only what lies under the prefix (see `can_read`).
+
+Cost on the hot path: a request with a key pays one HGET, so revoking a key takes effect on the
+very next request. A request without a key must know whether any key exists; that answer is
+kept for KEY_PRESENCE_SECONDS per process, so with no keys at all a request pays no Redis round
+trip for auth. The price: the first key created closes an open store up to that long later
+(and the last key revoked reopens it up to that long later) in processes that did not do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from thingstash.context import settings, store
+from thingstash.errors import Problem
+from thingstash.storage import KeyRecord, Store
+
+SCOPES = ("read", "write", "admin")
+KEY_PRESENCE_SECONDS = 1.0
+LAST_USED_EVERY_SECONDS = 60
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_KEY_PREFIX = "tsk_"
+_ID_HEX = 12
+_CHALLENGE = 'Bearer realm="thingstash"'
+
+
+class OpenStoreRefused(RuntimeError):
+    """Serving an open store on a non-loopback address was not asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the current request may do: the key's id (None without a key), scope, prefix."""
+
+    key_id: str | None
+    scope: str
+    prefix: str
+
+    def allows(self, scope: str) -> bool:
+        return SCOPES.index(self.scope) >= SCOPES.index(scope)
+
+
+OPEN = Access(None, "admin", "")
+ANONYMOUS_READ = Access(None, "read", "")
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(store: Store, scope: str, prefix: str = "") -> tuple[KeyRecord, str]:
+    """Make and store a new key; return its record and the key, which exists only here."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    while True:
+        key_id = secrets.token_hex(_ID_HEX // 2)
+        key = f"{_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
+        record = KeyRecord(key_id, digest(key), scope, prefix, int(time.time()))
+        if store.add_key(record):
+            return record, key
+
+
+def _key_id(key: str) -> str | None:
+    if not key.startswith(_KEY_PREFIX) or key[len(_KEY_PREFIX) + _ID_HEX :][:1] != "_":
+        return None
+    key_id = key[len(_KEY_PREFIX) : len(_KEY_PREFIX) + _ID_HEX]
+    return key_id if all(c in "0123456789abcdef" for c in key_id) else None
+
+
+def verify(store: Store, key: str) -> KeyRecord | None:
+    """The record of a valid key, or None."""
+    key_id = _key_id(key)
+    if key_id is None:
+        return None
+    record = store.get_key(key_id)
+    if record is None or not hmac.compare_digest(record.digest, digest(key)):
+        return None
+    return record
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, public: bool, store: Store) -> None:
+    """Refuse to serve an open store (no key created) on a non-loopback address unless asked."""
+    if public or is_loopback(host) or store.key_count() > 0:
+        return
+    raise OpenStoreRefused(
+        f"refusing to serve an open store on {host}: no API key exists yet, so anyone who can "
+        "reach this address could read and change everything.\n"
+        "Create a key first (same --redis-url or --data-dir as serve):\n"
+        "    thingstash keys create --scope admin\n"
+        "or, if an open store is really meant, pass --public (or set THINGSTASH_PUBLIC=1)."
+    )
+
+
+# -- per request --------------------------------------------------------------------------------
+
+
+class _KeyPresence:
+    """Whether any key exists, remembered briefly per process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._present = False
+        self._used: dict[str, float] = {}
+
+    def present(self, store: Store) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at > KEY_PRESENCE_SECONDS:
+            present = store.key_count() > 0
+            with self._lock:
+                self._present, self._checked_at = present, now
+        return self._present
+
+    def forget(self) -> None:
+        self._checked_at = float("-inf")
+
+    def touch_due(self, key_id: str) -> bool:
+        """True at most once a minute per key and process: last-used is kept that coarsely so
+        that a request does not pay a second round trip for it."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._used.get(key_id, float("-inf")) < LAST_USED_EVERY_SECONDS:
+                return False
+            self._used[key_id] = now
+            return True
+
+
+def _presence() -> _KeyPresence:
+    return current_app.extensions["thingstash.keys"]
+
+
+def key_created() -> None:
+    """This process made or revoked a key: don't wait for the cache to notice."""
+    _presence().forget()
+
+
+def _unauthorized(detail: str, bad_key: bool) -> Problem:
+    challenge = _CHALLENGE + (', error="invalid_token"' if bad_key else "")
+    return Problem(401, "unauthorized", detail, {"WWW-Authenticate": challenge})
+
+
+def _forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", detail)
+
+
+def _required() -> tuple[str, str | None] | None:
+    """(scope needed, thing or folder path or None) for this request; None if it is open."""
+    if request.method == "OPTIONS":
+        return None  # CORS preflight and Allow: carry no data
+    path = request.path[1:]
+    if path.startswith("_"):
+        if path == "_keys" or path.startswith("_keys/") or path == "_metrics":
+            return "admin", None
+        return None  # /_health, /_docs, /_ui, ...: no data of their own
+    return ("read" if request.method in _READ_METHODS else "write"), path
+
+
+def current() -> Access:
+    """What this request may do (OPEN outside a request that went through the check)."""
+    return g.get("thingstash_access", OPEN)
+
+
+def can_read(path: str) -> bool:
+    """May the current request see `path` (a thing, or a folder ending in /) in a listing or a
+    watch? Folders above the key's prefix are visible, since what they lead to is."""
+    prefix = current().prefix
+    return path.startswith(prefix) or (path.endswith("/") or path == "") and prefix.startswith(path)
+
+
+def _within(prefix: str, path: str, scope: str) -> bool:
+    if path.startswith(prefix):
+        return True
+    # A folder above the prefix may be read: its listing and watch are filtered by can_read.
+    is_folder = path == "" or path.endswith("/")
+    return scope == "read" and is_folder and prefix.startswith(path)
+
+
+def _check() -> None:
+    need = _required()
+    if need is None:
+        return
+    scope, path = need
+    header = request.headers.get("Authorization")
+    if header is None:
+        config = settings()
+        if config.anonymous_read and scope == "read" and path is not None:
+            g.thingstash_access = ANONYMOUS_READ
+            return
+        if not _presence().present(store()):
+            g.thingstash_access = OPEN
+            return
+        raise _unauthorized("this store needs an API key: send Authorization: Bearer KEY", False)
+    kind, _, key = header.partition(" ")
+    if kind.lower() != "bearer" or not key.strip():
+        raise _unauthorized("send the API key as Authorization: Bearer KEY", True)
+    record = verify(store(), key.strip())
+    if record is None:
+        raise _unauthorized("the API key is not valid (wrong, or revoked)", True)
+    access = Access(record.id, record.scope, record.prefix)
+    g.thingstash_access = access
+    if _presence().touch_due(record.id):
+        store().touch_key(record.id, int(time.time()))
+    if not access.allows(scope):
+        raise _forbidden(f"this key's scope is {record.scope}; this request needs {scope}")
+    if path is None:
+        if record.prefix:
+            raise _forbidden("managing the service needs an admin key for the whole store")
+        return
+    if not _within(record.prefix, path, scope):
+        raise _forbidden(f"this key is limited to paths starting with {record.prefix!r}")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["thingstash.keys"] = _KeyPresence()
+    app.before_request(_check)
