@@ -139,12 +139,16 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
 def serving(app: str, redis_url: str) -> Iterator[tuple[int, int]]:
     port = free_port()
     command, env = app_command(app, port, redis_url)
-    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    # The app's output (thingstash writes an access log line per request) goes to a file, as a
+    # deployment's would, not to this terminal.
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"bench-{app}-", suffix=".log")
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while not answers(port):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{app} did not start: {' '.join(command)}")
+                log.seek(0)
+                raise SystemExit(f"{app} did not start: {' '.join(command)}\n{log.read()[-2000:]}")
             time.sleep(0.1)
         yield port, process.pid
     finally:
@@ -154,6 +158,7 @@ def serving(app: str, redis_url: str) -> Iterator[tuple[int, int]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 def answers(port: int) -> bool:
