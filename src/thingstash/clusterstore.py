@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.client import PubSub
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from thingstash.storage import (
     NO_CONDITIONS,
@@ -102,30 +104,53 @@ class ClusterStore(Store):
         ttl_ms = ttl_seconds * 1000
         payload = version.encode("ascii") + body
         entries = self._ancestry_keys(path)
+        keys = [self.thing_key(path)]
+        args = [
+            _encode_condition(conditions.if_match),
+            _encode_condition(conditions.if_none_match),
+            payload,
+            ttl_ms,
+            event,
+            path,
+            self.feed_retention,
+        ]
+        indexed = True
         if conditions.if_match is None:
-            # The write may create the thing: index it first, so that no interruption can
-            # leave a thing that exists but is not listed. (If-Match means it exists, indexed.)
-            self._index(entries)
-        status, detail = self._put(
-            keys=[self.thing_key(path)],
-            args=[
-                _encode_condition(conditions.if_match),
-                _encode_condition(conditions.if_none_match),
-                payload,
-                ttl_ms,
-                event,
-                path,
-                self.feed_retention,
-            ],
-        )
+            # The write may create the thing: its index entries go in the same pipelined batch
+            # (other nodes, so in no order with it).
+            (status, detail), indexed = self._with_index(entries, keys, args)
+        else:
+            status, detail = self._put(keys=keys, args=args)  # it exists, so it is indexed
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         created = status == 1
+        # A create indexes itself again after the fact: a listing's cleanup may have run between
+        # the two steps. So does any write whose index step failed (a node failing over): that
+        # request answers 503 if this fails too, and the client's retry indexes it.
         event_id = self._index(
-            entries if created else (),
+            entries if created or not indexed else (),
             {"e": event, "p": path, "d": payload, "t": str(ttl_ms)},
         )
         return WriteResult(created, version, ttl_ms, event_id)
+
+    def _with_index(
+        self, entries: list[tuple[str, str]], keys: list[str], args: list
+    ) -> tuple[list, bool]:
+        """ZADD the entries and run put.lua in one pipelined batch: the script's reply, and
+        whether every ZADD succeeded."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, name in entries:
+            pipe.zadd(key, {name: 0})
+        # (the evalsha method is refused in cluster pipelines; the command routes by its key)
+        pipe.execute_command("EVALSHA", self._put.sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[-1], NoScriptError):
+            # A node that never saw the script (a replica promoted since, a new node): the
+            # plain call loads it on every primary and runs it.
+            return self._put(keys=keys, args=args), False
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[-1], not any(isinstance(reply, Exception) for reply in replies)
 
     @_unavailable_on_redis_errors
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
@@ -401,6 +426,25 @@ class ClusterStore(Store):
                 node_client.close()
                 continue
             listeners[name] = pubsub
+
+    # -- keys, rate limits, metrics ------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    def approximate_things(self) -> int:
+        """Keys with an expiry on every primary (each counts its own slots' keys)."""
+        info = self.client.info("keyspace", target_nodes=RedisCluster.PRIMARIES)
+        per_node = info.values() if isinstance(info, dict) and "db0" not in info else [info]
+        return sum(int(node.get("db0", {}).get("expires", 0)) for node in per_node)
+
+    def limiter_storage(self) -> tuple[str, dict[str, str]] | None:
+        """The `limits` library speaks to a cluster through a redis+cluster:// URI; each
+        counter is one key, so it lives in one slot."""
+        url = getattr(self, "url", None)
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        scheme = "rediss+cluster" if parts.scheme == "rediss" else "redis+cluster"
+        return urlunsplit((scheme, parts.netloc, "", "", "")), {"key_prefix": f"{self.prefix}:rl"}
 
     # -- service ------------------------------------------------------------------------------
 
