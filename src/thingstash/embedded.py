@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 
 
+# Redis answers only once its append-only file is loaded: a large store on a busy machine can
+# take tens of seconds (a 110,000-thing file took more than 10 s here under load).
+START_TIMEOUT_SECONDS = 120.0
+
+
 class EmbeddedError(RuntimeError):
     """The embedded server could not be started."""
 
@@ -110,7 +115,7 @@ class EmbeddedRedis:
             os.close(fd)  # closing drops a lock we got: nothing runs there
         return None
 
-    def start(self, timeout: float = 10.0) -> str:
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> str:
         """Start the server and wait until it answers; return its URL. Starting again after
         the server died keeps the lock this object already holds."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
