@@ -59,7 +59,7 @@ def _finish(response: Response) -> Response:
                     "bytes": response.content_length,
                     "client": request.remote_addr,
                     "key_id": auth.current().key_id,
-                    "user_agent": request.user_agent.string or None,
+                    "user_agent": request.environ.get("HTTP_USER_AGENT") or None,
                     "pid": os.getpid(),  # which worker answered
                 }
             ).decode()
