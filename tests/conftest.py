@@ -47,6 +47,8 @@ CLUSTER_MODULES = frozenset(
         "test_concurrency.py",
         "test_folders.py",
         "test_watch.py",
+        "test_auth.py",
+        "test_edges.py",
     }
 )
 
