@@ -105,15 +105,7 @@ class ClusterStore(Store):
         payload = version.encode("ascii") + body
         entries = self._ancestry_keys(path)
         keys = [self.thing_key(path)]
-        args = [
-            _encode_condition(conditions.if_match),
-            _encode_condition(conditions.if_none_match),
-            payload,
-            ttl_ms,
-            event,
-            path,
-            self.feed_retention,
-        ]
+        args = self._put_args(conditions, payload, ttl_ms, event, path)
         indexed = True
         if conditions.if_match is None:
             # The write may create the thing: its index entries go in the same pipelined batch

@@ -422,22 +422,25 @@ class Store:
         version = version or new_version()
         ttl_ms = ttl_seconds * 1000
         keys, names = self._indexed_keys(path)
-        status, detail = self._put(
-            keys=keys,
-            args=[
-                _encode_condition(conditions.if_match),
-                _encode_condition(conditions.if_none_match),
-                version.encode("ascii") + body,
-                ttl_ms,
-                event,
-                path,
-                self.feed_retention,
-                *names,
-            ],
-        )
+        args = self._put_args(conditions, version.encode("ascii") + body, ttl_ms, event, path)
+        status, detail = self._put(keys=keys, args=[*args, *names])
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
+
+    def _put_args(
+        self, conditions: Conditions, payload: bytes, ttl_ms: int, event: str, path: str
+    ) -> list[str | bytes | int]:
+        """put.lua's ARGV before the index names (see its header)."""
+        return [
+            _encode_condition(conditions.if_match),
+            _encode_condition(conditions.if_none_match),
+            payload,
+            ttl_ms,
+            event,
+            path,
+            self.feed_retention,
+        ]
 
     @_unavailable_on_redis_errors
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
