@@ -73,8 +73,9 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
         line_ttl = record.get("ttl")
         # As a PUT's body `ttl` and its `?ttl=`: either gives the lifetime; both must agree.
         if line_ttl is not None and thing_ttl is not None and line_ttl != thing_ttl:
+            given = documents.dumps(line_ttl).decode(), documents.dumps(thing_ttl).decode()
             raise BadDocument(
-                400, "bad ttl", f"the line's ttl {line_ttl} and the thing's {thing_ttl} disagree"
+                400, "bad ttl", f"the line's ttl {given[0]} and the thing's {given[1]} disagree"
             )
         ttl = documents.resolve_ttl(
             thing_ttl if line_ttl is None else line_ttl, None, default_ttl, max_ttl
