@@ -42,13 +42,11 @@ import orjson
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
 from redis.exceptions import (
     AskError,
     BusyLoadingError,
     ClusterError,
     ConnectionError,
-    NoScriptError,
     ReadOnlyError,
     RedisClusterException,
     ResponseError,
@@ -377,6 +375,7 @@ class Store:
         self._get = client.register_script(_load_script("get.lua"))
         self._get_many = client.register_script(_load_script("get_many.lua"))
         self._put = client.register_script(_load_script("put.lua"))
+        self._put_many = client.register_script(_load_script("put_many.lua"))
         self._delete = client.register_script(_load_script("delete.lua"))
         self._position = client.register_script(_load_script("position.lua"))
         self._feed_state = client.register_script(_load_script("feed_state.lua"))
@@ -438,53 +437,40 @@ class Store:
         """Store many things, each `(path, body, ttl seconds)` exactly as put() stores one
         (version, lifetime, folder indexes, a `put` event), in order.
 
-        Each thing is its own put.lua call, so each is atomic, but the batch is not: a failure
-        part way leaves the earlier things written (writing them again is harmless). The calls
-        go `chunk` at a time in one pipelined round trip, as EVALSHA alone: a pipeline of
-        script objects would ask SCRIPT EXISTS first, a round trip per chunk."""
+        A chunk of `chunk` things is one put_many.lua call (one round trip, atomic); the whole
+        is not: a failure part way leaves the earlier chunks written (writing them again is
+        harmless). On a Redis Cluster, ClusterStore writes a chunk in put()'s steps."""
         results: list[WriteResult] = []
         for start in range(0, len(things), chunk):
             results.extend(self._put_chunk(things[start : start + chunk]))
         return results
 
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
-        calls = []
+        """One put_many.lua call: the things, then each folder index once with all its new
+        names (siblings share their ancestors, so most of put.lua's ZADDs would repeat)."""
+        keys = [self.feed_key]
+        args: list[str | bytes | int] = [len(things), self.feed_retention]
+        written = []
+        folders: dict[str, dict[str, None]] = {}  # index -> names, ordered and without repeats
         for path, body, ttl_seconds in things:
             version = new_version()
             ttl_ms = ttl_seconds * 1000
-            keys, names = self._indexed_keys(path)
-            payload = version.encode("ascii") + body
-            args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path)
-            calls.append((version, ttl_ms, keys, [*args, *names]))
-        replies = self._evalsha_many(self._put, [(keys, args) for _, _, keys, args in calls])
+            keys.append(self.thing_key(path))
+            args += (version.encode("ascii") + body, ttl_ms, path)
+            written.append((version, ttl_ms))
+            for folder, name in ancestry(path):
+                names = folders.setdefault(folder, {})
+                if name in names:
+                    break  # and so is everything above it
+                names[name] = None
+        for folder, names in folders.items():
+            keys.append(self.folder_key(folder))
+            args += (len(names), *names)
+        reply = self._put_many(keys=keys, args=args)
         return [
-            WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
-            for (version, ttl_ms, _, _), (status, detail) in zip(calls, replies, strict=True)
+            WriteResult(reply[2 * i] == 1, version, ttl_ms, reply[2 * i + 1].decode())
+            for i, (version, ttl_ms) in enumerate(written)
         ]
-
-    def _evalsha_many(self, script: Script, calls: list[tuple[list[str], list]]) -> list:
-        """The replies of `script` run once per (keys, args), in one pipelined round trip. A
-        server that lacks the script (restarted, or SCRIPT FLUSH) answers NOSCRIPT to those
-        calls, which did nothing: the script is loaded and they are sent again."""
-        replies: list = [None] * len(calls)
-        pending = list(range(len(calls)))
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for i in pending:
-                keys, args = calls[i]
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            missing = []
-            for i, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(reply, NoScriptError) and attempt == 0:
-                    missing.append(i)
-                elif isinstance(reply, Exception):
-                    raise reply
-                replies[i] = reply
-            if not missing:
-                break
-            self.client.script_load(script.script)
-            pending = missing
-        return replies
 
     def _put_args(
         self, conditions: Conditions, payload: bytes, ttl_ms: int, event: str, path: str
