@@ -33,6 +33,7 @@ RESERVED_FIELDS = ("ttl", "last_updated")
 LISTING_PAGE = 1000  # the server's maximum page: fewest round trips for export
 IMPORT_BATCH_BYTES = 512 * 1024  # half the default body limit; a smaller one is met by halving
 IMPORT_BATCH_LINES = 1000
+IMPORT_TRIES = 5  # per batch, when the server answers 429 or 503
 IMPORT_WORKERS = 3  # batches in flight: enough to keep a server's workers and Redis busy
 JSON_TYPE = "application/json"
 JSONL = "application/jsonl"
@@ -226,8 +227,9 @@ class Client:
 
     # -- bulk -----------------------------------------------------------------------------
 
-    def _sender(self) -> Callable[[str, str, bytes, str], tuple[int, bytes]]:
-        """send(method, path+query, body, content type) -> (status, body), each thread on its
+    def _sender(self) -> Callable[[str, str, bytes, str], tuple[int, bytes, float]]:
+        """send(method, path+query, body, content type) -> (status, body, seconds of any
+        Retry-After, else 1), each thread on its
         own keep-alive connection of the standard library's http.client: per request it costs
         a fraction of a general client's CPU, which is what bounds a bulk load when client and
         server share a machine."""
@@ -236,7 +238,7 @@ class Client:
         prefix = base.raw_path.decode().rstrip("/")
         kind = http.client.HTTPSConnection if base.scheme == "https" else http.client.HTTPConnection
 
-        def send(method: str, url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        def send(method: str, url: str, body: bytes, content_type: str) -> tuple[int, bytes, float]:
             headers = {"Content-Type": content_type, **self._auth}
             for attempt in (1, 2):
                 if getattr(local, "conn", None) is None:
@@ -245,7 +247,9 @@ class Client:
                 try:
                     conn.request(method, prefix + url, body, headers)
                     response = conn.getresponse()
-                    return response.status, response.read()
+                    retry_after = response.getheader("Retry-After", "1")
+                    wait = float(retry_after) if retry_after.isdigit() else 1.0
+                    return response.status, response.read(), wait
                 except (OSError, http.client.HTTPException) as error:
                     conn.close()
                     local.conn = None
@@ -273,7 +277,7 @@ class Client:
             if ttl is not None:
                 url += f"?ttl={max(int(ttl), 1)}"
             try:
-                status, body = send("PUT", url, documents.dumps(record["thing"]), JSON_TYPE)
+                status, body, _ = send("PUT", url, documents.dumps(record["thing"]), JSON_TYPE)
             except ClientError as error:
                 return record["path"], error
             if status >= 400:
@@ -302,9 +306,20 @@ class Client:
         batches = list(_batches(lines))
         failures: list[tuple[str, ClientError]] = []
 
+        def attempt(batch: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+            """POST one batch; over the rate limit or while the store is unavailable, wait as
+            asked and send it again (harmless: the same lines store the same things)."""
+            lines = b"\n".join(r for _, r in batch)
+            for tries in range(1, IMPORT_TRIES + 1):
+                status, body, wait = send("POST", "/_import", lines, JSONL)
+                if status not in (429, 503) or tries == IMPORT_TRIES:
+                    break
+                time.sleep(min(wait, RECONNECT_MAX_S))
+            return status, body
+
         def post(batch: list[tuple[int, bytes]]) -> list[tuple[str, ClientError]]:
             try:
-                status, body = send("POST", "/_import", b"\n".join(r for _, r in batch), JSONL)
+                status, body = attempt(batch)
             except ClientError as error:
                 return [(_line_span(batch), error)]
             if status == 413 and len(batch) > 1:
@@ -322,7 +337,7 @@ class Client:
             return []
         first = batches[0]
         # The first batch alone tells whether the server has /_import at all.
-        status, body = send("POST", "/_import", b"\n".join(r for _, r in first[:1]), JSONL)
+        status, body = attempt(first[:1])
         if status == 404:
             return None
         if status >= 400:
