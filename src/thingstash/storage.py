@@ -56,7 +56,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 VERSION_LENGTH = 16
-PUT_MANY_CHUNK = 500  # put.lua calls per pipelined round trip in put_many
+PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
 _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")

@@ -22,12 +22,15 @@ end
 local at = 3 * n + 3
 for k = n + 2, #KEYS do
   local count = tonumber(ARGV[at])
-  local members = {}
-  for j = 1, count do
-    members[2 * j - 1] = 0
-    members[2 * j] = ARGV[at + j]
+  -- A few hundred names per ZADD: unpack() has a limit on how many values it spreads.
+  for first = 1, count, 500 do
+    local members = {}
+    for j = first, math.min(count, first + 499) do
+      members[#members + 1] = 0
+      members[#members + 1] = ARGV[at + j]
+    end
+    redis.call('ZADD', KEYS[k], unpack(members))
   end
-  redis.call('ZADD', KEYS[k], unpack(members))
   at = at + count + 1
 end
 return replies
