@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         accesslog,
         api,
         auth,
+        bulkimport,
         context,
         cors,
         errors,
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     ratelimit.init_app(app, settings.rate_limit, store)
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
+    bulkimport.init_app(app)
     if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
