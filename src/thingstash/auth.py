@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from thingstash import accesslog
 from thingstash.context import settings, store
 from thingstash.errors import Problem
 from thingstash.storage import KeyRecord, Store
@@ -221,7 +222,7 @@ def _check() -> None:
     if need is None:
         return
     scope, path = need
-    header = request.headers.get("Authorization")
+    header = request.environ.get("HTTP_AUTHORIZATION")
     if header is None:
         config = settings()
         if config.anonymous_read and scope == "read" and path is not None:
@@ -239,6 +240,7 @@ def _check() -> None:
         raise _unauthorized("the API key is not valid (wrong, or revoked)", True)
     access = Access(record.id, record.scope, record.prefix)
     g.thingstash_access = access
+    request.environ[accesslog.KEY_ID] = record.id  # the access line names the key
     if _presence().touch_due(record.id):
         store().touch_key(record.id, int(time.time()))
     if not access.allows(scope):
