@@ -39,6 +39,7 @@ from thingstash.storage import (
     Backlog,
     Conditions,
     Entry,
+    Event,
     Page,
     PreconditionFailed,
     Store,
@@ -46,6 +47,7 @@ from thingstash.storage import (
     ThingMissing,
     WriteResult,
     _encode_condition,
+    _event,
     _load_script,
     _unavailable_on_redis_errors,
     ancestry,
@@ -318,6 +320,29 @@ class ClusterStore(Store):
         state = self._feed_state(keys=[self.feed_key])
         entries = self.client.xrange(self.feed_key, after, "+", count=count + 1)
         return backlog_from(wanted, after, state, entries, count)
+
+    @_unavailable_on_redis_errors
+    def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
+        """As Store.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
+        its arguments) redis-py would first ask its default node where the key is, so the
+        reader would stop while that node, whatever it holds, fails over. A connection error
+        here makes the client re-read the slot map, so the next call finds the new primary."""
+        node = self.client.get_node_from_key(self.feed_key)
+        reply = self.client.execute_command(
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            self.feed_key,
+            after,
+            target_nodes=node,
+        )
+        if not reply:
+            return []
+        entries = reply[self.feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
+        return [_event(entry_id, fields) for entry_id, fields in entries]
 
     @_unavailable_on_redis_errors
     def check_feed_node(self) -> None:

@@ -43,6 +43,7 @@ TRIM_EVERY = 64
 BLOCK_MS = 1000
 BATCH = 1000
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
+RETRY_S = 0.5  # how often a stream tries the store again while it is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,12 +491,29 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
         yield b": watching /" + subscription.path.encode("utf-8") + b"\n\n"
         yield from opening.frames
         position = opening.position
-        if opening.resume is not None:
-            frames, position = _catch_up(store, subscription, position)
-            yield from frames
         seen = parse_event_id(position) or (0, 0)
+        behind = opening.resume is not None  # must read the stream from `position` first
+        waiting = False
         quiet_since = time.monotonic()
         while not hub.closed:
+            if behind:
+                # Resuming, too slow, or the reader lost Redis: read the stream. While the
+                # store is away (Redis down, a cluster failing over) the stream stays open and
+                # tries again, so the client need not reconnect and misses nothing.
+                try:
+                    frames, position = _catch_up(store, subscription, position)
+                except StorageUnavailable as error:
+                    if not waiting:
+                        log.warning("watch of %s waits for the store: %s", subscription.path, error)
+                    waiting = True
+                    yield b": waiting for the store\n\n"
+                    time.sleep(min(RETRY_S, current.keepalive))
+                    continue
+                behind = waiting = False
+                seen = parse_event_id(position) or seen
+                if frames:
+                    yield b"".join(frames)
+                    quiet_since = time.monotonic()
             wait = current.keepalive - (time.monotonic() - quiet_since)
             taken = subscription.take(max(wait, 0.0))
             if taken is None:
@@ -505,30 +523,28 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
             deliveries, lagging, closed = taken
             if closed:
                 return
-            out: list[bytes] = []
             if lagging:
-                # Missed deliveries (too slow, or the reader lost Redis): read the stream.
-                out, position = _catch_up(store, subscription, position)
-                seen = parse_event_id(position) or seen
+                behind = True  # the stream holds these deliveries too: read from there
+                continue
             start = 0
             while start < len(deliveries) and deliveries[start].order <= seen:
                 start += 1  # already sent (from the opening read or a catch-up)
             if start < len(deliveries):
                 seen, position = deliveries[-1].order, deliveries[-1].event.id
-                out += [
+                out = [
                     delivery.frame
                     for delivery in deliveries[start:]
                     if delivery.event.path.startswith(subscription.prefix)  # the key's prefix
                 ]
-            if out:
-                # A burst costs this thread one wake-up and the client one write.
-                yield b"".join(out)
-                quiet_since = time.monotonic()
-                # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
-                # meanwhile waits in the group's log and goes out in one write. With hundreds
-                # of watchers this bounds the process's wake-ups, so ordinary requests stay
-                # prompt; an event after a quiet spell goes out at once.
-                time.sleep(MIN_INTERVAL)
+                if out:
+                    # A burst costs this thread one wake-up and the client one write.
+                    yield b"".join(out)
+                    quiet_since = time.monotonic()
+                    # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
+                    # meanwhile waits in the group's log and goes out in one write. With
+                    # hundreds of watchers this bounds the process's wake-ups, so ordinary
+                    # requests stay prompt; an event after a quiet spell goes out at once.
+                    time.sleep(MIN_INTERVAL)
     except StorageUnavailable as error:
         # The client reconnects with the last id it got, and misses nothing.
         log.warning("watch of %s ended: %s", subscription.path, error)
