@@ -49,6 +49,7 @@ CLUSTER_MODULES = frozenset(
         "test_watch.py",
         "test_auth.py",
         "test_edges.py",
+        "test_import.py",
     }
 )
 

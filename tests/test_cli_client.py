@@ -220,3 +220,81 @@ def test_key_option_and_unauthorized_exit_code(
         assert got.returncode == 0 and json.loads(got.stdout)["a"] == 1
     finally:
         server.stop()
+
+
+# -- import: batches, their limits, older servers ---------------------------------------------
+
+
+def test_import_batches_fit_the_servers_body_limit(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    # A server with a small body limit and a small ttl limit: batches over it are halved until
+    # they fit; a line the server refuses is named by its line in the file.
+    server = Served(
+        ["--redis-url", redis_server.url],
+        env={
+            "THINGSTASH_MAX_BODY": "4000",
+            "THINGSTASH_MAX_TTL": "1000",
+            "THINGSTASH_DEFAULT_TTL": "1000",
+        },
+    ).start()
+    try:
+        records = [
+            {"path": f"lim/{i}", "thing": {"i": i, "pad": "x" * 30}, "ttl": 900} for i in range(200)
+        ]
+        good = b"".join(documents.dumps(r) + b"\n" for r in records)
+        assert len(good) > 4 * 4000
+        records[149]["ttl"] = 5000  # fine for the client, over this server's limit
+        bad = b"".join(documents.dumps(r) + b"\n" for r in records)
+        refused = run(server.url, "import", stdin=bad)
+        assert refused.returncode == 3
+        assert b"line 150: " in refused.stderr and b"between 1 and 1000" in refused.stderr
+        assert run(server.url, "get", "lim/149").returncode == 1
+
+        imported = run(server.url, "import", stdin=good)
+        assert imported.returncode == 0, imported.stderr
+        back = [json.loads(line) for line in run(server.url, "export", "lim").stdout.splitlines()]
+        assert sorted(r["thing"]["i"] for r in back) == list(range(200))
+    finally:
+        server.stop()
+
+
+class OldServer(http.server.BaseHTTPRequestHandler):
+    """A server from before POST /_import: 404 for it, and a PUT per thing."""
+
+    puts: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(404, b'{"title": "not found", "detail": "reserved", "status": 404}')
+
+    def do_PUT(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).puts.append(f"{self.path} {body.decode()}")
+        self.answer(201, body)
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_import_falls_back_to_a_put_per_thing_on_an_older_server() -> None:
+    OldServer.puts = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OldServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        lines = b'{"path": "a/b c", "thing": {"n": 1}, "ttl": 0}\n{"path": "d", "thing": {}}\n'
+        imported = run(f"http://127.0.0.1:{server.server_address[1]}", "import", stdin=lines)
+        assert imported.returncode == 0, imported.stderr
+        # ttl 0 (an export's "about to expire") is sent as the 1 s a write needs.
+        assert sorted(OldServer.puts) == ['/a/b%20c?ttl=1 {"n":1}', "/d {}"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -52,6 +52,17 @@ def test_cors_preflight_and_exposed_headers(client: FlaskClient) -> None:
     assert error.status_code == 404 and "Access-Control-Allow-Origin" in error.headers
 
 
+def test_cors_headers_without_an_origin(client: FlaskClient, app_with) -> None:  # type: ignore[no-untyped-def]
+    # Scripts send no Origin; they get what flask-cors gives such a request, computed once.
+    plain = client.put("/a/plain", json={"v": 1})
+    assert plain.headers["Access-Control-Allow-Origin"] == "*"
+    assert "etag" in plain.headers["Access-Control-Expose-Headers"].lower()
+    restricted = app_with(cors_origins="https://good.example, https://also.example")
+    answer = restricted.get("/a/plain")
+    assert answer.headers.get("Access-Control-Allow-Origin") != "*"
+    assert answer.headers["Vary"] == "Origin"
+
+
 def test_cors_origins_restricted(app_with) -> None:  # type: ignore[no-untyped-def]
     client = app_with(cors_origins="https://good.example, https://also.example")
     good = client.get("/", headers={"Origin": "https://also.example"})

@@ -4,6 +4,7 @@ every documented operation; no answer may be a 5xx, and every answer must match 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tests.conftest import RedisServer, Served
 
 pytestmark = pytest.mark.slow
 
+HOOKS = "schemathesis_hooks.py"  # a serializer for /_import's JSON Lines
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
     "response_headers_conformance,response_schema_conformance"
@@ -61,6 +63,7 @@ def test_every_operation_matches_the_document(own_server: Served, tmp_path: Path
         text=True,
         timeout=600,
         cwd=tmp_path,  # schemathesis keeps a cache in its working directory
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name(HOOKS))},
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
 

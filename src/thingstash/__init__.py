@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         accesslog,
         api,
         auth,
+        bulkimport,
         context,
         cors,
         errors,
@@ -42,12 +43,13 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     context.install(app, settings, store)
     errors.init_app(app)
     # Order matters: request id and timing first, then who is asking, then how often.
-    accesslog.init_app(app)
+    accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
     auth.init_app(app)
     ratelimit.init_app(app, settings.rate_limit, store)
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
+    bulkimport.init_app(app)
     if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from thingstash import accesslog
 from thingstash.context import settings, store
 from thingstash.errors import Problem
 from thingstash.storage import KeyRecord, Store
@@ -39,6 +40,9 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 _KEY_PREFIX = "tsk_"
 _ID_HEX = 12
 _CHALLENGE = 'Bearer realm="thingstash"'
+# Service endpoints that write things named in their body (POST /_import): they need a write
+# key here, and the view checks each path against the key's prefix (may_write).
+_EACH_PATH_CHECKED = frozenset({"_import"})
 
 
 class OpenStoreRefused(RuntimeError):
@@ -180,6 +184,8 @@ def _required() -> tuple[str, str | None] | None:
     if path.startswith("_"):
         if path == "_keys" or path.startswith("_keys/") or path == "_metrics":
             return "admin", None
+        if path in _EACH_PATH_CHECKED:
+            return "write", None
         return None  # /_health, /_docs, /_ui, ...: no data of their own
     return ("read" if request.method in _READ_METHODS else "write"), path
 
@@ -196,6 +202,13 @@ def can_read(path: str) -> bool:
     return path.startswith(prefix) or (path.endswith("/") or path == "") and prefix.startswith(path)
 
 
+def may_write(path: str) -> bool:
+    """May the current request write the thing at `path`? For endpoints that name the things
+    they write in their body (POST /_import); the scope was checked before the view ran."""
+    access = current()
+    return access.allows("write") and _within(access.prefix, path, "write")
+
+
 def _within(prefix: str, path: str, scope: str) -> bool:
     if path.startswith(prefix):
         return True
@@ -209,7 +222,7 @@ def _check() -> None:
     if need is None:
         return
     scope, path = need
-    header = request.headers.get("Authorization")
+    header = request.environ.get("HTTP_AUTHORIZATION")
     if header is None:
         config = settings()
         if config.anonymous_read and scope == "read" and path is not None:
@@ -227,11 +240,14 @@ def _check() -> None:
         raise _unauthorized("the API key is not valid (wrong, or revoked)", True)
     access = Access(record.id, record.scope, record.prefix)
     g.thingstash_access = access
+    request.environ[accesslog.KEY_ID] = record.id  # the access line names the key
     if _presence().touch_due(record.id):
         store().touch_key(record.id, int(time.time()))
     if not access.allows(scope):
         raise _forbidden(f"this key's scope is {record.scope}; this request needs {scope}")
     if path is None:
+        if request.path[1:] in _EACH_PATH_CHECKED:
+            return  # the paths are in the body: the view asks may_write() for each
         if record.prefix:
             raise _forbidden("managing the service needs an admin key for the whole store")
         return

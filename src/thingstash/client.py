@@ -7,6 +7,7 @@ Errors become ClientError with an exit code that scripts can rely on (see EXIT_*
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,11 @@ EXIT_CONNECTION = 4
 
 RESERVED_FIELDS = ("ttl", "last_updated")
 LISTING_PAGE = 1000  # the server's maximum page: fewest round trips for export
+IMPORT_BATCH_BYTES = 512 * 1024  # half the default body limit; a smaller one is met by halving
+IMPORT_BATCH_LINES = 1000
+IMPORT_WORKERS = 3  # batches in flight: enough to keep a server's workers and Redis busy
+JSON_TYPE = "application/json"
+JSONL = "application/jsonl"
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 10.0
 
@@ -57,6 +63,37 @@ def _problem(response: httpx.Response) -> ClientError:
         message = response.reason_phrase or "error"
     code = EXIT_NOT_FOUND if response.status_code == 404 else EXIT_HTTP_ERROR
     return ClientError(f"{response.status_code} {message}".rstrip(": "), code, response.status_code)
+
+
+def _batches(lines: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+    """Consecutive runs of lines, each at most IMPORT_BATCH_LINES and (unless one line is
+    longer by itself) IMPORT_BATCH_BYTES."""
+    batch: list[tuple[int, bytes]] = []
+    size = 0
+    for line in lines:
+        if batch and (len(batch) >= IMPORT_BATCH_LINES or size + len(line[1]) > IMPORT_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line[1]) + 1
+    if batch:
+        yield batch
+
+
+def _line_span(batch: list[tuple[int, bytes]]) -> str:
+    first, last = batch[0][0], batch[-1][0]
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+def _renumbered(error: ClientError, batch: list[tuple[int, bytes]]) -> ClientError:
+    """The server numbers the lines of its request: name the line of the file instead."""
+
+    def file_line(match: re.Match[str]) -> str:
+        index = int(match.group(1)) - 1
+        return f"line {batch[index][0]}" if 0 <= index < len(batch) else match.group(0)
+
+    message = re.sub(r"line (\d+)", file_line, str(error), count=1)
+    return ClientError(message, error.exit_code, error.status)
 
 
 @dataclass(frozen=True)
@@ -189,36 +226,24 @@ class Client:
 
     # -- bulk -----------------------------------------------------------------------------
 
-    def put_many(
-        self,
-        records: Iterable[dict[str, Any]],
-        workers: int = 8,
-        on_done: Callable[[], None] | None = None,
-    ) -> list[tuple[str, ClientError]]:
-        """PUT {path, thing, ttl} records concurrently; return the failures.
-
-        Each worker keeps one keep-alive connection of the standard library's http.client:
-        per request it costs a fraction of a general client's CPU, which is what bounds an
-        import of 100,000 things when client and server share a machine."""
+    def _sender(self) -> Callable[[str, str, bytes, str], tuple[int, bytes]]:
+        """send(method, path+query, body, content type) -> (status, body), each thread on its
+        own keep-alive connection of the standard library's http.client: per request it costs
+        a fraction of a general client's CPU, which is what bounds a bulk load when client and
+        server share a machine."""
         local = threading.local()
         base = self.http.base_url
-        headers = {"Content-Type": "application/json", **self._auth}
+        prefix = base.raw_path.decode().rstrip("/")
+        kind = http.client.HTTPSConnection if base.scheme == "https" else http.client.HTTPConnection
 
-        def connection() -> http.client.HTTPConnection:
-            if getattr(local, "conn", None) is None:
-                kind = (
-                    http.client.HTTPSConnection
-                    if base.scheme == "https"
-                    else (http.client.HTTPConnection)
-                )
-                local.conn = kind(base.host, base.port, timeout=self.http.timeout.read)
-            return local.conn
-
-        def send(url: str, body: bytes) -> tuple[int, bytes]:
+        def send(method: str, url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+            headers = {"Content-Type": content_type, **self._auth}
             for attempt in (1, 2):
-                conn = connection()
+                if getattr(local, "conn", None) is None:
+                    local.conn = kind(base.host, base.port, timeout=self.http.timeout.read)
+                conn = local.conn
                 try:
-                    conn.request("PUT", url, body, headers)
+                    conn.request(method, prefix + url, body, headers)
                     response = conn.getresponse()
                     return response.status, response.read()
                 except (OSError, http.client.HTTPException) as error:
@@ -231,15 +256,24 @@ class Client:
                         ) from None
             raise AssertionError("unreachable")
 
-        prefix = base.raw_path.decode().rstrip("/")
+        return send
+
+    def put_many(
+        self,
+        records: Iterable[dict[str, Any]],
+        workers: int = 8,
+        on_done: Callable[[], None] | None = None,
+    ) -> list[tuple[str, ClientError]]:
+        """PUT {path, thing, ttl} records concurrently, one request each; return the failures."""
+        send = self._sender()
 
         def put_one(record: dict[str, Any]) -> tuple[str, ClientError] | None:
             ttl = record.get("ttl")
-            url = prefix + quote_path(record["path"])
+            url = quote_path(record["path"])
             if ttl is not None:
                 url += f"?ttl={max(int(ttl), 1)}"
             try:
-                status, body = send(url, documents.dumps(record["thing"]))
+                status, body = send("PUT", url, documents.dumps(record["thing"]), JSON_TYPE)
             except ClientError as error:
                 return record["path"], error
             if status >= 400:
@@ -253,6 +287,57 @@ class Client:
                     failures.append(failure)
                 if on_done is not None:
                     on_done()
+        return failures
+
+    def import_lines(
+        self,
+        lines: list[tuple[int, bytes]],
+        workers: int = IMPORT_WORKERS,
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, ClientError]] | None:
+        """Send export lines, (line number, JSON without newline), to POST /_import in batches
+        under the server's body limit; return the failures, one per batch. None when the server
+        has no /_import (404 for the first batch; nothing was written): PUT each instead."""
+        send = self._sender()
+        batches = list(_batches(lines))
+        failures: list[tuple[str, ClientError]] = []
+
+        def post(batch: list[tuple[int, bytes]]) -> list[tuple[str, ClientError]]:
+            try:
+                status, body = send("POST", "/_import", b"\n".join(r for _, r in batch), JSONL)
+            except ClientError as error:
+                return [(_line_span(batch), error)]
+            if status == 413 and len(batch) > 1:
+                # The server's limit is under ours: halve the batch until it fits.
+                half = len(batch) // 2
+                return post(batch[:half]) + post(batch[half:])
+            if status >= 400:
+                error = _problem(httpx.Response(status, content=body))
+                return [(_line_span(batch), _renumbered(error, batch))]
+            if on_done is not None:
+                on_done(len(batch))
+            return []
+
+        if not batches:
+            return []
+        first = batches[0]
+        # The first batch alone tells whether the server has /_import at all.
+        status, body = send("POST", "/_import", b"\n".join(r for _, r in first[:1]), JSONL)
+        if status == 404:
+            return None
+        if status >= 400:
+            return [
+                (
+                    _line_span(first[:1]),
+                    _renumbered(_problem(httpx.Response(status, content=body)), first[:1]),
+                )
+            ]
+        if on_done is not None:
+            on_done(1)
+        rest = [first[1:], *batches[1:]] if len(first) > 1 else batches[1:]
+        with ThreadPoolExecutor(workers) as pool:
+            for failed in pool.map(post, rest):
+                failures.extend(failed)
         return failures
 
     # -- watching -------------------------------------------------------------------------

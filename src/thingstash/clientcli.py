@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from thingstash import documents
+from thingstash import documents, exportlines
 from thingstash.client import DEFAULT_URL, Client, ClientError, Event
 from thingstash.documents import BadDocument
 
@@ -225,44 +225,87 @@ def export_(prefix: str, url: str, key: str | None) -> None:
 
 @click.command("import")
 @click.argument("file", type=click.File("rb"), default="-")
-@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Connections for a server without POST /_import (one PUT per thing).",
+)
 @_server_options
 @_exits_cleanly
 def import_(file: Any, workers: int, url: str, key: str | None) -> None:
     """Store the things of an export (JSON Lines from FILE or stdin), each with its ttl.
 
-    Idempotent: importing the same lines twice leaves the same things."""
-    records = []
-    for number, line in enumerate(file, 1):
-        if not line.strip():
-            continue
-        try:
-            record = documents.loads(line)
-        except BadDocument as error:
-            raise click.UsageError(f"line {number}: {error.detail}") from None
-        if not (
-            isinstance(record, dict)
-            and isinstance(record.get("path"), str)
-            and isinstance(record.get("thing"), dict)
-            and (record.get("ttl") is None or isinstance(record.get("ttl"), int))
-        ):
-            raise click.UsageError(f'line {number}: expected {{"path", "thing", "ttl"}}')
-        records.append(record)
+    Every line is checked first (nothing is sent if one is bad), then they go in batches to
+    POST /_import (one PUT per thing on a server without it). Idempotent: importing the same
+    lines twice leaves the same things."""
+    lines = _import_lines(file)
     with _client(url, key, connections=workers) as client:
         if sys.stderr.isatty():
-            with click.progressbar(length=len(records), label="importing", file=sys.stderr) as bar:
-                failures = client.put_many(records, workers, lambda: bar.update(1))
+            with click.progressbar(length=len(lines), label="importing", file=sys.stderr) as bar:
+                failures = _import(client, lines, workers, bar.update)
         else:
-            failures = client.put_many(records, workers)
-    for path, error in failures[:10]:
-        click.echo(f"thingstash: {path}: {error}", err=True)
+            failures = _import(client, lines, workers, None)
+    for where, error in failures[:10]:
+        click.echo(f"thingstash: {where}: {error}", err=True)
     if failures:
         click.echo(
-            f"thingstash: {len(failures)} of {len(records)} things failed to import", err=True
+            f"thingstash: {len(failures)} batches or things of {len(lines)} lines failed to import",
+            err=True,
         )
         sys.exit(max(error.exit_code for _, error in failures))
     if sys.stderr.isatty():
-        click.echo(f"imported {len(records)} things", err=True)
+        click.echo(f"imported {len(lines)} things", err=True)
+
+
+def _import_lines(file: Any) -> list[tuple[int, bytes]]:
+    """The file's non-blank lines, (number, JSON), each checked as the server will check it
+    (exportlines.py); a bad one ends the command (exit 2) before anything is sent."""
+    lines = []
+    for number, raw in enumerate(file, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if b'"ttl":0' in line.replace(b" ", b""):
+            line = _at_least_a_second(line)
+        try:
+            # The server's own ttl limit is unknown here: it checks that one itself.
+            exportlines.parse_line(line, number, 1, _NO_TTL_LIMIT)
+        except exportlines.BadLine as error:
+            raise click.UsageError(str(error)) from None
+        lines.append((number, line))
+    return lines
+
+
+_NO_TTL_LIMIT = 2**53
+
+
+def _at_least_a_second(line: bytes) -> bytes:
+    """An export lists a thing about to expire with ttl 0; a write needs at least 1 s."""
+    try:
+        record = documents.loads(line)
+    except BadDocument:
+        return line  # refused by the check that follows, with its reason
+    if isinstance(record, dict) and type(record.get("ttl")) is int and record["ttl"] == 0:
+        record["ttl"] = 1
+        return documents.dumps(record)
+    return line
+
+
+def _import(
+    client: Client,
+    lines: list[tuple[int, bytes]],
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[tuple[str, ClientError]]:
+    failures = client.import_lines(lines, on_done=progress)
+    if failures is not None:
+        return failures
+    # An older server without POST /_import: one PUT per thing.
+    records = [documents.loads(line) for _, line in lines]
+    done = (lambda: progress(1)) if progress is not None else None
+    return client.put_many(records, workers, done)
 
 
 @click.command()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -136,6 +136,56 @@ class ClusterStore(Store):
             {"e": event, "p": path, "d": payload, "t": str(ttl_ms)},
         )
         return WriteResult(created, version, ttl_ms, event_id)
+
+    def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
+        """Store.put_many's chunk in put()'s steps, each one pipelined batch for the chunk: the
+        folder index entries (each folder once), the things (put.lua on each thing's key), then
+        the entries again for the things created, and the feed events."""
+        calls = []
+        entries: dict[tuple[str, str], None] = {}  # ordered and without repeats
+        for path, body, ttl_seconds in things:
+            version = new_version()
+            ttl_ms = ttl_seconds * 1000
+            payload = version.encode("ascii") + body
+            args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path)
+            calls.append((path, version, ttl_ms, payload, args))
+            entries.update(dict.fromkeys(self._ancestry_keys(path)))
+        pipe = self.client.pipeline(transaction=False)
+        for key, name in entries:
+            pipe.zadd(key, {name: 0})
+        for path, *_, args in calls:
+            # (the evalsha method is refused in cluster pipelines; the command routes by its key)
+            pipe.execute_command("EVALSHA", self._put.sha, 1, self.thing_key(path), *args)
+        replies = pipe.execute(raise_on_error=False)
+        indexed = not any(isinstance(reply, Exception) for reply in replies[: len(entries)])
+        created = []
+        again: dict[tuple[str, str], None] = {}
+        for (path, *_, args), reply in zip(calls, replies[len(entries) :], strict=True):
+            if isinstance(reply, NoScriptError):
+                # A node that never saw the script: the plain call loads it and runs it.
+                reply = self._put(keys=[self.thing_key(path)], args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            created.append(reply[0] == 1)
+            if created[-1] or not indexed:
+                again.update(dict.fromkeys(self._ancestry_keys(path)))
+        pipe = self.client.pipeline(transaction=False)
+        for key, name in again:
+            pipe.zadd(key, {name: 0})
+        for path, _, ttl_ms, payload, _ in calls:
+            pipe.xadd(
+                self.feed_key,
+                {"e": "put", "p": path, "d": payload, "t": str(ttl_ms)},
+                maxlen=int(self.feed_retention),
+                approximate=True,
+            )
+        event_ids = pipe.execute()[len(again) :]
+        return [
+            WriteResult(new, version, ttl_ms, event_id.decode())
+            for (_, version, ttl_ms, _, _), new, event_id in zip(
+                calls, created, event_ids, strict=True
+            )
+        ]
 
     def _with_index(
         self, entries: list[tuple[str, str]], keys: list[str], args: list

@@ -81,20 +81,28 @@ def dumps(value: Any) -> bytes:
 
 def loads_object(raw: bytes, max_depth: int) -> Document:
     """Parse a request body that must be a JSON object nested at most `max_depth` levels."""
-    value = loads(raw)
+    return check_object(loads(raw), max_depth, raw.count(b"{") + raw.count(b"["))
+
+
+def check_object(
+    value: Any, max_depth: int, brackets: int | None = None, what: str = "the body"
+) -> Document:
+    """`value` itself, if it is a JSON object nested at most `max_depth` levels. `brackets`, the
+    number of `{` and `[` in its source, spares the walk when it is small; `what` names it in
+    the error."""
     if not isinstance(value, dict):
         kind = type(value).__name__ if value is not None else "null"
         raise BadDocument(
-            422, "not a JSON object", f"the body must be a JSON object, not {_json_kind(kind)}"
+            422, "not a JSON object", f"{what} must be a JSON object, not {_json_kind(kind)}"
         )
     # Each level opens with a bracket, so a body with few brackets needs no walk to be counted.
-    if raw.count(b"{") + raw.count(b"[") > max_depth:
+    if brackets is None or brackets > max_depth:
         depth = nesting_depth(value)
         if depth > max_depth:
             raise BadDocument(
                 400,
                 "too deeply nested",
-                f"the body nests {depth} levels; at most {max_depth} allowed",
+                f"{what} nests {depth} levels; at most {max_depth} allowed",
             )
     return value
 

@@ -12,11 +12,11 @@ expiry, one INFO call, no scan); it is left out of a scrape while Redis is down.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -89,17 +89,21 @@ def scrape() -> Response:
     )
 
 
-def _start() -> None:
-    g.metrics_started = time.perf_counter()
+_counted: dict[tuple[str, int], tuple[Any, Any]] = {}
 
 
-def _finish(response: Response) -> Response:
-    method = request.method if request.method in _METHODS else "other"
-    REQUESTS.labels(method, str(response.status_code)).inc()
-    started = g.get("metrics_started")
-    if started is not None:
-        LATENCY.labels(method).observe(time.perf_counter() - started)
-    return response
+def observe(method: str, status: int, seconds: float) -> None:
+    """Count one answered request (called by the access log's middleware, which timed it).
+
+    The labelled children are kept per (method, status): `labels()` validates and locks on
+    every call, and this runs on every request."""
+    label = method if method in _METHODS else "other"  # a client can send any method name
+    children = _counted.get((label, status))
+    if children is None:
+        children = (REQUESTS.labels(label, str(status)), LATENCY.labels(label))
+        _counted[(label, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def _redis_error(_: Exception) -> None:
@@ -109,6 +113,4 @@ def _redis_error(_: Exception) -> None:
 def init_app(app: Flask) -> None:
     if _redis_error not in storage.UNAVAILABLE_HOOKS:
         storage.UNAVAILABLE_HOOKS.append(_redis_error)
-    app.before_request(_start)
-    app.after_request(_finish)
     app.register_blueprint(bp)

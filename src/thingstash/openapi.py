@@ -223,6 +223,14 @@ def _schemas() -> dict[str, Any]:
             "properties": {"deleted": {"type": "integer", "minimum": 0}},
             "required": ["deleted"],
         },
+        "Imported": {
+            "type": "object",
+            "properties": {
+                "imported": {"type": "integer", "minimum": 0},
+                "created": {"type": "integer", "minimum": 0},
+            },
+            "required": ["imported", "created"],
+        },
         "Health": {
             "type": "object",
             "properties": {"status": {"type": "string"}, "redis": {"type": "boolean"}},
@@ -483,6 +491,36 @@ def _service_paths() -> dict[str, Any]:
                         "description": "OpenAPI 3.1",
                         "content": {JSON: {"schema": {"type": "object"}}},
                     }
+                },
+            }
+        },
+        "/_import": {
+            "post": {
+                "summary": "Import things in bulk: the lines of `thingstash export`",
+                "description": "JSON Lines, one thing per line: "
+                '`{"path": "a/b", "thing": {...}, "ttl": 60}` (`ttl` optional). Every line is '
+                "checked first, as a PUT of it would be, and against the key's scope and "
+                "prefix; the first bad one is refused naming its line number, and then nothing "
+                "is stored. The server's body limit applies: send a big file in batches.",
+                "operationId": "importThings",
+                "tags": ["things"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {
+                            "schema": {"type": "string"},
+                            "example": '{"path": "imported/a", "thing": {"n": 1}, "ttl": 60}\n'
+                            '{"path": "imported/b", "thing": {"s": "x"}}\n',
+                        }
+                        for media in ("application/jsonl", "application/x-ndjson")
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "All stored: how many, and how many were new",
+                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Imported"}}},
+                    },
+                    **_errors("400", "401", "403", "409", "413", "415", "429", "503"),
                 },
             }
         },

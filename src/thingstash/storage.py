@@ -31,7 +31,7 @@ import binascii
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
@@ -42,11 +42,13 @@ import orjson
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.exceptions import (
     AskError,
     BusyLoadingError,
     ClusterError,
     ConnectionError,
+    NoScriptError,
     ReadOnlyError,
     RedisClusterException,
     ResponseError,
@@ -56,6 +58,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 VERSION_LENGTH = 16
+PUT_MANY_CHUNK = 500  # put.lua calls per pipelined round trip in put_many
 _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
@@ -465,6 +468,61 @@ class Store:
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
+
+    @_unavailable_on_redis_errors
+    def put_many(
+        self, things: Sequence[tuple[str, bytes, int]], chunk: int = PUT_MANY_CHUNK
+    ) -> list[WriteResult]:
+        """Store many things, each `(path, body, ttl seconds)` exactly as put() stores one
+        (version, lifetime, folder indexes, a `put` event), in order.
+
+        Each thing is its own put.lua call, so each is atomic, but the batch is not: a failure
+        part way leaves the earlier things written (writing them again is harmless). The calls
+        go `chunk` at a time in one pipelined round trip, as EVALSHA alone: a pipeline of
+        script objects would ask SCRIPT EXISTS first, a round trip per chunk."""
+        results: list[WriteResult] = []
+        for start in range(0, len(things), chunk):
+            results.extend(self._put_chunk(things[start : start + chunk]))
+        return results
+
+    def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
+        calls = []
+        for path, body, ttl_seconds in things:
+            version = new_version()
+            ttl_ms = ttl_seconds * 1000
+            keys, names = self._indexed_keys(path)
+            payload = version.encode("ascii") + body
+            args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path)
+            calls.append((version, ttl_ms, keys, [*args, *names]))
+        replies = self._evalsha_many(self._put, [(keys, args) for _, _, keys, args in calls])
+        return [
+            WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
+            for (version, ttl_ms, _, _), (status, detail) in zip(calls, replies, strict=True)
+        ]
+
+    def _evalsha_many(self, script: Script, calls: list[tuple[list[str], list]]) -> list:
+        """The replies of `script` run once per (keys, args), in one pipelined round trip. A
+        server that lacks the script (restarted, or SCRIPT FLUSH) answers NOSCRIPT to those
+        calls, which did nothing: the script is loaded and they are sent again."""
+        replies: list = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for i in pending:
+                keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            missing = []
+            for i, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, NoScriptError) and attempt == 0:
+                    missing.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                replies[i] = reply
+            if not missing:
+                break
+            self.client.script_load(script.script)
+            pending = missing
+        return replies
 
     def _put_args(
         self, conditions: Conditions, payload: bytes, ttl_ms: int, event: str, path: str
