@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -40,11 +42,19 @@ def test_a_write_through_one_is_seen_through_the_other(
 ) -> None:
     cluster_client.flushall()
     one, other = (s.url for s in two_services)
-    with requests.Session() as a, requests.Session() as b:
+    watch = requests.get(
+        f"{other}/fleet/", headers={"Accept": "text/event-stream"}, stream=True, timeout=10
+    )
+    with watch, requests.Session() as a, requests.Session() as b:
+        lines = watch.iter_lines(decode_unicode=True)
+        assert next(lines).startswith(": watching")
         for i in range(20):
             assert (
                 a.put(f"{one}/fleet/{i % 4}/dev{i}", json={"i": i}, timeout=10).status_code == 201
             )
+        # Watched through the other process: every write, in order.
+        data = (json.loads(line[6:]) for line in lines if line.startswith("data: "))
+        assert [event["thing"]["i"] for event in itertools.islice(data, 20)] == list(range(20))
         for i in range(20):
             got = b.get(f"{other}/fleet/{i % 4}/dev{i}", timeout=10)
             assert got.status_code == 200 and got.json()["i"] == i
