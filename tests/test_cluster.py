@@ -12,9 +12,10 @@ from flask.testing import FlaskClient
 
 from thingstash import Settings, create_app
 from thingstash.clusterstore import ClusterStore, close_cluster
-from thingstash.storage import Store, connect, open_store
+from thingstash.storage import Store, connect, new_version, open_store
 
 from .clusters import LocalCluster
+from .test_watch import Stream, watching
 
 
 class _AnyInt:
@@ -150,3 +151,55 @@ def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
         (record,) = store().list_keys()
         assert store().revoke_key(record.id)
     assert client.get("/m/1", headers=headers).status_code == 401
+
+
+def test_events_appended_out_of_order_never_leave_an_older_state_last(
+    cluster_app: Flask,
+) -> None:
+    """Two processes write one thing at once; each appends its event after its write, so the
+    feed can get them in the other order. Here the race's outcome is made directly: the thing
+    is written (v2, then v3) and the events appended v3 first, in one step; then a put (v4)
+    and a delete, with the delete's event first. A watcher, live or resuming, must not end on
+    the older state: it gets v3 and the delete, not v2 and v4 after them."""
+    store: Store = cluster_app.extensions["thingstash.store"]
+    client = cluster_app.test_client()
+    assert client.put("/race/t", json={"v": 1}).status_code == 201
+    position = client.get("/race/").headers["Last-Event-ID"]
+    key = store.thing_key("race/t")
+
+    def write(v: int) -> bytes:
+        payload = new_version().encode() + b'{"v":%d}' % v
+        store.client.set(key, payload, px=60_000)
+        return payload
+
+    def append(*events: dict[str, bytes | str]) -> None:
+        pipe = store.client.pipeline(transaction=True)  # one key: read in one batch
+        for fields in events:
+            pipe.xadd(store.feed_key, fields)
+        pipe.execute()
+
+    def put(payload: bytes) -> dict[str, bytes | str]:
+        return {"e": "put", "p": "race/t", "d": payload, "t": "60000"}
+
+    def seen(stream: Stream) -> tuple[str, int | None]:
+        event = stream.event()
+        return event.kind, event.data["thing"]["v"] if event.data["thing"] else None
+
+    with watching(client, "race/") as live:
+        v2, v3 = write(2), write(3)
+        append(put(v3), put(v2))
+        assert seen(live) == ("put", 3)
+        v4 = write(4)
+        store.client.delete(key)
+        append({"e": "delete", "p": "race/t"}, put(v4))
+        assert seen(live) == ("delete", None)
+        # Replayed from before the race: v2 may come between (no write says which was first
+        # until the thing's key is read), but nothing older follows the latest state.
+        with watching(client, "race/", position) as resumed:
+            replayed = [seen(resumed)]
+            while replayed[-1] != ("delete", None):
+                replayed.append(seen(resumed))
+            assert replayed[0] == ("put", 3)
+            assert client.put("/race/t", json={"v": 5}).status_code == 201
+            assert seen(live) == ("put", 5)
+            assert seen(resumed) == ("put", 5)

@@ -1,18 +1,23 @@
-"""A primary of a real cluster is SIGKILLed while clients write: its replica takes over, the
-service answers again without a restart, and replicated writes are not lost."""
+"""A primary of a real cluster is SIGKILLed while clients write (or watch): its replica takes
+over, the service answers again without a restart, replicated writes are not lost, and a watch
+goes on (with a reset when the feed's own node failed over)."""
 
 from __future__ import annotations
 
+import json
+import queue
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
 from redis.cluster import key_slot
 
 from thingstash import Settings, create_app
 
 from .clusters import LocalCluster
+from .conftest import Served
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +25,9 @@ BEFORE = 60
 RECOVERY_BUDGET_S = 40  # bound on the whole failover phase; it takes a few seconds
 
 
-def _replicated(cluster: LocalCluster) -> bool:
+def _replicated(cluster: LocalCluster, primaries: list[int] | None = None) -> bool:
     """Every replica has every write its primary has (the replication offsets agree)."""
-    for port in cluster.primary_ports():
+    for port in primaries or cluster.primary_ports():
         info = cluster.node(port).info("replication")
         offset = info["master_repl_offset"]
         replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
@@ -105,4 +110,138 @@ def test_service_survives_the_sigkill_of_a_primary(tmp_path: Path) -> None:
         assert len(listed) == BEFORE
     finally:
         store.close()
+        cluster.stop()
+
+
+def _owner(cluster: LocalCluster, key: bytes) -> int:
+    """The port of the primary that holds `key` now."""
+    slot = key_slot(key)
+    for port in cluster.primary_ports():
+        if slot in _slots_of(cluster, port):
+            return port
+    raise AssertionError(f"no primary holds slot {slot}")
+
+
+class EventSource:
+    """A watch as a browser's EventSource keeps it: read events as they come; when the stream
+    ends or cannot be opened, wait a little and reconnect with the last id as Last-Event-ID."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: queue.Queue[dict[str, str]] = queue.Queue()
+        self.connections = 0
+        self.last_id: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            headers = {"Accept": "text/event-stream"}
+            if self.last_id is not None:
+                headers["Last-Event-ID"] = self.last_id
+            try:
+                with requests.get(self.url, headers=headers, stream=True, timeout=(2, 10)) as r:
+                    if r.status_code == 200:
+                        self.connections += 1
+                        self._read(r)
+            except requests.RequestException:
+                pass
+            self._stop.wait(0.2)
+
+    def _read(self, response: requests.Response) -> None:
+        fields: dict[str, str] = {}
+        for line in response.iter_lines(decode_unicode=True):
+            if self._stop.is_set():
+                return
+            if line == "":
+                if "event" in fields:
+                    self.last_id = fields.get("id", self.last_id)
+                    self.events.put(fields)
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+
+    def next(self, timeout: float = 20) -> tuple[str, str, int | None]:
+        """The next event: (kind, path, the thing's "v" or None)."""
+        fields = self.events.get(timeout=timeout)
+        data = json.loads(fields["data"])
+        thing = data.get("thing")
+        return fields["event"], data["path"], thing["v"] if thing else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _put_until_accepted(url: str, v: int) -> None:
+    """PUT as a client would during a failover: retry the 503s, within a bound."""
+    deadline = time.monotonic() + RECOVERY_BUDGET_S
+    while time.monotonic() < deadline:
+        status = requests.put(url, json={"v": v}, timeout=10).status_code
+        if status == 200 or status == 201:
+            return
+        assert status == 503, status
+        time.sleep(0.1)
+    raise AssertionError(f"{url} was not accepted again after the failover")
+
+
+def test_a_watch_through_failovers(tmp_path: Path) -> None:
+    """A folder is watched through `thingstash serve` while first the primary holding a
+    watched thing, then the one holding the change feed, is SIGKILLed."""
+    cluster = LocalCluster(tmp_path)
+    cluster.start()
+    service = Served(
+        ["--redis-url", cluster.url], {"THINGSTASH_WORKERS": "1", "THINGSTASH_KEEPALIVE": "1"}
+    ).start()
+    watch = EventSource(service.url + "/w/")
+    try:
+        feed_node = _owner(cluster, b"ts:feed")
+        path = next(
+            f"w/t{i}" for i in range(100) if _owner(cluster, b"ts:t:{w/t%d}" % i) != feed_node
+        )
+        thing = service.url + "/" + path
+        assert requests.put(thing, json={"v": 0}, timeout=10).status_code == 201
+        assert watch.next() == ("put", path, 0)
+        deadline = time.monotonic() + 10
+        while not _replicated(cluster):
+            assert time.monotonic() < deadline, "replicas did not catch up"
+            time.sleep(0.05)
+
+        # The thing's primary dies: its writes answer 503 until its replica takes over. The
+        # feed is elsewhere, so the open stream goes on and shows the next write.
+        cluster.kill(_owner(cluster, b"ts:t:{%s}" % path.encode()))
+        _put_until_accepted(thing, 1)
+        assert watch.next() == ("put", path, 1)
+        assert watch.connections == 1
+
+        # The feed's primary dies. Events appended just before may not have reached its
+        # replica, so whoever watched across the failover is told with a reset: the open
+        # stream waits for the store, then gets one (a client that reconnected with
+        # Last-Event-ID would get it too).
+        deadline = time.monotonic() + 10
+        while not _replicated(cluster, [feed_node]):
+            assert time.monotonic() < deadline, "replicas did not catch up"
+            time.sleep(0.05)
+        cluster.kill(feed_node)
+        _put_until_accepted(thing, 2)
+        events = [watch.next(RECOVERY_BUDGET_S)]
+        while events[-1][0] != "reset":
+            events.append(watch.next(RECOVERY_BUDGET_S))
+        # After the reset the watch goes on, without a restart of the service.
+        assert requests.put(thing, json={"v": 3}, timeout=10).status_code == 200
+        assert requests.delete(thing, timeout=10).status_code == 204
+        while events[-1][0] != "delete":
+            events.append(watch.next())
+        # The write made during the failover shows before or after the reset, depending on
+        # whether its event came before the reset's position (a reset says: read the state).
+        rest = [event for event in events if event != ("put", path, 2)]
+        assert rest == [("reset", "w/", None), ("put", path, 3), ("delete", path, None)]
+        assert len(events) - len(rest) <= 1
+        assert watch.events.empty()
+        assert watch.connections == 1  # one open stream all along: it waited for the store
+    finally:
+        watch.close()
+        service.stop()
         cluster.stop()

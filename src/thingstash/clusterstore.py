@@ -22,6 +22,7 @@ docs/cluster.md gives the guarantees that follow.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -34,9 +35,11 @@ from redis.exceptions import NoScriptError
 from thingstash.storage import (
     NO_CONDITIONS,
     UNAVAILABLE_ERRORS,
+    VERSION_LENGTH,
     Backlog,
     Conditions,
     Entry,
+    Event,
     Page,
     PreconditionFailed,
     Store,
@@ -45,9 +48,10 @@ from thingstash.storage import (
     WriteResult,
     _encode_condition,
     _event,
-    _id,
+    _load_script,
     _unavailable_on_redis_errors,
     ancestry,
+    backlog_from,
     new_version,
     parse_event_id,
 )
@@ -60,6 +64,14 @@ class ClusterStore(Store):
     """Things in a Redis Cluster. Same methods and errors as Store."""
 
     client: RedisCluster
+    # Events of one thing can reach the feed in another order than its writes (see watch.py).
+    feed_in_order = False
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._feed_node = self.client.register_script(_load_script("feed_node.lua"))
+        self._feed_replid: str | None = None
+        self._feed_lock = threading.Lock()
 
     def _ancestry_keys(self, path: str) -> list[tuple[str, str]]:
         """(folder index key, name in it) for every level above `path`, its parent first."""
@@ -352,11 +364,71 @@ class ClusterStore(Store):
         wanted = parse_event_id(after)
         if wanted is None:
             raise ValueError(f"not a feed position: {after!r}")
+        self.check_feed_node()  # a failover since this process last looked leaves a marker
         # Scripts are not sent in cluster pipelines (a node that lacks one cannot be told):
         # the state, then the range, both on the feed's node.
         state = self._feed_state(keys=[self.feed_key])
-        entries = self.client.xrange(self.feed_key, "(" + after, "+", count=count)
-        return _backlog(wanted, after, state, entries, count)
+        entries = self.client.xrange(self.feed_key, after, "+", count=count + 1)
+        return backlog_from(wanted, after, state, entries, count)
+
+    @_unavailable_on_redis_errors
+    def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
+        """As Store.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
+        its arguments) redis-py would first ask its default node where the key is, so the
+        reader would stop while that node, whatever it holds, fails over. A connection error
+        here makes the client re-read the slot map, so the next call finds the new primary."""
+        node = self.client.get_node_from_key(self.feed_key)
+        reply = self.client.execute_command(
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            self.feed_key,
+            after,
+            target_nodes=node,
+        )
+        if not reply:
+            return []
+        entries = reply[self.feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    @_unavailable_on_redis_errors
+    def check_feed_node(self) -> None:
+        """Remember the replication id of the node holding the feed; when it has changed (its
+        replica took over, or it restarted empty), append a `reset` marker to the feed.
+
+        Replication is asynchronous, so the last events appended before a failover may be
+        gone from the new primary even when the entries a watcher holds were kept: no gap shows
+        in the stream itself. The marker makes every watcher whose position is before it get a
+        reset (backlog_from), in every process. Several processes may each append one; a
+        watcher crossing them still gets one reset. The first look only remembers."""
+        replid = self._feed_node(keys=[self.feed_key])
+        replid = replid.decode() if isinstance(replid, bytes) else str(replid)
+        with self._feed_lock:
+            seen, self._feed_replid = self._feed_replid, replid
+        if seen is not None and seen != replid:
+            self.client.xadd(
+                self.feed_key,
+                {"e": "reset", "p": ""},
+                maxlen=int(self.feed_retention),
+                approximate=True,
+            )
+
+    @_unavailable_on_redis_errors
+    def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """The current version of each thing (None when it does not exist), one batch."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            pipe.getrange(self.thing_key(path), 0, VERSION_LENGTH - 1)
+        return {
+            path: raw.decode("ascii") if raw else None
+            for path, raw in zip(paths, pipe.execute(), strict=True)
+        }
 
     # -- expiry -------------------------------------------------------------------------------
 
@@ -499,22 +571,6 @@ class ClusterStore(Store):
 
     def close(self) -> None:
         close_cluster(self.client)
-
-
-def _backlog(wanted, after, state, entries, count) -> Backlog:  # type: ignore[no-untyped-def]
-    """Store.feed_since's reading of the feed's state and range (shared by both stores)."""
-    if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
-        return Backlog([], wanted != (0, 0), "0-0")
-    last, first, added, length = state
-    last = last.decode()
-    if wanted > _id(last):
-        return Backlog([], True, last)
-    trimmed = added < 0 or added > length
-    if trimmed and wanted < _id(first.decode()):
-        return Backlog([], True, last)
-    events = [_event(entry_id, fields) for entry_id, fields in entries]
-    position = events[-1].id if events else after
-    return Backlog(events, False, position, len(events) < count)
 
 
 def _cluster_nodes(client: RedisCluster) -> list[tuple[str, int]]:

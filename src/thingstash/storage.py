@@ -260,6 +260,40 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
     return Event(entry_id.decode(), fields[b"e"].decode(), fields[b"p"].decode("utf-8"), thing)
 
 
+def backlog_from(
+    wanted: tuple[int, int], after: str, state: list | None, entries: list, count: int
+) -> Backlog:
+    """A Backlog from the feed's state (feed_state.lua) and XRANGE from `after` inclusive
+    (up to count + 1 entries). A reset when events after `after` may be missing:
+    - the feed is gone (flushed) or `after` is later than anything it ever held;
+    - it was trimmed past `after`;
+    - `after` is within what the feed holds but is not there: an entry is never removed from
+      the middle of the stream, so it was lost (a failover of the feed's node to a replica
+      that never got it, a restart without it) or never issued;
+    - a `reset` marker follows it: written when the feed's node failed over (events appended
+      just before may be lost even though `after` was kept; ClusterStore.check_feed_node).
+    """
+    if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
+        return Backlog([], wanted != (0, 0), "0-0")
+    last, first, added, length = state
+    last = last.decode()
+    if wanted > _id(last):
+        return Backlog([], True, last)
+    trimmed = added < 0 or added > length
+    if trimmed and wanted < _id(first.decode()):
+        return Backlog([], True, last)
+    if wanted != (0, 0):
+        if not entries or _id(entries[0][0].decode()) != wanted:
+            return Backlog([], True, last)
+        entries = entries[1:]
+    entries = entries[:count]
+    events = [_event(entry_id, fields) for entry_id, fields in entries]
+    if any(event.kind == "reset" for event in events):
+        return Backlog([], True, last)
+    position = events[-1].id if events else after
+    return Backlog(events, False, position, len(events) < count)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
     """An API key as stored: its id and the sha256 (hex) of the key, never the key."""
@@ -359,6 +393,10 @@ def connect_cluster(url: str) -> RedisCluster:
 
 class Store:
     """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
+
+    # Each write appends its event in the same script: the feed has one thing's events in the
+    # order of its writes. (Not so on a cluster: ClusterStore.)
+    feed_in_order = True
 
     def __init__(
         self,
@@ -634,27 +672,22 @@ class Store:
     @_unavailable_on_redis_errors
     def feed_since(self, after: str, count: int = 1000) -> Backlog:
         """Up to `count` events after the id `after`, or a reset when the feed no longer holds
-        all of them (trimmed past the retention) or `after` was never issued (a later id, or a
-        feed that has since been emptied)."""
+        all of them (trimmed past the retention), `after` was never issued (a later id, or a
+        feed that has since been emptied), or the feed may have lost events since (see
+        backlog_from)."""
         wanted = parse_event_id(after)
         if wanted is None:
             raise ValueError(f"not a feed position: {after!r}")
         pipe = self.client.pipeline(transaction=False)
         self._feed_state(keys=[self.feed_key], client=pipe)
-        pipe.xrange(self.feed_key, "(" + after, "+", count=count)
+        # From `after` itself: that it is still there is part of the answer.
+        pipe.xrange(self.feed_key, after, "+", count=count + 1)
         state, entries = pipe.execute()
-        if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
-            return Backlog([], wanted != (0, 0), "0-0")
-        last, first, added, length = state
-        last = last.decode()
-        if wanted > _id(last):
-            return Backlog([], True, last)
-        trimmed = added < 0 or added > length
-        if trimmed and wanted < _id(first.decode()):
-            return Backlog([], True, last)
-        events = [_event(entry_id, fields) for entry_id, fields in entries]
-        position = events[-1].id if events else after
-        return Backlog(events, False, position, len(events) < count)
+        return backlog_from(wanted, after, state, entries, count)
+
+    def check_feed_node(self) -> None:
+        """On a cluster: notice a failover of the feed's node (see ClusterStore); a single
+        Redis has nothing to notice."""
 
     @_unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:

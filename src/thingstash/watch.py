@@ -43,6 +43,7 @@ TRIM_EVERY = 64
 BLOCK_MS = 1000
 BATCH = 1000
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
+RETRY_S = 0.5  # how often a stream tries the store again while it is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,64 @@ class Subscription:
             return taken, lagging, False
 
 
+_UNKNOWN = object()
+ORDER_MEMORY = 10_000  # paths whose latest event is remembered (about the feed's retention)
+
+
+def _state(event: Event) -> str | None:
+    """What an event says the thing is now: its version, or None (deleted, expired)."""
+    return event.thing.version if event.thing is not None else None
+
+
+class Ordering:
+    """Drops the events that would show a watcher an older state of a thing last.
+
+    On a cluster each write appends its event after the write, as a separate step, so two
+    processes writing one thing at once can append their events in the other order than their
+    writes. The thing's own key is the one place where its writes are ordered, so each batch
+    of events is checked against it: an event whose state is the thing's current one is
+    delivered; one that is not (superseded by a later write) is delivered only while the
+    event of the current state has not been read yet (then it is an intermediate change of
+    writes in order, and the current state's event is still to come), and dropped once it
+    has (then it arrived out of order). Either way a watcher's last event for a thing shows
+    its current state. Deletes and expiries count, with no state (None). Single Redis appends
+    in the write's own script, so nothing is checked there.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.latest: dict[str, str | None] = {}  # path -> state of its latest event kept
+
+    def keep(self, events: list[Event], watched: list[bool] | None = None) -> list[bool]:
+        """For each event (in feed order), whether to deliver it. Events not `watched` (by
+        anyone here) are only remembered: they are never delivered, and cost no read."""
+        watched = watched or [True] * len(events)
+        things = {e.path for e, w in zip(events, watched, strict=True) if w and e.kind != "reset"}
+        current = self.store.versions(things) if things else {}
+        kept = []
+        for event, wanted in zip(events, watched, strict=True):
+            if event.kind == "reset":
+                kept.append(wanted)
+                continue
+            state = _state(event)
+            if not wanted:
+                self._remember(event.path, state)
+                kept.append(False)
+                continue
+            now = current[event.path]
+            keep = state == now or self.latest.get(event.path, _UNKNOWN) != now
+            if keep:
+                self._remember(event.path, state)
+            kept.append(keep)
+        return kept
+
+    def _remember(self, path: str, state: str | None) -> None:
+        self.latest.pop(path, None)  # re-inserted last: the oldest are dropped first
+        self.latest[path] = state
+        if len(self.latest) > ORDER_MEMORY:
+            del self.latest[next(iter(self.latest))]
+
+
 class Hub:
     """The process's one feed reader and the watchers it serves."""
 
@@ -142,6 +201,7 @@ class Hub:
         self._folders: dict[str, Group] = {}
         self._thread: threading.Thread | None = None
         self._after = "0-0"
+        self._ordering = None if store.feed_in_order else Ordering(store)
         self.closed = False
 
     @property
@@ -156,6 +216,7 @@ class Hub:
             if self.closed:
                 raise StorageUnavailable("the server is shutting down")
             if self._thread is None or not self._thread.is_alive():
+                self.store.check_feed_node()  # what a later failover is told apart from
                 self._after = self.store.feed_position()
                 self._thread = threading.Thread(target=self._run, name="feed-reader", daemon=True)
                 self._thread.start()
@@ -189,6 +250,7 @@ class Hub:
             group.wake(close=True)
 
     def _run(self) -> None:
+        troubled = False
         while not self.closed:
             with self._lock:
                 if not self._things and not self._folders:
@@ -196,33 +258,53 @@ class Hub:
                     self._thread = None
                     return
             try:
+                if troubled:
+                    # Back after an error: if the feed's node failed over meanwhile, this
+                    # appends the marker that resets watchers (events may have been lost).
+                    self.store.check_feed_node()
+                    troubled = False
                 events = self.store.read_feed(self._after, BLOCK_MS, BATCH)
+                # A failure here reads the batch again: watchers skip what they already have.
+                self._dispatch(events)
             except Exception as error:  # noqa: BLE001 - the reader must outlive any error
                 if self.closed:
                     return
                 log.warning("change feed unreadable, watchers will catch up: %s", error)
                 for group in self._groups():
                     group.wake(resync=True)
+                troubled = True
                 time.sleep(0.5)
                 continue
-            for event in events:
-                self._dispatch(event)
             if events:
                 self._after = events[-1].id
 
-    def _dispatch(self, event: Event) -> None:
+    def _targets(self, path: str) -> list[Group]:
         with self._lock:
-            targets = [self._things[event.path]] if event.path in self._things else []
+            targets = [self._things[path]] if path in self._things else []
             # The folders holding the path, at every depth, the root ("") included.
-            cut = len(event.path)
+            cut = len(path)
             while cut > 0:
-                cut = event.path.rfind("/", 0, cut)
-                group = self._folders.get(event.path[: cut + 1])
+                cut = path.rfind("/", 0, cut)
+                group = self._folders.get(path[: cut + 1])
                 if group is not None:
                     targets.append(group)
                 if cut < 0:
                     break
-        if targets:
+        return targets
+
+    def _dispatch(self, events: list[Event]) -> None:
+        routed = [(event, self._targets(event.path)) for event in events]
+        if self._ordering is not None:
+            watched = [bool(targets) or event.kind == "reset" for event, targets in routed]
+            keep = self._ordering.keep(events, watched)
+            routed = [item for item, kept in zip(routed, keep, strict=True) if kept]
+        for event, targets in routed:
+            if event.kind == "reset":
+                # The feed's node failed over: every watcher catches up from the stream,
+                # which answers a reset to anyone whose position is before this marker.
+                for group in self._groups():
+                    group.wake(resync=True)
+                continue
             # Framed once here, not once per watcher.
             delivery = Delivery(
                 event,
@@ -380,6 +462,8 @@ def _opening(store: Store, subscription: Subscription, resume: str | None) -> _O
 def _catch_up(store: Store, subscription: Subscription, after: str) -> tuple[list[bytes], str]:
     """The frames a watcher missed after `after`, from the stream; a reset if they're gone."""
     frames: list[bytes] = []
+    # This catch-up's own view of the range it reads (see Ordering).
+    ordering = None if store.feed_in_order else Ordering(store)
     while True:
         backlog = store.feed_since(after, BATCH)
         if backlog.reset:
@@ -388,9 +472,12 @@ def _catch_up(store: Store, subscription: Subscription, after: str) -> tuple[lis
                 _frame("reset", backlog.position, subscription.path, thing, not subscription.folder)
             )
             return frames, backlog.position
-        for event in backlog.events:
-            if subscription.matches(event.path):
-                frames.append(_frame(event.kind, event.id, event.path, event.thing))
+        matched = [event for event in backlog.events if subscription.matches(event.path)]
+        if ordering is not None and matched:
+            keep = ordering.keep(matched)
+            matched = [event for event, kept in zip(matched, keep, strict=True) if kept]
+        for event in matched:
+            frames.append(_frame(event.kind, event.id, event.path, event.thing))
         after = backlog.position
         if backlog.complete:
             return frames, after
@@ -404,12 +491,29 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
         yield b": watching /" + subscription.path.encode("utf-8") + b"\n\n"
         yield from opening.frames
         position = opening.position
-        if opening.resume is not None:
-            frames, position = _catch_up(store, subscription, position)
-            yield from frames
         seen = parse_event_id(position) or (0, 0)
+        behind = opening.resume is not None  # must read the stream from `position` first
+        waiting = False
         quiet_since = time.monotonic()
         while not hub.closed:
+            if behind:
+                # Resuming, too slow, or the reader lost Redis: read the stream. While the
+                # store is away (Redis down, a cluster failing over) the stream stays open and
+                # tries again, so the client need not reconnect and misses nothing.
+                try:
+                    frames, position = _catch_up(store, subscription, position)
+                except StorageUnavailable as error:
+                    if not waiting:
+                        log.warning("watch of %s waits for the store: %s", subscription.path, error)
+                    waiting = True
+                    yield b": waiting for the store\n\n"
+                    time.sleep(min(RETRY_S, current.keepalive))
+                    continue
+                behind = waiting = False
+                seen = parse_event_id(position) or seen
+                if frames:
+                    yield b"".join(frames)
+                    quiet_since = time.monotonic()
             wait = current.keepalive - (time.monotonic() - quiet_since)
             taken = subscription.take(max(wait, 0.0))
             if taken is None:
@@ -419,30 +523,28 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
             deliveries, lagging, closed = taken
             if closed:
                 return
-            out: list[bytes] = []
             if lagging:
-                # Missed deliveries (too slow, or the reader lost Redis): read the stream.
-                out, position = _catch_up(store, subscription, position)
-                seen = parse_event_id(position) or seen
+                behind = True  # the stream holds these deliveries too: read from there
+                continue
             start = 0
             while start < len(deliveries) and deliveries[start].order <= seen:
                 start += 1  # already sent (from the opening read or a catch-up)
             if start < len(deliveries):
                 seen, position = deliveries[-1].order, deliveries[-1].event.id
-                out += [
+                out = [
                     delivery.frame
                     for delivery in deliveries[start:]
                     if delivery.event.path.startswith(subscription.prefix)  # the key's prefix
                 ]
-            if out:
-                # A burst costs this thread one wake-up and the client one write.
-                yield b"".join(out)
-                quiet_since = time.monotonic()
-                # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
-                # meanwhile waits in the group's log and goes out in one write. With hundreds
-                # of watchers this bounds the process's wake-ups, so ordinary requests stay
-                # prompt; an event after a quiet spell goes out at once.
-                time.sleep(MIN_INTERVAL)
+                if out:
+                    # A burst costs this thread one wake-up and the client one write.
+                    yield b"".join(out)
+                    quiet_since = time.monotonic()
+                    # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
+                    # meanwhile waits in the group's log and goes out in one write. With
+                    # hundreds of watchers this bounds the process's wake-ups, so ordinary
+                    # requests stay prompt; an event after a quiet spell goes out at once.
+                    time.sleep(MIN_INTERVAL)
     except StorageUnavailable as error:
         # The client reconnects with the last id it got, and misses nothing.
         log.warning("watch of %s ended: %s", subscription.path, error)
