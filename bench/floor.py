@@ -2,8 +2,8 @@
 
 Exactly one Redis round trip per request (SET with the default lifetime, or GET), the body
 passed through as bytes with no checks, served by `thingstash.server` with the very settings of
-`thingstash serve`. What thingstash does beyond this (paths, validation, versions, indexes, the
-change feed, headers) is what its features cost.
+`thingstash serve`, its admission gate (server.admit) included. What thingstash does beyond this
+(paths, validation, versions, indexes, the change feed, headers) is what its features cost.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import os
 import redis
 from flask import Flask, Response, request
 
+from thingstash.server import admit
+
 ONE_YEAR = 31104000
 
 app = Flask(__name__)
+app.wsgi_app = admit(app.wsgi_app)  # type: ignore[method-assign]  # as thingstash.wsgi does
 db = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 

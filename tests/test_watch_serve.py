@@ -98,3 +98,31 @@ def test_streams_end_cleanly_when_the_server_stops(embedded: Served) -> None:
     embedded.process.wait(20)
     assert time.monotonic() - started < 8  # well before granian's kill timeout
     assert embedded.process.returncode == 0
+
+
+def test_open_watches_take_no_place_from_requests(tmp_path: Path) -> None:
+    # One worker that works on one request at a time: three open watches must not block it,
+    # since only building a response is gated, not streaming one.
+    server = Served(
+        ["--data-dir", str(tmp_path / "data")],
+        env={"THINGSTASH_WORKERS": "1", "THINGSTASH_THREADS": "1"},
+    ).start()
+    headers = {"Accept": "text/event-stream"}
+    try:
+        streams = [
+            requests.get(f"{server.url}/w/", headers=headers, stream=True, timeout=30)
+            for _ in range(3)
+        ]
+        opened = [lines(response) for response in streams]
+        for stream in opened:
+            assert next(stream).startswith(": watching")
+        for i in range(5):
+            put = requests.put(f"{server.url}/w/t", json={"i": i}, timeout=10)
+            assert put.status_code in (200, 201)
+            assert requests.get(f"{server.url}/w/t", timeout=10).json()["i"] == i
+        for stream in opened:
+            assert '"i":0' in next_event(stream)["data"]
+        for response in streams:
+            response.close()
+    finally:
+        server.stop()
