@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app
+from thingstash import create_app, ratelimit
 from thingstash.clusterstore import close_cluster
 from thingstash.config import Settings
 from thingstash.embedded import server_binary
@@ -179,12 +179,34 @@ def settings(redis_server: RedisServer, redis_client: redis.Redis) -> Settings:
     return Settings(redis_url=redis_server.url)
 
 
+def close_app(app: Flask) -> None:
+    """Stop what an app started: its live hub, rate limiter connections and store."""
+    ratelimit.close(app)
+    app.extensions["thingstash.live"].close()
+    app.extensions["thingstash.store"].close()
+
+
+@pytest.fixture
+def make_app(settings: Settings) -> Iterator[Callable[..., Flask]]:
+    """Apps on the test Redis with some settings changed, `make_app(max_body=1000)`, each
+    closed after the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        app = create_app(settings.with_overrides(**overrides))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_app(app)
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
-    app.extensions["thingstash.live"].close()
-    app.extensions["thingstash.store"].close()
+    close_app(app)
 
 
 @pytest.fixture

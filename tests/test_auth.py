@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth, create_app
-from thingstash.config import Settings
+from thingstash import auth
 from thingstash.context import store as current_store
 from thingstash.storage import Store
 
@@ -183,10 +182,9 @@ def test_keys_never_logged(
 
 
 @pytest.fixture
-def anonymous_read_client(settings: Settings) -> Iterator[tuple[Flask, FlaskClient]]:
-    app = create_app(settings.with_overrides(anonymous_read=True))
-    yield app, app.test_client()
-    app.extensions["thingstash.store"].close()
+def anonymous_read_client(make_app: Callable[..., Flask]) -> tuple[Flask, FlaskClient]:
+    app = make_app(anonymous_read=True)
+    return app, app.test_client()
 
 
 @pytest.mark.usefixtures("no_presence_cache")

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app, ratelimit
+from thingstash import create_app
 from thingstash.config import Settings
 
 from .conftest import RedisServer
 
 
 @pytest.fixture
-def app_with(settings: Settings) -> Iterator:
-    apps: list[Flask] = []
-
-    def make(**overrides: object) -> FlaskClient:
-        app = create_app(settings.with_overrides(**overrides))
-        apps.append(app)
-        return app.test_client()
-
-    yield make
-    for app in apps:
-        ratelimit.close(app)
-        app.extensions["thingstash.store"].close()
+def app_with(make_app: Callable[..., Flask]) -> Callable[..., FlaskClient]:
+    """A client of an app with some settings changed: `app_with(rate_limit="3/minute")`."""
+    return lambda **overrides: make_app(**overrides).test_client()
 
 
 def test_cors_preflight_and_exposed_headers(client: FlaskClient) -> None:

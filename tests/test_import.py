@@ -4,7 +4,7 @@ path the key may not write stores nothing, the body limit holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -12,12 +12,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth, create_app
-from thingstash.config import Settings
+from thingstash import auth
 from thingstash.context import store as current_store
 from thingstash.storage import Store
 
-from .conftest import RedisServer
 from .test_watch import watching
 
 JSONL = "application/jsonl"
@@ -230,11 +228,8 @@ def test_import_needs_write_access_to_every_line(app: Flask, client: FlaskClient
 
 
 @pytest.fixture
-def small_app(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Flask]:
-    app = create_app(Settings(redis_url=redis_server.url, max_body=1000))
-    yield app
-    app.extensions["thingstash.live"].close()
-    app.extensions["thingstash.store"].close()
+def small_app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(max_body=1000)
 
 
 def test_a_body_over_the_limit_is_413_and_stores_nothing(small_app: Flask) -> None:

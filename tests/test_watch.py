@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,11 +210,8 @@ def test_an_id_never_issued_gets_a_reset(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def short_feed_app(redis_server: RedisServer, redis_client: object) -> Iterator[Flask]:
-    app = create_app(Settings(redis_url=redis_server.url, feed_retention=10))
-    yield app
-    app.extensions["thingstash.live"].close()
-    app.extensions["thingstash.store"].close()
+def short_feed_app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(feed_retention=10)
 
 
 def test_reset_when_asked_for_more_than_is_retained(short_feed_app: Flask) -> None:
