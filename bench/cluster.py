@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.clusters import LocalCluster, _free_ports  # noqa: E402
 
-from thingstash.embedded import server_binary  # noqa: E402
+from thingstash.embedded import scratch_command  # noqa: E402
 
 PUT_LUA = """
 wrk.method = "PUT"
@@ -44,8 +44,7 @@ end
 def start_single(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     (port,) = _free_ports(1)
     process = subprocess.Popen(
-        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-        + ["--save", "", "--appendonly", "no"],
+        scratch_command(port, directory),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

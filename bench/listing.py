@@ -27,7 +27,7 @@ import redis
 
 from thingstash import create_app
 from thingstash.config import Settings
-from thingstash.embedded import server_binary
+from thingstash.embedded import scratch_command
 from thingstash.storage import new_version
 
 BODY = b'{"temperature":21.5,"unit":"C","sensor":"kitchen","ok":true}'
@@ -36,21 +36,7 @@ TTL_MS = 3600 * 1000
 
 def start_server(port: int, directory: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [
-            server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            directory,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--notify-keyspace-events",
-            "Ex",
-        ],
+        scratch_command(port, directory),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

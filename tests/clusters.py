@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from thingstash.embedded import server_binary
+from thingstash.embedded import scratch_command, server_binary
 
 PRIMARIES = 3
 # Small, so a replica takes over a killed primary within a couple of seconds.
@@ -67,31 +67,14 @@ class LocalCluster:
         node_dir = self.directory / str(port)
         node_dir.mkdir(exist_ok=True)
         self.processes[port] = subprocess.Popen(
-            [
-                server_binary(),
-                "--port",
-                str(port),
-                "--cluster-port",
-                str(bus_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(node_dir),
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--notify-keyspace-events",
-                "Ex",
-                "--logfile",
-                str(node_dir / "server.log"),
-            ],
+            scratch_command(
+                port,
+                node_dir,
+                *("--cluster-port", str(bus_port), "--cluster-enabled", "yes"),
+                *("--cluster-config-file", "nodes.conf"),
+                *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
+                *("--logfile", str(node_dir / "server.log")),
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from thingstash import create_app, ratelimit
 from thingstash.clusterstore import close_cluster
 from thingstash.config import Settings
-from thingstash.embedded import server_binary
+from thingstash.embedded import scratch_command
 from thingstash.storage import connect
 
 from .clusters import LocalCluster
@@ -75,22 +75,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--notify-keyspace-events",
-                "Ex",
-                *self.args,
-            ],
+            scratch_command(self.port, self.directory, *self.args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

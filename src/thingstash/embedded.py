@@ -57,6 +57,17 @@ def server_binary() -> str:
     )
 
 
+def scratch_command(port: int, directory: str | os.PathLike[str], *extra: str) -> list[str]:
+    """The command line of a throwaway server on a loopback port that saves nothing, with the
+    expiry events thingstash listens to (the tests' and benchmarks' servers)."""
+    return [
+        server_binary(),
+        *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
+        *("--save", "", "--appendonly", "no", "--notify-keyspace-events", "Ex"),
+        *extra,
+    ]
+
+
 class EmbeddedRedis:
     """One server on a unix socket, persisting to `data_dir` (append-only, fsync every second)."""
 
