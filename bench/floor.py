@@ -18,7 +18,7 @@ from thingstash.server import admit
 ONE_YEAR = 31104000
 
 app = Flask(__name__)
-app.wsgi_app = admit(app.wsgi_app)  # type: ignore[method-assign]  # as thingstash.wsgi does
+app.wsgi_app = admit(app.wsgi_app)  # type: ignore[method-assign]  # as create_app does
 db = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         keyadmin,
         metrics,
         ratelimit,
+        server,
         service,
         storage,
         watch,
@@ -42,7 +43,9 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.install(app, settings, store)
     errors.init_app(app)
-    # Order matters: request id and timing first, then who is asking, then how often.
+    # Order matters: request id and timing first (so they count the wait for a place in
+    # server.admit too), then who is asking, then how often.
+    app.wsgi_app = server.admit(app.wsgi_app)  # type: ignore[method-assign]
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
     auth.init_app(app)

@@ -26,11 +26,17 @@ from typing import Any
 
 import orjson
 
+from thingstash.config import MAX_PATH_BYTES
+
 log = logging.getLogger("thingstash.access")
 
 HEADER = "X-Request-ID"
 KEY_ID = "thingstash.key_id"  # environ entry where auth leaves the id of the request's key
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# A client picks the path and the User-Agent: cut them so that a line stays well under PIPE_BUF
+# (4 KiB), whose writes are atomic, and lines of requests in flight at once don't interleave.
+_LONGEST_PATH = MAX_PATH_BYTES  # the longest valid path
+_LONGEST_AGENT = 512
 
 # (method, status, seconds) of every answered request; seconds to the start of the response.
 Observer = Callable[[str, int, float], None]
@@ -96,23 +102,30 @@ class AccessLog:
                 "bytes": int(size) if size is not None else None,
                 "client": environ.get("REMOTE_ADDR"),
                 "key_id": environ.get(KEY_ID),
-                "user_agent": environ.get("HTTP_USER_AGENT") or None,
+                "user_agent": environ.get("HTTP_USER_AGENT", "")[:_LONGEST_AGENT] or None,
                 "pid": self.pid,  # which worker answered
             }
         )
         handlers = log.handlers
         direct = handlers[0] if len(handlers) == 1 and not log.propagate else None
         if isinstance(direct, _StderrHandler) and direct.fd is not None:
-            # Our own stderr handler: one write(2) of a short line is atomic and skips the
-            # LogRecord, locks and formatting that logging would spend on it.
-            os.write(direct.fd, line + b"\n")
+            # Our own stderr handler: a write(2) of a line under PIPE_BUF is atomic and skips
+            # the LogRecord, locks and formatting that logging would spend on it.
+            _write_all(direct.fd, line + b"\n")
         else:
             log.info(line.decode())
 
 
 def _path(environ: dict[str, Any]) -> str:
     # PEP 3333 hands the path over as latin-1 code points of the raw bytes.
-    return environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
+    raw = environ.get("PATH_INFO", "")[:_LONGEST_PATH]
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def to_stderr() -> None:

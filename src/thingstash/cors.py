@@ -40,6 +40,9 @@ def init_app(app: Flask, origins: str) -> None:
         max_age=600,
         # Keys travel in Authorization, not cookies: no credentials mode needed.
         supports_credentials=False,
+        # Error responses pass through the after-request hook below like any other; flask-cors
+        # wrapping Flask's exception handlers as well would add its headers a second time.
+        intercept_exceptions=False,
     )
     per_request: Callable[[Response], Response] = app.after_request_funcs[None].pop()
     with app.test_request_context("/"):

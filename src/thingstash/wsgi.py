@@ -11,6 +11,5 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_app()
-app.wsgi_app = server.admit(app.wsgi_app)  # type: ignore[method-assign]
 # Open watch streams end (and the expiry listener stops) when the worker is told to stop.
 server.on_worker_shutdown(app.extensions["thingstash.live"].stop)
