@@ -115,7 +115,7 @@ def test_a_bad_line_in_the_middle_stores_nothing(client: FlaskClient) -> None:
         (b'{"path": "folder/", "thing": {}}', "is a folder"),
         (b'{"path": "x"}', '"thing" is missing'),
         (b'{"path": "x", "thing": null}', "JSON object, not null"),
-        (b'{"path": "x", "thing": {}, "ttl": 0}', "between 1 and"),
+        (b'{"path": "x", "thing": {}, "ttl": -5}', "between 1 and"),
         (b'{"path": "x", "thing": {}, "ttl": 311040001}', "between 1 and 311040000"),
         (b'{"path": "x", "thing": {}, "ttl": "60"}', "positive integer"),
         (b'{"path": "x", "thing": {}, "ttl": true}', "positive integer"),
@@ -134,32 +134,32 @@ def test_each_bad_line_is_refused_naming_it(client: FlaskClient, line: bytes, sa
     assert client.get("/good").status_code == 404
 
 
-def test_server_values_as_a_put_resolves_them(client: FlaskClient) -> None:
-    client.put("/sv/count", json={"n": 10, "gone": True})
-    body = lines(
-        {"path": "sv/when", "thing": {"at": {".sv": "timestamp"}}},
-        {"path": "sv/count", "thing": {"n": {".sv": {"increment": 5}}}, "ttl": 50},
-        {"path": "sv/new", "thing": {"n": {".sv": {"increment": 2}}}},
-    )
+def test_timestamps_are_resolved_and_increments_refused(client: FlaskClient) -> None:
+    body = lines({"path": "sv/when", "thing": {"at": {".sv": "timestamp"}}, "ttl": 50})
     response = post(client, body)
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {"imported": 3, "created": 2}
-    assert client.get("/sv/when").get_json()["at"] > 1_600_000_000_000
-    count = client.get("/sv/count").get_json()
-    assert count["n"] == 15 and "gone" not in count and count["ttl"] <= 50  # replaced whole
-    assert client.get("/sv/new").get_json()["n"] == 2
+    when = client.get("/sv/when").get_json()
+    assert when["at"] > 1_600_000_000_000 and when["ttl"] <= 50
 
-    client.put("/sv/text", json={"n": "a string"})
+    client.put("/sv/count", json={"n": 10})
     refused = post(
         client,
         lines(
             {"path": "sv/other", "thing": {}},
-            {"path": "sv/text", "thing": {"n": {".sv": {"increment": 1}}}},
+            {"path": "sv/count", "thing": {"n": {".sv": {"increment": 5}}}},
         ),
     )
-    assert refused.status_code == 409
-    assert refused.get_json()["detail"].startswith("line 2: ")
+    assert refused.status_code == 400
+    assert refused.get_json()["detail"].startswith("line 2: an increment can't be imported")
     assert client.get("/sv/other").status_code == 404
+    assert client.get("/sv/count").get_json()["n"] == 10
+
+
+def test_an_exported_ttl_of_0_is_taken_as_1(client: FlaskClient) -> None:
+    # An export lists a thing in its last second with ttl 0; posting the file as is works.
+    response = post(client, lines({"path": "last/second", "thing": {"v": 1}, "ttl": 0}))
+    assert response.status_code == 200, response.get_json()
+    assert client.get("/last/second").get_json()["ttl"] <= 1
 
 
 def test_content_types(client: FlaskClient) -> None:

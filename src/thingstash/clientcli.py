@@ -267,8 +267,6 @@ def _import_lines(file: Any) -> list[tuple[int, bytes]]:
         line = raw.strip()
         if not line:
             continue
-        if b'"ttl":0' in line.replace(b" ", b""):
-            line = _at_least_a_second(line)
         try:
             # The server's own ttl limit is unknown here: it checks that one itself.
             exportlines.parse_line(line, number, 1, _NO_TTL_LIMIT)
@@ -279,18 +277,6 @@ def _import_lines(file: Any) -> list[tuple[int, bytes]]:
 
 
 _NO_TTL_LIMIT = 2**53
-
-
-def _at_least_a_second(line: bytes) -> bytes:
-    """An export lists a thing about to expire with ttl 0; a write needs at least 1 s."""
-    try:
-        record = documents.loads(line)
-    except BadDocument:
-        return line  # refused by the check that follows, with its reason
-    if isinstance(record, dict) and type(record.get("ttl")) is int and record["ttl"] == 0:
-        record["ttl"] = 1
-        return documents.dumps(record)
-    return line
 
 
 def _import(

@@ -77,6 +77,8 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
             raise BadDocument(
                 400, "bad ttl", f"the line's ttl {given[0]} and the thing's {given[1]} disagree"
             )
+        if type(line_ttl) is int and line_ttl == 0:
+            line_ttl = 1  # an export lists a thing about to expire with ttl 0; a write needs 1 s
         ttl = documents.resolve_ttl(
             thing_ttl if line_ttl is None else line_ttl, None, default_ttl, max_ttl
         )
@@ -85,6 +87,14 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
         server_values = documents.SERVER_VALUE_KEY in body and documents.has_server_values(thing)
         if server_values:
             documents.resolve_server_values(thing, None, 0)  # refuses any other .sv form
+            if documents.needs_current(thing):
+                # An increment depends on what is stored when it runs: it would make an import
+                # neither all-or-nothing nor safe to send again. Exports never hold one.
+                raise BadDocument(
+                    400,
+                    "bad import line",
+                    "an increment can't be imported (it is not idempotent); PATCH it instead",
+                )
     except BadDocument as error:
         raise BadLine(number, error.detail) from None
     return Line(number, path, thing, body, ttl, server_values)

@@ -501,7 +501,9 @@ def _service_paths() -> dict[str, Any]:
                 '`{"path": "a/b", "thing": {...}, "ttl": 60}` (`ttl` optional). Every line is '
                 "checked first, as a PUT of it would be, and against the key's scope and "
                 "prefix; the first bad one is refused naming its line number, and then nothing "
-                "is stored. The server's body limit applies: send a big file in batches.",
+                'is stored. `{".sv": "timestamp"}` is resolved; an increment is refused (it is '
+                "not idempotent). A line's `ttl` of 0 (an export's last second) is taken as 1. "
+                "The server's body limit applies: send a big file in batches.",
                 "operationId": "importThings",
                 "tags": ["things"],
                 "requestBody": {
