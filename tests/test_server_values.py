@@ -53,6 +53,14 @@ def test_int_increments_stay_ints(client: FlaskClient) -> None:
     assert isinstance(result, int)
 
 
+def test_an_increment_past_the_largest_float_is_409_not_null(client: FlaskClient) -> None:
+    client.put("/big", json={"x": 1e308})
+    response = client.patch("/big", json={"x": inc(1e308)})
+    assert response.status_code == 409
+    assert "too large" in response.get_json()["detail"]
+    assert client.get("/big").get_json()["x"] == 1e308
+
+
 def test_null_counts_as_zero(client: FlaskClient) -> None:
     client.put("/z", json={"x": None})
     assert client.patch("/z", json={"x": inc(3)}).get_json()["x"] == 3

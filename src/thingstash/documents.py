@@ -258,7 +258,13 @@ def _server_value(node: dict[str, Any], current: Any, now_ms: int) -> Any:
                 "cannot increment",
                 f"the stored value there is {_json_kind(type(current).__name__)}, not a number",
             )
-        return current + step
+        total = current + step
+        if isinstance(total, float) and not math.isfinite(total):
+            # JSON has no infinity: stored, it would read back as null.
+            raise BadDocument(
+                409, "cannot increment", "the sum is too large for a JSON number (past 1.8e308)"
+            )
+        return total
     raise BadDocument(
         400,
         "bad server value",
