@@ -158,21 +158,26 @@ class ClusterStore(Store):
             pipe.execute_command("EVALSHA", self._put.sha, 1, self.thing_key(path), *args)
         replies = pipe.execute(raise_on_error=False)
         indexed = not any(isinstance(reply, Exception) for reply in replies[: len(entries)])
-        created = []
+        written = []  # (call, created) of each thing stored
+        failure: Exception | None = None
         again: dict[tuple[str, str], None] = {}
-        for (path, *_, args), reply in zip(calls, replies[len(entries) :], strict=True):
+        for call, reply in zip(calls, replies[len(entries) :], strict=True):
+            path, *_, args = call
             if isinstance(reply, NoScriptError):
                 # A node that never saw the script: the plain call loads it and runs it.
                 reply = self._put(keys=[self.thing_key(path)], args=args)
             elif isinstance(reply, Exception):
-                raise reply
-            created.append(reply[0] == 1)
-            if created[-1] or not indexed:
+                # Raised once the things stored so far have their events, so that no write
+                # goes unannounced to watchers.
+                failure = failure or reply
+                continue
+            written.append((call, reply[0] == 1))
+            if written[-1][1] or not indexed:
                 again.update(dict.fromkeys(self._ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
         for key, name in again:
             pipe.zadd(key, {name: 0})
-        for path, _, ttl_ms, payload, _ in calls:
+        for (path, _, ttl_ms, payload, _), _ in written:
             pipe.xadd(
                 self.feed_key,
                 {"e": "put", "p": path, "d": payload, "t": str(ttl_ms)},
@@ -180,11 +185,11 @@ class ClusterStore(Store):
                 approximate=True,
             )
         event_ids = pipe.execute()[len(again) :]
+        if failure is not None:
+            raise failure
         return [
             WriteResult(new, version, ttl_ms, event_id.decode())
-            for (_, version, ttl_ms, _, _), new, event_id in zip(
-                calls, created, event_ids, strict=True
-            )
+            for ((_, version, ttl_ms, _, _), new), event_id in zip(written, event_ids, strict=True)
         ]
 
     def _with_index(
