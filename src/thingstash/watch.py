@@ -546,7 +546,8 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
                     # requests stay prompt; an event after a quiet spell goes out at once.
                     time.sleep(MIN_INTERVAL)
     except StorageUnavailable as error:
-        # The client reconnects with the last id it got, and misses nothing.
+        # Catch-ups wait for the store above; should another read fail all the same, the
+        # stream ends and the client reconnects with the last id it got, missing nothing.
         log.warning("watch of %s ended: %s", subscription.path, error)
     finally:
         metrics.WATCHES.dec()
