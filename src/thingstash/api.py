@@ -8,7 +8,6 @@ spliced onto its end, so a read never parses or re-serialises the user's JSON.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -135,10 +134,6 @@ def _ttl(body_ttl: Any) -> int:
         raise Problem(error.status, error.title, error.detail) from None
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 # -- responses --------------------------------------------------------------------------------
 
 
@@ -252,12 +247,12 @@ def _write_whole(
                 # Increments add to what is stored: resolve them against the version written over.
                 def change(current: Thing | None) -> tuple[bytes, int]:
                     stored = documents.loads(current.body) if current else None
-                    resolved = documents.resolve_server_values(doc, stored, _now_ms())
+                    resolved = documents.resolve_server_values(doc, stored, documents.now_ms())
                     return documents.dumps(resolved), ttl
 
                 result, body = store().update(path.text, change, conditions, event)
                 return _written(result, body)
-            body = documents.dumps(documents.resolve_server_values(doc, None, _now_ms()))
+            body = documents.dumps(documents.resolve_server_values(doc, None, documents.now_ms()))
         return _written(store().put(path.text, body, ttl, conditions, event), body)
 
 
@@ -271,7 +266,7 @@ def patch(raw: str) -> Response:
         if current is None:
             raise ThingMissing(path.text)
         stored = documents.loads(current.body)
-        resolved = documents.resolve_server_values(merge, stored, _now_ms())
+        resolved = documents.resolve_server_values(merge, stored, documents.now_ms())
         merged = documents.merge_patch(stored, resolved)
         depth = documents.nesting_depth(merged)
         if depth > MAX_DEPTH:

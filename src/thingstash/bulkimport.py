@@ -14,8 +14,6 @@ not be all-or-nothing, nor sent again safely after a lost answer.
 
 from __future__ import annotations
 
-import time
-
 import orjson
 from flask import Blueprint, Flask, Response, request
 
@@ -28,10 +26,6 @@ bp = Blueprint("import", __name__)
 
 # application/jsonl is the name in use for JSON Lines; x-ndjson is what many tools send.
 IMPORT_TYPES = ("application/jsonl", "application/x-ndjson")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _check_type() -> None:
@@ -77,7 +71,7 @@ def _resolved(line: Line, now_ms: int) -> bytes:
 def import_lines() -> Response:
     _check_type()
     lines = _lines(request.get_data(cache=False))
-    now = _now_ms()
+    now = documents.now_ms()
     results = store().put_many([(line.path, _resolved(line, now), line.ttl) for line in lines])
     body = {"imported": len(lines), "created": sum(result.created for result in results)}
     return Response(orjson.dumps(body), mimetype="application/json")

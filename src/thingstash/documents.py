@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,6 +209,11 @@ def _server_value_specs(value: Any) -> Iterator[Any]:
 
 def has_server_values(value: Any) -> bool:
     return any(True for _ in _server_value_specs(value))
+
+
+def now_ms() -> int:
+    """The server's time in ms since the epoch: what `{".sv": "timestamp"}` becomes."""
+    return time.time_ns() // 1_000_000
 
 
 def needs_current(value: Any) -> bool:
