@@ -210,6 +210,7 @@ def test_import_needs_write_access_to_every_line(app: Flask, client: FlaskClient
     assert no_key.status_code == 401
     assert no_key.headers["WWW-Authenticate"].startswith("Bearer")
     assert post(client, inside, headers=read).status_code == 403
+    assert client.get("/_import", headers=read).status_code == 405  # the method, not the key
     refused = post(client, mixed, headers=limited)
     assert refused.status_code == 403
     assert refused.get_json()["detail"].startswith("line 2: ")

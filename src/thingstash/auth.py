@@ -184,7 +184,7 @@ def _required() -> tuple[str, str | None] | None:
     if path.startswith("_"):
         if path == "_keys" or path.startswith("_keys/") or path == "_metrics":
             return "admin", None
-        if path in _EACH_PATH_CHECKED:
+        if path in _EACH_PATH_CHECKED and request.method == "POST":
             return "write", None
         return None  # /_health, /_docs, /_ui, ...: no data of their own
     return ("read" if request.method in _READ_METHODS else "write"), path
