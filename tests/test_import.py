@@ -103,7 +103,7 @@ def test_a_bad_line_in_the_middle_stores_nothing(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("line", "says"),
     [
-        (b"{not json", "not valid JSON"),
+        (b"{not json", "it is not valid JSON"),
         (b"[1, 2]", "expected an object"),
         (b'{"path": "x", "thing": {}, "extra": 1}', "unknown field 'extra'"),
         (b'{"thing": {}}', '"path" must be a string'),

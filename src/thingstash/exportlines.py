@@ -22,11 +22,10 @@ FIELDS = ("path", "thing", "ttl")
 class BadLine(ValueError):
     """A line that cannot be imported; the message names the line and says why."""
 
-    def __init__(self, number: int, detail: str, status: int = 400) -> None:
+    def __init__(self, number: int, detail: str) -> None:
         super().__init__(f"line {number}: {detail}")
         self.number = number
         self.detail = detail
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +45,8 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
     try:
         record = documents.loads(raw)
     except BadDocument as error:
-        raise BadLine(number, error.detail) from None
+        # The parser's message speaks of a request body; here it is a line of one.
+        raise BadLine(number, error.detail.replace("the body is", "it is", 1)) from None
     if not isinstance(record, dict):
         raise BadLine(number, 'expected an object {"path": ..., "thing": {...}, "ttl": ...}')
     unknown = [name for name in record if name not in FIELDS]
