@@ -35,7 +35,6 @@ from redis.exceptions import NoScriptError
 from thingstash.storage import (
     NO_CONDITIONS,
     UNAVAILABLE_ERRORS,
-    VERSION_LENGTH,
     Backlog,
     Conditions,
     Entry,
@@ -420,20 +419,6 @@ class ClusterStore(Store):
                 maxlen=int(self.feed_retention),
                 approximate=True,
             )
-
-    @_unavailable_on_redis_errors
-    def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
-        """The current version of each thing (None when it does not exist), one batch."""
-        paths = list(paths)
-        if not paths:
-            return {}
-        pipe = self.client.pipeline(transaction=False)
-        for path in paths:
-            pipe.getrange(self.thing_key(path), 0, VERSION_LENGTH - 1)
-        return {
-            path: raw.decode("ascii") if raw else None
-            for path, raw in zip(paths, pipe.execute(), strict=True)
-        }
 
     # -- expiry -------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import binascii
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
@@ -696,6 +696,21 @@ class Store:
         if not reply:
             return []
         return [_event(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    @_unavailable_on_redis_errors
+    def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """The current version of each thing (None when it does not exist), one batch: what
+        watchers check a cluster's events against (watch.Ordering)."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            pipe.getrange(self.thing_key(path), 0, VERSION_LENGTH - 1)
+        return {
+            path: raw.decode("ascii") if raw else None
+            for path, raw in zip(paths, pipe.execute(), strict=True)
+        }
 
     # -- expiry -------------------------------------------------------------------------------
 
