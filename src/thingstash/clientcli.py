@@ -46,6 +46,12 @@ def _server_options(func: Callable[P, R]) -> Callable[P, R]:
     )(func)
 
 
+def _body_options(func: Callable[P, R]) -> Callable[P, R]:
+    """[JSON] and --ttl, shared by the commands that send a thing (put, patch)."""
+    func = click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds.")(func)
+    return click.argument("json_", metavar="[JSON]", required=False)(func)
+
+
 def _exits_cleanly(func: Callable[P, R]) -> Callable[P, R]:
     """Report a failed request on stderr and end with its exit code, no traceback."""
 
@@ -113,8 +119,7 @@ def get(path: str, url: str, key: str | None) -> None:
 
 @click.command()
 @click.argument("path")
-@click.argument("json_", metavar="[JSON]", required=False)
-@click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds.")
+@_body_options
 @_server_options
 @_exits_cleanly
 def put(path: str, json_: str | None, ttl: int | None, url: str, key: str | None) -> None:
@@ -127,8 +132,7 @@ def put(path: str, json_: str | None, ttl: int | None, url: str, key: str | None
 
 @click.command()
 @click.argument("path")
-@click.argument("json_", metavar="[JSON]", required=False)
-@click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds.")
+@_body_options
 @_server_options
 @_exits_cleanly
 def patch(path: str, json_: str | None, ttl: int | None, url: str, key: str | None) -> None:
