@@ -15,7 +15,12 @@ exists but is not listed:
 - whoever removes an index entry (a delete, or a listing that found it stale) checks afterwards
   whether the thing or folder is there after all, and puts its whole ancestry back if so;
 - a delete takes folders it leaves empty out of their parents, level by level, in the same
-  careful way; listings skip (and remove) empty folders that an interruption left behind.
+  careful way; listings skip (and remove) empty folders that an interruption left behind;
+- the expiry schedule is split in SCHEDULE_SHARDS sorted sets (one slot each); a write sets its
+  thing's entry after the thing, with ZADD LT (the earliest end wins), so whatever the order of
+  racing writes an entry is never later than its thing's end; the reaper checks each due thing
+  at its own key and gives one still alive its real end. An interruption before the entry is
+  set leaves the thing to Redis's own expiry and its notification (and to listings).
 
 docs/cluster.md gives the guarantees that follow.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,6 +54,8 @@ from thingstash.storage import (
     _encode_condition,
     _event,
     _load_script,
+    REAP_BATCH,
+    REAP_GRACE_MS,
     _unavailable_on_redis_errors,
     ancestry,
     backlog_from,
@@ -57,6 +65,9 @@ from thingstash.storage import (
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
 _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when all is quiet
+# Shards of the expiry schedule: each a sorted set in a slot of its own, so the reaper reads
+# them all in one pipelined batch (one round trip per node), and one settle.lua call per shard.
+SCHEDULE_SHARDS = 16
 
 
 class ClusterStore(Store):
@@ -71,17 +82,33 @@ class ClusterStore(Store):
         self._feed_node = self.client.register_script(_load_script("feed_node.lua"))
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
+        self._settle = self.client.register_script(_load_script("settle.lua"))
+
+    def schedule_key(self, path: str) -> str:
+        shard = zlib.crc32(path.encode("utf-8", "surrogatepass")) % SCHEDULE_SHARDS
+        return f"{self.prefix}:x:{{{shard}}}"
+
+    def _schedule_keys(self) -> list[str]:
+        return [f"{self.prefix}:x:{{{shard}}}" for shard in range(SCHEDULE_SHARDS)]
 
     def _ancestry_keys(self, path: str) -> list[tuple[str, str]]:
         """(folder index key, name in it) for every level above `path`, its parent first."""
         return [(self.folder_key(folder), name) for folder, name in ancestry(path)]
 
-    def _index(self, entries: Iterable[tuple[str, str]], feed: dict[str, str] | None = None):
-        """Add names to folder indexes (and one event to the feed) in one pipelined batch;
-        return the event id."""
+    def _index(
+        self,
+        entries: Iterable[tuple[str, str]],
+        feed: dict[str, str] | None = None,
+        expires_at_ms: int | None = None,
+    ):
+        """Add names to folder indexes (and one thing's expiry to the schedule, and its event to
+        the feed) in one pipelined batch; return the event id."""
         pipe = self.client.pipeline(transaction=False)
         for key, name in entries:
             pipe.zadd(key, {name: 0})
+        if feed is not None and expires_at_ms is not None:
+            path = feed["p"]
+            pipe.zadd(self.schedule_key(path), {path: expires_at_ms}, lt=True)
         if feed is not None:
             pipe.xadd(self.feed_key, feed, maxlen=int(self.feed_retention), approximate=True)
         results = pipe.execute()
@@ -111,12 +138,13 @@ class ClusterStore(Store):
         event: str = "put",
         version: str | None = None,
     ) -> WriteResult:
-        version = version or new_version()
+        now_ms = time.time_ns() // 1_000_000
+        version = version or new_version(now_ms)
         ttl_ms = ttl_seconds * 1000
         payload = version.encode("ascii") + body
         entries = self._ancestry_keys(path)
         keys = [self.thing_key(path)]
-        args = self._put_args(conditions, payload, ttl_ms, event, path)
+        args = self._put_args(conditions, payload, ttl_ms, event, path, now_ms + ttl_ms)
         indexed = True
         if conditions.if_match is None:
             # The write may create the thing: its index entries go in the same pipelined batch
@@ -133,6 +161,7 @@ class ClusterStore(Store):
         event_id = self._index(
             entries if created or not indexed else (),
             {"e": event, "p": path, "d": payload, "t": str(ttl_ms)},
+            now_ms + ttl_ms,
         )
         return WriteResult(created, version, ttl_ms, event_id)
 
@@ -143,10 +172,11 @@ class ClusterStore(Store):
         calls = []
         entries: dict[tuple[str, str], None] = {}  # ordered and without repeats
         for path, body, ttl_seconds in things:
-            version = new_version()
+            now_ms = time.time_ns() // 1_000_000
+            version = new_version(now_ms)
             ttl_ms = ttl_seconds * 1000
             payload = version.encode("ascii") + body
-            args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path)
+            args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path, now_ms + ttl_ms)
             calls.append((path, version, ttl_ms, payload, args))
             entries.update(dict.fromkeys(self._ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
@@ -176,6 +206,8 @@ class ClusterStore(Store):
         pipe = self.client.pipeline(transaction=False)
         for key, name in again:
             pipe.zadd(key, {name: 0})
+        for (path, _, _, _, args), _ in written:
+            pipe.zadd(self.schedule_key(path), {path: args[-1]}, lt=True)  # see put()
         for (path, _, ttl_ms, payload, _), _ in written:
             pipe.xadd(
                 self.feed_key,
@@ -183,7 +215,7 @@ class ClusterStore(Store):
                 maxlen=int(self.feed_retention),
                 approximate=True,
             )
-        event_ids = pipe.execute()[len(again) :]
+        event_ids = pipe.execute()[len(again) + len(written) :]
         if failure is not None:
             raise failure
         return [
@@ -224,13 +256,14 @@ class ClusterStore(Store):
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(*levels[0])
         pipe.zcard(levels[0][0])  # same key, same node: counted after the ZREM
+        pipe.zrem(self.schedule_key(path), path)
         pipe.xadd(
             self.feed_key,
             {"e": "delete", "p": path},
             maxlen=int(self.feed_retention),
             approximate=True,
         )
-        _, left, event_id = pipe.execute()
+        _, left, _, event_id = pipe.execute()
         # As on one Redis, a folder left empty leaves its parent, and so on up.
         removed = [path]
         folder = path[: path.rfind("/") + 1]
@@ -329,6 +362,7 @@ class ClusterStore(Store):
                 pipe = self.client.pipeline(transaction=False)
                 pipe.zrem(index, *things)
                 for name in gone:
+                    pipe.zrem(self.schedule_key(current + name), current + name)
                     pipe.xadd(
                         self.feed_key,
                         {"e": "delete", "p": current + name},
@@ -446,6 +480,91 @@ class ClusterStore(Store):
             self._prune_folder(parent)
         self._restore_if_present([path])
         return event_id.decode()
+
+    @_unavailable_on_redis_errors
+    def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
+        """As Store.reap, in steps (the schedule's shards, the things, their folder indexes and
+        the feed are in different slots), each one pipelined batch:
+        1. up to `batch` due entries of every shard;
+        2. each due thing's PTTL at its own key (which deletes one whose time is up);
+        3. per shard, settle.lua: the entries of things gone are taken out, those of things
+           still alive get their real end. Taking an entry out is the claim: only the reaper
+           whose script did it goes on with that thing;
+        4. for the things claimed, record_expiry's steps: the folder index entry is the guard
+           of the one `expire` event (a listing or a notification may have recorded it).
+        An interruption after 3 leaves the index entry, which the next listing repairs."""
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
+        shards = self._schedule_keys()
+        pipe = self.client.pipeline(transaction=False)
+        for key in shards:
+            pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=batch, withscores=True)
+        replies = pipe.execute()
+        due = [
+            (key, member.decode("utf-8"), int(score))
+            for key, entries in zip(shards, replies, strict=True)
+            for member, score in entries
+        ]
+        if not due:
+            return 0, False
+        pipe = self.client.pipeline(transaction=False)
+        for _, path, _ in due:
+            pipe.pttl(self.thing_key(path))
+        lifetimes = pipe.execute()
+        per_shard: dict[str, list[tuple[str, int, int | str, int]]] = {}
+        for (key, path, score), pttl in zip(due, lifetimes, strict=True):
+            new_score = "" if pttl < 0 else now_ms + max(pttl, 1)
+            per_shard.setdefault(key, []).append((path, score, new_score, pttl))
+        claimed = []
+        for key, entries in per_shard.items():
+            args = [value for path, score, new, _ in entries for value in (path, score, new)]
+            changed = self._settle(keys=[key], args=args)
+            claimed += [
+                path
+                for (path, _, _, pttl), done in zip(entries, changed, strict=True)
+                if done and pttl == -2
+            ]
+        more = any(len(entries) == batch for entries in replies)
+        return self._record_expiries(claimed, now_ms), more
+
+    def _record_expiries(self, paths: list[str], now_ms: int) -> int:
+        """record_expiry's steps for many things known gone, each step one pipelined batch;
+        returns how many `expire` events were logged."""
+        if not paths:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            key, name = next(iter(self._ancestry_keys(path)))
+            pipe.zrem(key, name)
+            pipe.zcard(key)  # same key, same node: counted after the ZREM
+        replies = pipe.execute()
+        removed = [path for i, path in enumerate(paths) if replies[2 * i]]
+        emptied = {
+            path[: path.rfind("/") + 1] for i, path in enumerate(paths) if replies[2 * i + 1] == 0
+        }
+        pipe = self.client.pipeline(transaction=False)
+        for path in removed:
+            pipe.xadd(
+                self.feed_key,
+                {"e": "expire", "p": path},
+                maxlen=int(self.feed_retention),
+                approximate=True,
+            )
+            pipe.pttl(self.thing_key(path))
+        replies = pipe.execute()
+        for folder in emptied - {""}:
+            self._prune_folder(folder)
+        # Written again between its PTTL and now: put back its index entries and its schedule
+        # entry (the claim took it out), as any repair does.
+        back = [(path, pttl) for path, pttl in zip(removed, replies[1::2], strict=True) if pttl >= 0]
+        if back:
+            pipe = self.client.pipeline(transaction=False)
+            for path, pttl in back:
+                for key, name in self._ancestry_keys(path):
+                    pipe.zadd(key, {name: 0})
+                pipe.zadd(self.schedule_key(path), {path: now_ms + max(pttl, 1)}, lt=True)
+            pipe.execute()
+        return len(removed)
 
     def enable_expiry_notifications(self) -> bool:
         """On every node, replicas included: a replica promoted by a failover must publish

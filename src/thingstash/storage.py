@@ -8,6 +8,12 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
 - `ns:f:{folder}`: a sorted set per folder, all scores 0, members the names directly inside it
   ("c" for a thing, "b/" for a sub-folder), so a listing page is a ZRANGE BYLEX, whatever the
   size of the store.
+- `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
+  ends (unix ms), kept by the same scripts that write and delete things. Each service process
+  reaps what is due every half second (watch.ExpiryReaper), so an expired thing leaves listings
+  and reaches watchers as an `expire` event within about a second, whatever the store's size:
+  Redis's own expiry finds keys only at its pace (a few hundred a second among many long-lived
+  ones). On a Redis Cluster it is split in shards (ClusterStore).
 - `ns:feed`: the change feed, a stream of `put`, `patch`, `delete` and `expire` events, trimmed
   to about the retention asked for.
 - `ns:k`: API keys, a hash from key id to its record (JSON: sha256 of the key, scope, prefix,
@@ -57,6 +63,10 @@ from redis.retry import Retry
 
 VERSION_LENGTH = 16
 PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
+REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
+# Reaped only this long after the schedule says: the score is taken before the write reaches
+# Redis, so the key's own end is a round trip later (one found alive is due again next turn).
+REAP_GRACE_MS = 20
 _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
@@ -420,6 +430,7 @@ class Store:
         self._expire = client.register_script(_load_script("expire.lua"))
         self._purge = client.register_script(_load_script("purge.lua"))
         self._prune = client.register_script(_load_script("prune.lua"))
+        self._reap = client.register_script(_load_script("reap.lua"))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -429,9 +440,14 @@ class Store:
     def folder_key(self, folder: str) -> str:
         return f"{self.prefix}:f:{{{folder}}}"
 
+    def schedule_key(self, path: str) -> str:
+        """The expiry schedule (the shard holding `path`'s entry, on a cluster)."""
+        return f"{self.prefix}:x"
+
     def _indexed_keys(self, path: str) -> tuple[list[str], list[str]]:
-        """KEYS and the index names for a write script: thing, feed, then the folder indexes."""
-        keys = [self.thing_key(path), self.feed_key]
+        """KEYS and the index names for a write script: thing, feed, expiry schedule, then the
+        folder indexes."""
+        keys = [self.thing_key(path), self.feed_key, self.schedule_key(path)]
         names = []
         for folder, name in ancestry(path):
             keys.append(self.folder_key(folder))
@@ -459,10 +475,13 @@ class Store:
         version: str | None = None,
     ) -> WriteResult:
         """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole."""
-        version = version or new_version()
+        now_ms = time.time_ns() // 1_000_000
+        version = version or new_version(now_ms)
         ttl_ms = ttl_seconds * 1000
         keys, names = self._indexed_keys(path)
-        args = self._put_args(conditions, version.encode("ascii") + body, ttl_ms, event, path)
+        args = self._put_args(
+            conditions, version.encode("ascii") + body, ttl_ms, event, path, now_ms + ttl_ms
+        )
         status, detail = self._put(keys=keys, args=[*args, *names])
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
@@ -486,15 +505,16 @@ class Store:
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
         """One put_many.lua call: the things, then each folder index once with all its new
         names (siblings share their ancestors, so most of put.lua's ZADDs would repeat)."""
-        keys = [self.feed_key]
+        keys = [self.feed_key, self.schedule_key("")]
         args: list[str | bytes | int] = [len(things), self.feed_retention]
         written = []
         folders: dict[str, dict[str, None]] = {}  # index -> names, ordered and without repeats
         for path, body, ttl_seconds in things:
-            version = new_version()
+            now_ms = time.time_ns() // 1_000_000
+            version = new_version(now_ms)
             ttl_ms = ttl_seconds * 1000
             keys.append(self.thing_key(path))
-            args += (version.encode("ascii") + body, ttl_ms, path)
+            args += (version.encode("ascii") + body, ttl_ms, path, now_ms + ttl_ms)
             written.append((version, ttl_ms))
             for folder, name in ancestry(path):
                 names = folders.setdefault(folder, {})
@@ -511,7 +531,13 @@ class Store:
         ]
 
     def _put_args(
-        self, conditions: Conditions, payload: bytes, ttl_ms: int, event: str, path: str
+        self,
+        conditions: Conditions,
+        payload: bytes,
+        ttl_ms: int,
+        event: str,
+        path: str,
+        expires_at_ms: int,
     ) -> list[str | bytes | int]:
         """put.lua's ARGV before the index names (see its header)."""
         return [
@@ -522,6 +548,7 @@ class Store:
             event,
             path,
             self.feed_retention,
+            expires_at_ms,
         ]
 
     @_unavailable_on_redis_errors
@@ -633,6 +660,7 @@ class Store:
                     keys=[
                         self.folder_key(current),
                         self.feed_key,
+                        self.schedule_key(current),
                         *(self.thing_key(current + name) for name in things),
                     ],
                     args=[current, self.feed_retention, *things],
@@ -721,6 +749,32 @@ class Store:
         keys, names = self._indexed_keys(path)
         reply = self._expire(keys=keys, args=[path, self.feed_retention, *names])
         return reply.decode() if reply else None
+
+    @_unavailable_on_redis_errors
+    def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
+        """Reap up to `batch` things whose lifetime ended by `now_ms` (by default now, less
+        REAP_GRACE_MS), in one atomic script: each gone from Redis (its memory freed), from its
+        folder indexes (empty folders pruned) and logged as an `expire` event, once however many
+        processes reap at the same time. A thing written again since it was due is left alone.
+        Returns (expire events logged, whether more may be due)."""
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
+        schedule = self.schedule_key("")
+        due = self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch)
+        if not due:
+            return 0, False
+        keys = [schedule, self.feed_key]
+        args: list[str | bytes | int] = [now_ms, self.feed_retention]
+        for raw in due:
+            path = raw.decode("utf-8")
+            keys.append(self.thing_key(path))
+            args += (path, 0)
+            depth_at = len(args) - 1
+            for folder, name in ancestry(path):
+                keys.append(self.folder_key(folder))
+                args.append(name)
+            args[depth_at] = len(args) - depth_at - 1
+        return int(self._reap(keys=keys, args=args)), len(due) == batch
 
     def enable_expiry_notifications(self) -> bool:
         """Make sure Redis publishes expiry events ("Ex"); turn them on when allowed.

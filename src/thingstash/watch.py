@@ -7,15 +7,22 @@ and an event costs one append per watched path, not one hand-off per watcher. A 
 falls too far behind (its cursor trimmed away) or resumes with `Last-Event-ID` reads what it
 missed from the stream itself, and gets a `reset` when that is no longer retained.
 
-Per process there is also one expiry listener (keyspace notifications, `expired` events) that
-records each expiry with an idempotent script: every process hears every expiry, but the
-first script run removes the thing from its folder index, which is the guard that makes
-exactly one `expire` event.
+Per process there is also an expiry reaper: every REAP_EVERY_S it takes the things whose
+lifetime ended from the store's expiry schedule, in bounded batches, and reaps them (gone from
+Redis and from their folders, an `expire` event each), so expiries reach listings and watchers
+within about a second whatever the store's size. Every process reaps; the scripts are
+idempotent, and a thing's folder index entry is the guard that makes exactly one `expire` event.
+
+The expiry listener (keyspace notifications, `expired` events) stays as the backstop for
+things the schedule does not hold: written before the schedule existed, or, on a cluster, by a
+write interrupted between the thing and its schedule entry. Redis expires those at its own
+pace; each process hears it and records it with the same guard.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -44,6 +51,7 @@ BLOCK_MS = 1000
 BATCH = 1000
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
+REAP_EVERY_S = 0.5  # how often each process reaps what the expiry schedule says is due
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,9 +334,10 @@ class ExpiryListener:
         self._thread = threading.Thread(target=self._run, name="expiry-listener", daemon=True)
         if not self.enabled:
             log.warning(
-                "Redis keyspace notifications are off and CONFIG SET is not allowed: expired "
-                "things leave listings only when listed, and watchers hear of them only then. "
-                "Set notify-keyspace-events to include 'Ex' on the Redis server."
+                "Redis keyspace notifications are off and CONFIG SET is not allowed: things "
+                "the expiry schedule does not hold (written before it existed) leave listings "
+                "only when listed, and watchers hear of them only then. Set "
+                "notify-keyspace-events to include 'Ex' on the Redis server."
             )
 
     def start(self) -> None:
@@ -355,11 +364,47 @@ class ExpiryListener:
                 self._thread.join(2)
 
 
+class ExpiryReaper:
+    """Reaps, every REAP_EVERY_S, what the store's expiry schedule says is due."""
+
+    def __init__(self, store: Store, every: float = REAP_EVERY_S) -> None:
+        self.store = store
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="expiry-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Processes started together would reap in step, each reading the same batch.
+        self._stop.wait(random.uniform(0, self.every))
+        troubled = False
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                more = True
+                while more and not self._stop.is_set():  # a burst: batch after batch
+                    _, more = self.store.reap()
+                troubled = False
+            except Exception as error:  # noqa: BLE001 - the reaper must outlive any error
+                if not troubled:  # said once per outage, not twice a second
+                    log.warning("could not reap expired things, will retry: %s", error)
+                troubled = True
+            self._stop.wait(max(0.0, self.every - (time.monotonic() - started)))
+
+    def close(self, wait: bool = True) -> None:
+        self._stop.set()
+        if wait and self._thread.is_alive():
+            self._thread.join(2)
+
+
 class Live:
-    """The process's live parts: the feed reader and the expiry listener."""
+    """The process's live parts: the feed reader, the expiry reaper and listener."""
 
     def __init__(self, store: Store, keepalive: float) -> None:
         self.hub = Hub(store)
+        self.reaper = ExpiryReaper(store)
         self.expiry = ExpiryListener(store)
         self.keepalive = keepalive
 
@@ -370,16 +415,19 @@ class Live:
 
     def close(self) -> None:
         self.hub.close()
+        self.reaper.close()
         self.expiry.close()
 
     def stop(self) -> None:
         """Like close, without waiting: safe in a signal handler."""
         self.hub.close()
+        self.reaper.close(wait=False)
         self.expiry.close(wait=False)
 
 
 def init_app(app: Flask, store: Store, keepalive: float = 15.0) -> Live:
     live = Live(store, keepalive)
+    live.reaper.start()
     live.expiry.start()
     app.extensions[_LIVE] = live
     return live

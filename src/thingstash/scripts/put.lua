@@ -1,7 +1,8 @@
 -- Store a thing whole, if its preconditions hold; index it in its folders and log the change.
 -- KEYS[1] = the thing's key
 -- KEYS[2] = the change feed stream (absent when the caller logs the change itself)
--- KEYS[3..n] = the folder indexes holding it, its parent first, the root last
+-- KEYS[3] = the expiry schedule (absent when the caller schedules the expiry itself)
+-- KEYS[4..n] = the folder indexes holding it, its parent first, the root last
 -- ARGV[1] = If-Match: "" (no condition), "*" (must exist) or ",v1,v2," (current version in it)
 -- ARGV[2] = If-None-Match: "" (no condition), "*" (must not exist) or ",v1,v2,"
 -- ARGV[3] = payload: 16-character version then the JSON
@@ -9,7 +10,8 @@
 -- ARGV[5] = event type for the feed ("put" or "patch")
 -- ARGV[6] = the thing's path, for the feed
 -- ARGV[7] = the feed's approximate maximum length
--- ARGV[8..] = the name to add to each of KEYS[3..n] ("c" in "a/b/", "b/" in "a/", "a/" in "")
+-- ARGV[8] = when its lifetime ends (unix ms): its score in the expiry schedule
+-- ARGV[9..] = the name to add to each of KEYS[4..n] ("c" in "a/b/", "b/" in "a/", "a/" in "")
 -- returns {1 created or 2 replaced, event id or nil}, or {0, current version or nil} when a
 -- precondition fails
 local current = redis.call('GETRANGE', KEYS[1], 0, 15)
@@ -25,7 +27,10 @@ if if_none_match ~= '' and exists and listed(if_none_match) then
   return {0, current}
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-for i = 3, #KEYS do
+if KEYS[3] then
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
+end
+for i = 4, #KEYS do
   redis.call('ZADD', KEYS[i], 0, ARGV[i + 5])
 end
 local id = false
