@@ -50,6 +50,7 @@ CLUSTER_MODULES = frozenset(
         "test_auth.py",
         "test_edges.py",
         "test_import.py",
+        "test_expiry.py",
     }
 )
 

@@ -40,6 +40,8 @@ from redis.exceptions import NoScriptError
 
 from thingstash.storage import (
     NO_CONDITIONS,
+    REAP_BATCH,
+    REAP_GRACE_MS,
     UNAVAILABLE_ERRORS,
     Backlog,
     Conditions,
@@ -54,8 +56,6 @@ from thingstash.storage import (
     _encode_condition,
     _event,
     _load_script,
-    REAP_BATCH,
-    REAP_GRACE_MS,
     _unavailable_on_redis_errors,
     ancestry,
     backlog_from,
@@ -556,7 +556,8 @@ class ClusterStore(Store):
             self._prune_folder(folder)
         # Written again between its PTTL and now: put back its index entries and its schedule
         # entry (the claim took it out), as any repair does.
-        back = [(path, pttl) for path, pttl in zip(removed, replies[1::2], strict=True) if pttl >= 0]
+        lifetimes = zip(removed, replies[1::2], strict=True)
+        back = [(path, pttl) for path, pttl in lifetimes if pttl >= 0]
         if back:
             pipe = self.client.pipeline(transaction=False)
             for path, pttl in back:
