@@ -4,6 +4,10 @@ For each size, N things are written (1) through `thingstash.storage.Store.put`, 
 API writes them: the thing's key, its folder indexes, and the change feed; and (2) as plain
 `SET path json EX 31104000`. Memory is Redis's own `used_memory` after minus before, over N.
 
+The expiry schedule (a sorted set of every thing's path by when its lifetime ends, what lets
+expiries reach listings and watchers within a second) costs per thing, with the path's length:
+it is counted in thingstash's total, and shown on its own (MEMORY USAGE of the set, over N).
+
 The change feed is bounded (about THINGSTASH_FEED_RETENTION = 10,000 entries, whatever the
 number of things), so it is a fixed cost: it is counted in full in thingstash's total, spread
 over the N things, and also shown on its own (MEMORY USAGE of the stream, over N).
@@ -46,8 +50,11 @@ def paths(count: int, layout: str) -> list[str]:
     return [f"mem/{i // 100}/{i % 100}" for i in range(count)]
 
 
-def thingstash_bytes(url: str, count: int, body: bytes, layout: str) -> tuple[float, float]:
-    """(bytes per thing, of which the feed) for `count` things stored through the storage."""
+def thingstash_bytes(
+    url: str, count: int, body: bytes, layout: str
+) -> tuple[float, float, float]:
+    """(bytes per thing, of which the feed, of which the expiry schedule) for `count` things
+    stored through the storage."""
     flush(url)
     store = open_store(url)
     before = used_memory(store.client)
@@ -57,8 +64,9 @@ def thingstash_bytes(url: str, count: int, body: bytes, layout: str) -> tuple[fl
         list(pool.map(lambda path: store.put(path, body, DEFAULT_TTL), all_paths, chunksize=500))
     after = used_memory(store.client)
     feed = int(store.client.memory_usage(store.feed_key, samples=0) or 0)
+    schedule = int(store.client.memory_usage(store.schedule_key(""), samples=0) or 0)
     store.close()
-    return (after - before) / count, feed / count
+    return (after - before) / count, feed / count, schedule / count
 
 
 def plain_bytes(url: str, count: int, body: bytes) -> float:
@@ -81,22 +89,23 @@ def report(url: str, count: int) -> None:
     print(f"\nRedis memory per thing, {count:,} things (used_memory delta / things):")
     print(
         f"{'JSON size':10}| {'plain':>7} | {'thingstash flat':>22} | {'thingstash nested':>22} | "
-        f"{'feed':>6}"
+        f"{'feed':>6} | {'expiry schedule':>15}"
     )
-    print("-" * 80)
+    print("-" * 98)
     for label, size in SIZES.items():
         body = document(size)
         plain = plain_bytes(url, count, body)
-        flat, feed = thingstash_bytes(url, count, body, "flat")
-        nested, _ = thingstash_bytes(url, count, body, "nested")
+        flat, feed, schedule = thingstash_bytes(url, count, body, "flat")
+        nested, _, _ = thingstash_bytes(url, count, body, "nested")
         print(
             f"{label:10}| {plain:7.0f} | {flat:7.0f} B = {flat / plain:4.2f}x plain | "
-            f"{nested:7.0f} B = {nested / plain:4.2f}x plain | {feed:6.0f}"
+            f"{nested:7.0f} B = {nested / plain:4.2f}x plain | {feed:6.0f} | {schedule:15.0f}"
         )
     flush(url)
     print(
         "flat: one folder of all things; nested: 100 things a folder. thingstash includes the "
         "folder indexes\nand the whole change feed (bounded at ~10,000 entries, a fixed cost "
-        "spread over the things; its share\nis the last column). "
+        "spread over the things; its share\nis the feed column) and the expiry schedule (per "
+        "thing, paths like mem/12345; last column). "
         f"({time.monotonic() - started:.0f} s)"
     )
