@@ -33,9 +33,7 @@ def summary(delays: list[float]) -> str:
         return "none"
     ordered = sorted(delays)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return (
-        f"median {statistics.median(ordered):.2f} s, p99 {p99:.2f} s, max {ordered[-1]:.2f} s"
-    )
+    return f"median {statistics.median(ordered):.2f} s, p99 {p99:.2f} s, max {ordered[-1]:.2f} s"
 
 
 def main() -> None:

@@ -50,9 +50,7 @@ def paths(count: int, layout: str) -> list[str]:
     return [f"mem/{i // 100}/{i % 100}" for i in range(count)]
 
 
-def thingstash_bytes(
-    url: str, count: int, body: bytes, layout: str
-) -> tuple[float, float, float]:
+def thingstash_bytes(url: str, count: int, body: bytes, layout: str) -> tuple[float, float, float]:
     """(bytes per thing, of which the feed, of which the expiry schedule) for `count` things
     stored through the storage."""
     flush(url)

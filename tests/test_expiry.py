@@ -168,3 +168,22 @@ def test_a_thing_written_again_before_its_end_is_not_reaped(redis_server: RedisS
         assert [entry.name for entry in store.list_folder("again/", None, 10).entries] == ["x"]
     finally:
         store.close()
+
+
+def test_a_thing_the_schedule_does_not_hold_still_expires_through_notifications(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Things stored before the schedule existed have no entry in it: Redis's own expiry and its
+    keyspace notification (the backstop) still make their `expire` event."""
+    app = make_app(keepalive=0.2)
+    store: Store = app.extensions["thingstash.store"]
+    client = app.test_client()
+    assert client.put("/old/x?ttl=1", json={"v": 1}).status_code == 201
+    store.client.zrem(store.schedule_key("old/x"), "old/x")
+    with watching(client, "old/") as stream:
+        deadline = time.monotonic() + 10
+        frame = stream.frame()
+        while frame.kind == "comment" and time.monotonic() < deadline:
+            frame = stream.frame()
+    assert (frame.kind, frame.data and frame.data["path"]) == ("expire", "old/x")
+    assert client.get("/").json["folders"] == []

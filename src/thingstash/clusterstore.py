@@ -527,6 +527,15 @@ class ClusterStore(Store):
         more = any(len(entries) == batch for entries in replies)
         return self._record_expiries(claimed, now_ms), more
 
+    @_unavailable_on_redis_errors
+    def record_expiries(self, paths: Sequence[str]) -> int:
+        """As record_expiry for many things, each step one pipelined batch."""
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            pipe.exists(self.thing_key(path))
+        gone = [path for path, there in zip(paths, pipe.execute(), strict=True) if not there]
+        return self._record_expiries(gone, time.time_ns() // 1_000_000)
+
     def _record_expiries(self, paths: list[str], now_ms: int) -> int:
         """record_expiry's steps for many things known gone, each step one pipelined batch;
         returns how many `expire` events were logged."""
@@ -593,7 +602,10 @@ class ClusterStore(Store):
         return "__keyevent@0__:expired"  # a cluster has only database 0
 
     def listen_expired(
-        self, handle: Callable[[str], None], stopped: Callable[[], bool], wake_channel: str
+        self,
+        handle: Callable[[list[str]], None],
+        stopped: Callable[[], bool],
+        wake_channel: str,
     ) -> None:
         """Expiry events are published by the node where the key expired, to its own
         subscribers only: listen on every node (replicas too, so the one promoted by a failover
@@ -610,16 +622,13 @@ class ClusterStore(Store):
                         continue
                 for name, pubsub in list(listeners.items()):
                     try:
-                        message = pubsub.get_message(timeout=_POLL_S)
+                        paths = self.expired_paths(pubsub, _POLL_S, wake_channel)
                     except (*UNAVAILABLE_ERRORS, OSError):
                         listeners.pop(name)
                         _close_quietly(pubsub)
                         continue
-                    if message is None or message["channel"] == wake_channel.encode():
-                        continue
-                    path = self.path_of_thing_key(message["data"])
-                    if path is not None:
-                        handle(path)
+                    if paths:
+                        handle(paths)
         finally:
             for pubsub in listeners.values():
                 _close_quietly(pubsub)

@@ -67,6 +67,7 @@ REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
 # Reaped only this long after the schedule says: the score is taken before the write reaches
 # Redis, so the key's own end is a round trip later (one found alive is due again next turn).
 REAP_GRACE_MS = 20
+EXPIRED_BATCH = 500  # expiry notifications handled in one batch (one round trip on one Redis)
 _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
@@ -751,6 +752,15 @@ class Store:
         return reply.decode() if reply else None
 
     @_unavailable_on_redis_errors
+    def record_expiries(self, paths: Sequence[str]) -> int:
+        """record_expiry for many things, one pipelined batch; how many events were logged."""
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            keys, names = self._indexed_keys(path)
+            self._expire(keys=keys, args=[path, self.feed_retention, *names], client=pipe)
+        return sum(1 for reply in pipe.execute() if reply)
+
+    @_unavailable_on_redis_errors
     def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
         """Reap up to `batch` things whose lifetime ended by `now_ms` (by default now, less
         REAP_GRACE_MS), in one atomic script: each gone from Redis (its memory freed), from its
@@ -808,23 +818,39 @@ class Store:
         except UnicodeDecodeError:
             return None
 
+    def expired_paths(
+        self, pubsub: redis.client.PubSub, wait: float, wake_channel: str
+    ) -> list[str]:
+        """The paths of the things expired in the notifications waiting on `pubsub` (up to
+        EXPIRED_BATCH, waiting up to `wait` for the first): they come in bursts, and each
+        process hears every one (the reaper's too), so they are handled a batch at a time."""
+        paths: list[str] = []
+        message = pubsub.get_message(timeout=wait)
+        while message is not None and len(paths) < EXPIRED_BATCH:
+            if message["channel"] != wake_channel.encode():
+                path = self.path_of_thing_key(message["data"])
+                if path is not None:
+                    paths.append(path)
+            message = pubsub.get_message(timeout=0)
+        return paths
+
     def listen_expired(
-        self, handle: Callable[[str], None], stopped: Callable[[], bool], wake_channel: str
+        self,
+        handle: Callable[[list[str]], None],
+        stopped: Callable[[], bool],
+        wake_channel: str,
     ) -> None:
-        """Call `handle(path)` for every thing of this namespace that expires, until
-        `stopped()`; a message on `wake_channel` makes it look at `stopped()` at once.
-        Reconnects by itself when Redis goes away."""
+        """Call `handle(paths)` with the things of this namespace that expire, a batch at a
+        time, until `stopped()`; a message on `wake_channel` makes it look at `stopped()` at
+        once. Reconnects by itself when Redis goes away."""
         while not stopped():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.expiry_channel(), wake_channel)
                 while not stopped():
-                    message = pubsub.get_message(timeout=5.0)
-                    if message is None or message["channel"] == wake_channel.encode():
-                        continue
-                    path = self.path_of_thing_key(message["data"])
-                    if path is not None:
-                        handle(path)
+                    paths = self.expired_paths(pubsub, 5.0, wake_channel)
+                    if paths:
+                        handle(paths)
             except (ConnectionError, TimeoutError, BusyLoadingError, OSError, StorageUnavailable):
                 if not stopped():
                     time.sleep(0.5)

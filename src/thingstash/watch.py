@@ -350,11 +350,11 @@ class ExpiryListener:
             if not self._stop:
                 log.exception("expiry listener failed")
 
-    def _record(self, path: str) -> None:
+    def _record(self, paths: list[str]) -> None:
         try:
-            self.store.record_expiry(path)
+            self.store.record_expiries(paths)
         except StorageUnavailable as error:
-            log.warning("could not record the expiry of %s: %s", path, error)
+            log.warning("could not record the expiry of %d things: %s", len(paths), error)
 
     def close(self, wait: bool = True) -> None:
         self._stop = True
