@@ -130,7 +130,8 @@ def test_if_modified_since_on_get_and_head(client: FlaskClient, etag: str) -> No
     earlier = client.get("/c", headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
     assert earlier.status_code == 200 and earlier.get_json()["v"] == 1
     # A date that is not an HTTP date is ignored (RFC 9110 13.1.3).
-    assert client.get("/c", headers={"If-Modified-Since": "yesterday"}).status_code == 200
+    for not_a_date in ("yesterday", "Mon, 01 Jan 99999999999999999999999 00:00:00 GMT"):
+        assert client.get("/c", headers={"If-Modified-Since": not_a_date}).status_code == 200
     assert client.get("/missing", headers={"If-Modified-Since": last_modified}).status_code == 404
 
 

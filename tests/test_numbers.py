@@ -96,3 +96,6 @@ def test_details_are_in_json_words_not_python_reprs(client: FlaskClient) -> None
     assert "an array" in body["detail"]
     body = assert_problem(client.put("/x?ttl=abc", json={}), 400, "ttl")
     assert "'abc'" not in body["detail"]
+    surrogate = b'{"a":"\\ud800","n":123456789012345678901234567890}'
+    body = assert_problem(client.put("/x", data=surrogate, content_type="application/json"), 400)
+    assert "surrogate" in body["detail"] and "codec" not in body["detail"]

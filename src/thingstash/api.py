@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
-from werkzeug.http import http_date, parse_date
+from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
 from thingstash import documents, folders, preconditions, queryargs
@@ -208,8 +208,8 @@ def _not_modified_since(thing: Thing) -> bool:
     since = environ.get("HTTP_IF_MODIFIED_SINCE")
     if since is None or "HTTP_IF_NONE_MATCH" in environ:
         return False
-    date = parse_date(since)
-    return date is not None and thing.last_updated <= date.timestamp()
+    date = preconditions.modified_since(since)
+    return date is not None and thing.last_updated <= date
 
 
 @bp.get("/<anypath:raw>")

@@ -158,8 +158,15 @@ def dumps(value: Any) -> bytes:
             return json.dumps(
                 value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode("utf-8")
-        except (UnicodeEncodeError, ValueError) as error:
-            raise BadDocument(400, "invalid JSON", f"the value cannot be stored: {error}") from None
+        except UnicodeEncodeError as error:
+            character = error.object[error.start : error.start + 1]
+            raise BadDocument(
+                400,
+                "invalid JSON",
+                f"a string holds a lone surrogate (\\u{ord(character):04x}), which is not Unicode",
+            ) from None
+        except ValueError:  # NaN or an infinity: the parsers let none in
+            raise BadDocument(400, "invalid JSON", "a number is not finite") from None
 
 
 def loads_object(raw: bytes, max_depth: int) -> Document:
