@@ -31,6 +31,13 @@ def test_a_query_number_of_5000_digits_is_400(client: FlaskClient, url: str, nam
     assert "sys." not in body["detail"] and len(body["detail"]) < 200
 
 
+def test_a_body_ttl_of_4000_digits_is_400_with_a_short_detail(client: FlaskClient) -> None:
+    raw = '{"ttl":' + "9" * 4000 + "}"
+    body = assert_problem(client.put("/x", data=raw, content_type="application/json"), 400, "ttl")
+    assert len(body["detail"]) < 200
+    assert client.get("/x").status_code == 404
+
+
 def test_leading_zeros_are_still_a_number(client: FlaskClient) -> None:
     assert client.put("/x?ttl=0060", json={}).get_json()["ttl"] == 60
     assert client.get("/?limit=0005").status_code == 200

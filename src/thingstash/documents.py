@@ -256,7 +256,10 @@ def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int
 
 def _check_ttl(ttl: int, maximum: int) -> int:
     if not 1 <= ttl <= maximum:
-        raise BadDocument(400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {ttl}")
+        shown = ttl if abs(ttl) < 10**40 else "a number of more than 40 digits"
+        raise BadDocument(
+            400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {shown}"
+        )
     return ttl
 
 
