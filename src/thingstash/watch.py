@@ -377,8 +377,9 @@ class ExpiryReaper:
         self._thread.start()
 
     def _run(self) -> None:
-        # Processes started together would reap in step, each reading the same batch.
-        self._stop.wait(random.uniform(0, self.every))
+        # Processes started together would reap in step, each reading the same batch. (Not
+        # the shared `random` state: a thread must not draw from it under a test's feet.)
+        self._stop.wait(random.SystemRandom().uniform(0, self.every))
         troubled = False
         while not self._stop.is_set():
             started = time.monotonic()
