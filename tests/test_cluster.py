@@ -15,6 +15,7 @@ from thingstash.clusterstore import ClusterStore, close_cluster
 from thingstash.storage import Store, connect, new_version, open_store
 
 from .clusters import LocalCluster
+from .conftest import close_app
 from .test_watch import Stream, watching
 
 
@@ -83,7 +84,7 @@ def cluster_app(cluster: LocalCluster, cluster_client: redis.RedisCluster) -> It
     cluster_client.flushall()
     app = create_app(Settings(redis_url=cluster.url))
     yield app
-    app.extensions["thingstash.store"].close()
+    close_app(app)
 
 
 def test_stale_index_entries_are_skipped_and_repaired(cluster_app: Flask) -> None:

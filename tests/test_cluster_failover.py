@@ -17,7 +17,7 @@ from redis.cluster import key_slot
 from thingstash import Settings, create_app
 
 from .clusters import LocalCluster
-from .conftest import Served
+from .conftest import Served, close_app
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def test_service_survives_the_sigkill_of_a_primary(tmp_path: Path) -> None:
         listed = client.get("/before/?limit=1000").json["things"]
         assert len(listed) == BEFORE
     finally:
-        store.close()
+        close_app(app)  # its live threads too: they would go on trying a stopped cluster
         cluster.stop()
 
 

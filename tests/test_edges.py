@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from thingstash import create_app
 from thingstash.config import Settings
 
-from .conftest import RedisServer
+from .conftest import RedisServer, close_app
 
 
 @pytest.fixture
@@ -148,5 +148,5 @@ def test_redis_stopped_and_started_again(tmp_path: Path) -> None:
         text = client.get("/_metrics").get_data(as_text=True)
         assert "thingstash_redis_errors_total" in text and "thingstash_things_stored 1.0" in text
     finally:
-        app.extensions["thingstash.store"].close()
+        close_app(app)  # its live threads too: they would go on trying a stopped server
         server.stop()
