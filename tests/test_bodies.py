@@ -82,7 +82,8 @@ def test_a_chunked_put_past_the_limit_is_413_not_cut(served: Served) -> None:
 
 
 def test_a_chunked_import_past_the_limit_is_413_and_stores_no_line(served: Served) -> None:
-    records = [{"path": f"bodies/imp/{i}", "thing": {"i": i, "pad": "x" * 100}} for i in range(7041)]
+    pad = "x" * 100
+    records = [{"path": f"bodies/imp/{i}", "thing": {"i": i, "pad": pad}} for i in range(7041)]
     body = b"\n".join(orjson.dumps(r) for r in records)
     assert len(body) > LIMIT
     request = head("POST", "/_import", "application/jsonl", Transfer_Encoding="chunked")
@@ -107,7 +108,8 @@ def test_a_body_shorter_than_its_content_length_is_400_and_not_stored(served: Se
 
 
 def test_an_import_whose_client_goes_away_stores_nothing(served: Served) -> None:
-    body = b"\n".join(orjson.dumps({"path": f"bodies/gone/{i}", "thing": {"i": i}}) for i in range(3))
+    records = ({"path": f"bodies/gone/{i}", "thing": {"i": i}} for i in range(3))
+    body = b"\n".join(orjson.dumps(r) for r in records)
     two_lines = body[: body.rindex(b"\n") + 1]
     request = head(
         "POST",
@@ -151,16 +153,18 @@ def test_fifty_trickling_bodies_stall_nobody_else(served: Served) -> None:
     try:
         requests.put(f"{served.url}/bodies/fast", json={"n": 0}, timeout=5)
         with requests.Session() as session:
+            fast = f"{served.url}/bodies/fast"
+            calls = {
+                "health": lambda n: session.get(f"{served.url}/_health", timeout=10),
+                "get": lambda n: session.get(fast, timeout=10),
+                "put": lambda n: session.put(fast, json={"n": n}, timeout=10),
+            }
             n = 0
             while trickler.is_alive():
                 n += 1
-                for name, call in (
-                    ("health", lambda: session.get(f"{served.url}/_health", timeout=10)),
-                    ("get", lambda: session.get(f"{served.url}/bodies/fast", timeout=10)),
-                    ("put", lambda: session.put(f"{served.url}/bodies/fast", json={"n": n}, timeout=10)),
-                ):
+                for name, call in calls.items():
                     started = time.perf_counter()
-                    response = call()
+                    response = call(n)
                     latencies[name].append(time.perf_counter() - started)
                     assert response.status_code in (200, 201), response.text
                 time.sleep(0.1)
