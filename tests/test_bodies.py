@@ -12,7 +12,7 @@ import time
 import orjson
 import requests
 
-from .conftest import Served
+from .conftest import RedisServer, Served
 
 LIMIT = 1024 * 1024  # the default THINGSTASH_MAX_BODY the session's server runs with
 
@@ -184,3 +184,25 @@ def test_fifty_trickling_bodies_stall_nobody_else(served: Served) -> None:
         # within these bounds.
         assert statistics.median(seconds) < 0.1, name
         assert max(seconds) < 2.0, name
+
+
+def test_a_body_still_arriving_after_the_timeout_is_408(redis_server: RedisServer) -> None:
+    server = Served(
+        ["--redis-url", redis_server.url],
+        {"THINGSTASH_BODY_TIMEOUT": "1", "THINGSTASH_KEY_PREFIX": "slowbody"},
+    ).start()
+    piece = 16 * 1024  # bodies.PIECE_BYTES: the deadline is looked at between pieces
+    body = b'{"a":"' + b"x" * (4 * piece - 8) + b'"}'
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            sock.sendall(head("PUT", "/late", "application/json", Content_Length=str(len(body))))
+            for start in range(0, 3 * piece, piece):
+                sock.sendall(body[start : start + piece])
+                time.sleep(0.7)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"connection: close" in answer.lower()
+        assert b"did not arrive within 1 s" in answer
+        assert requests.get(f"{server.url}/late", timeout=5).status_code == 404
+    finally:
+        server.stop()
