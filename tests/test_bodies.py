@@ -11,6 +11,7 @@ import time
 
 import orjson
 import requests
+from flask.testing import FlaskClient
 
 from .conftest import RedisServer, Served
 
@@ -123,6 +124,15 @@ def test_an_import_whose_client_goes_away_stores_nothing(served: Served) -> None
         time.sleep(0.2)  # the two lines are read before the client goes
     assert '"status":400' in logged(served, "bodies-import-gone")
     assert absent(served, "bodies/gone/0", "bodies/gone/1")
+
+
+def test_any_wsgi_server_gets_the_same_refusals(client: FlaskClient) -> None:
+    """The mechanism is the app's, not granian's: the test client's input says so too."""
+    cut = client.put("/bodies/x", data=b'{"a":1}', environ_overrides={"CONTENT_LENGTH": "100"})
+    assert (cut.status_code, cut.get_json()["title"]) == (400, "incomplete body")
+    bad = client.put("/bodies/x", data=b"{}", environ_overrides={"CONTENT_LENGTH": "2x"})
+    assert (bad.status_code, bad.mimetype) == (400, "application/problem+json")
+    assert client.get("/bodies/x").status_code == 404
 
 
 # -- slow senders ------------------------------------------------------------------------------

@@ -65,7 +65,9 @@ def _announced_length(environ: dict[str, Any]) -> int | None:
     one), 0 when there is no body."""
     raw = environ.get("CONTENT_LENGTH")
     if raw:
-        # The server has already refused a malformed or repeated Content-Length.
+        # Granian refuses a malformed Content-Length itself; another server may not.
+        if not raw.isdigit():
+            raise Problem(400, "bad Content-Length", "Content-Length must be a whole number")
         return int(raw)
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None
