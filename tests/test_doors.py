@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash import auth
 from thingstash.storage import Store, open_store
 
-from .conftest import RedisServer
+from .conftest import RedisServer, Served
 from .test_auth import bearer, make_key
 from .test_watch import Stream
 
@@ -290,3 +291,11 @@ def test_revoking_a_key_that_does_not_exist_leaves_an_open_store_open(
         assert not store.is_closed()
     finally:
         store.close()
+
+
+def test_served_workers_check_the_host_of_the_address_bound(served: Served) -> None:
+    # `serve` hands its --host to the workers: a rebinding page's name is refused end to end.
+    refused = requests.put(f"{served.url}/x", json={}, headers={"Host": "evil.example"}, timeout=5)
+    assert refused.status_code == 421
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(f"{served.url}/_health", timeout=5).ok
