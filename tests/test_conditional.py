@@ -116,3 +116,36 @@ def test_a_malformed_if_match_is_400_and_nothing_is_written(
 
 def test_a_malformed_if_none_match_is_400(client: FlaskClient, etag: str) -> None:
     assert client.get("/c", headers={"If-None-Match": "nope"}).status_code == 400
+
+
+def test_if_modified_since_on_get_and_head(client: FlaskClient, etag: str) -> None:
+    last_modified = client.get("/c").headers["Last-Modified"]
+    for method in ("GET", "HEAD"):
+        same = client.open("/c", method=method, headers={"If-Modified-Since": last_modified})
+        assert same.status_code == 304, method
+        assert same.data == b""
+        assert same.headers["ETag"] == etag  # (Last-Modified may go: RFC 9110 15.4.5)
+    later = client.get("/c", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+    assert later.status_code == 304
+    earlier = client.get("/c", headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    assert earlier.status_code == 200 and earlier.get_json()["v"] == 1
+    # A date that is not an HTTP date is ignored (RFC 9110 13.1.3).
+    for not_a_date in ("yesterday", "Mon, 01 Jan 99999999999999999999999 00:00:00 GMT"):
+        assert client.get("/c", headers={"If-Modified-Since": not_a_date}).status_code == 200
+    assert client.get("/missing", headers={"If-Modified-Since": last_modified}).status_code == 404
+
+
+def test_if_none_match_takes_precedence_over_if_modified_since(
+    client: FlaskClient, etag: str
+) -> None:
+    last_modified = client.get("/c").headers["Last-Modified"]
+    other = {"If-None-Match": '"other"', "If-Modified-Since": last_modified}
+    assert client.get("/c", headers=other).status_code == 200
+    matching = {"If-None-Match": etag, "If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+    assert client.get("/c", headers=matching).status_code == 304
+
+
+def test_if_modified_since_does_not_touch_writes(client: FlaskClient, etag: str) -> None:
+    last_modified = client.get("/c").headers["Last-Modified"]
+    response = client.put("/c", json={"v": 2}, headers={"If-Modified-Since": last_modified})
+    assert response.status_code == 200 and response.get_json()["v"] == 2

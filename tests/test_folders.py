@@ -193,3 +193,45 @@ def test_recursive_delete_in_small_batches_keeps_the_parent(
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 def test_writes_to_a_folder_are_refused(client: FlaskClient, method: str) -> None:
     assert client.open("/f/", method=method, json={}).status_code == 405
+
+
+def test_a_page_with_values_holds_at_most_a_few_mib_and_ends_early(client: FlaskClient) -> None:
+    from thingstash.config import MAX_PAGE_VALUE_BYTES
+
+    big = "x" * 1_000_000  # five of these are more than one page may hold
+    for name in "abcde":
+        put(client, f"big/{name}", s=big)
+    put(client, "big/c-folder/inside")
+    seen: list[str] = []
+    sizes: list[int] = []
+    cursor = None
+    while True:
+        query = {"values": "true", "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/big/", query_string=query)
+        assert response.status_code == 200
+        page = response.json
+        sizes.append(len(response.data))
+        assert all(t["value"] == {"s": big} for t in page["things"])
+        seen += [t["path"] for t in page["things"]] + page["folders"]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    # Four of ~1 MB fit in the first page (with the folder among them), the fifth starts the next.
+    assert seen == ["big/a", "big/b", "big/c", "big/d", "big/c-folder/", "big/e"]
+    assert len(sizes) == 2
+    assert max(sizes) <= MAX_PAGE_VALUE_BYTES + 10_000
+    # Without values, the same folder is one small page.
+    plain = client.get("/big/", query_string={"limit": 1000})
+    assert plain.json["next"] is None and len(plain.data) < 2000
+
+
+def test_one_thing_larger_than_the_page_budget_is_still_listed(make_app) -> None:  # type: ignore[no-untyped-def]
+    client = make_app(max_body=6 * 1024 * 1024).test_client()
+    huge = "y" * (5 * 1024 * 1024)
+    put(client, "huge/a", s=huge)
+    put(client, "huge/b", s="small")
+    first = client.get("/huge/?values=true").json
+    assert [t["path"] for t in first["things"]] == ["huge/a"]
+    assert first["things"][0]["value"] == {"s": huge}
+    second = client.get("/huge/", query_string={"values": "true", "cursor": first["next"]}).json
+    assert [t["path"] for t in second["things"]] == ["huge/b"] and second["next"] is None

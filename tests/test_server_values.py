@@ -101,3 +101,24 @@ def test_any_other_sv_form_is_400(client: FlaskClient, value: dict) -> None:
         assert response.status_code == 400, (method, value)
         assert response.headers["Content-Type"] == "application/problem+json"
         assert client.get("/v").get_json()["x"] == 1
+
+
+@pytest.mark.parametrize("whole", [TIMESTAMP, inc(1)])
+def test_a_body_that_is_one_server_value_is_422_and_nothing_is_stored(
+    client: FlaskClient, whole: dict
+) -> None:
+    # Resolved, such a body would be a bare number: not a thing (every later read would break).
+    client.put("/kept", json={"x": 1})
+    for method, path in (("PUT", "/sv"), ("PUT", "/kept"), ("PATCH", "/kept"), ("POST", "/box/")):
+        response = client.open(path, method=method, json=whole)
+        assert response.status_code == 422, (method, response.data)
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert "object" in response.get_json()["detail"]
+    assert client.get("/sv").status_code == 404
+    assert client.get("/kept").get_json()["x"] == 1
+    assert client.get("/box/").get_json()["things"] == []
+    line = b'{"path": "imported", "thing": {".sv": "timestamp"}}'
+    response = client.post("/_import", data=line, content_type="application/jsonl")
+    assert response.status_code == 400, response.data
+    assert "line 1" in response.get_json()["detail"]
+    assert client.get("/imported").status_code == 404

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
-from thingstash import documents, folders, preconditions
+from thingstash import documents, folders, preconditions, queryargs
 from thingstash.config import MAX_DEPTH
 from thingstash.context import settings, store
 from thingstash.documents import BadDocument
@@ -53,9 +53,26 @@ class AnyPathConverter(BaseConverter):
 # -- request checks ---------------------------------------------------------------------------
 
 
+def _path_as_sent(routed: str) -> str:
+    """The path the client sent, without its leading slash. Werkzeug's router strips every
+    leading slash and decodes invalid UTF-8 to U+FFFD: `//a/x` would be another name for `a/x`,
+    and `/a%FF` the same thing as `/a%EF%BF%BD`. PATH_INFO (its bytes, as WSGI carries them in
+    latin-1) is what was sent."""
+    wire = request.environ.get("PATH_INFO", "")
+    if wire.isascii():  # the common case: nothing to decode, nothing replaced
+        return wire[1:] if wire.startswith("/") else routed
+    try:
+        text = wire.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise Problem(
+            400, "bad path", "the path is not valid UTF-8 (percent-encode UTF-8 bytes only)"
+        ) from None
+    return text[1:] if text.startswith("/") else routed
+
+
 def _path(raw: str) -> Path:
     try:
-        path = parse_path(raw)
+        path = parse_path(_path_as_sent(raw))
     except BadPath as error:
         raise Problem(400, "bad path", str(error)) from None
     if is_reserved(path):
@@ -127,8 +144,7 @@ def _conditions() -> Conditions:
 def _ttl(body_ttl: Any) -> int:
     config = settings()
     try:
-        # Most writes have no query string: skip parsing one.
-        query_ttl = request.args.get("ttl") if request.environ.get("QUERY_STRING") else None
+        query_ttl = queryargs.single("ttl")
         return documents.resolve_ttl(body_ttl, query_ttl, config.default_ttl, config.max_ttl)
     except BadDocument as error:
         raise Problem(error.status, error.title, error.detail) from None
@@ -185,6 +201,17 @@ def _precondition_failed(error: PreconditionFailed) -> Problem:
 # -- views ------------------------------------------------------------------------------------
 
 
+def _not_modified_since(thing: Thing) -> bool:
+    """If-Modified-Since holds: the thing is no newer than the date the client has. Ignored
+    with If-None-Match (which decides alone) and when it is not an HTTP date (RFC 9110 13.1.3)."""
+    environ = request.environ
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if since is None or "HTTP_IF_NONE_MATCH" in environ:
+        return False
+    date = preconditions.modified_since(since)
+    return date is not None and thing.last_updated <= date
+
+
 @bp.get("/<anypath:raw>")
 def read(raw: str) -> Response:
     path = _path(raw)
@@ -199,7 +226,7 @@ def read(raw: str) -> Response:
         raise _precondition_failed(PreconditionFailed(version))
     if thing is None:
         raise thing_missing(path.text)
-    if not conditions.if_none_match_holds(thing.version):
+    if not conditions.if_none_match_holds(thing.version) or _not_modified_since(thing):
         # For reads, a matching If-None-Match means "you already have it" (RFC 9110 13.1.2).
         response = Response(status=304)
         _version_headers(response, thing.version, thing.last_updated)
@@ -247,12 +274,12 @@ def _write_whole(
                 # Increments add to what is stored: resolve them against the version written over.
                 def change(current: Thing | None) -> tuple[bytes, int]:
                     stored = documents.loads(current.body) if current else None
-                    resolved = documents.resolve_server_values(doc, stored, documents.now_ms())
+                    resolved = documents.resolve_thing(doc, stored, documents.now_ms())
                     return documents.dumps(resolved), ttl
 
                 result, body = store().update(path.text, change, conditions, event)
                 return _written(result, body)
-            body = documents.dumps(documents.resolve_server_values(doc, None, documents.now_ms()))
+            body = documents.dumps(documents.resolve_thing(doc, None, documents.now_ms()))
         return _written(store().put(path.text, body, ttl, conditions, event), body)
 
 
@@ -266,7 +293,7 @@ def patch(raw: str) -> Response:
         if current is None:
             raise ThingMissing(path.text)
         stored = documents.loads(current.body)
-        resolved = documents.resolve_server_values(merge, stored, documents.now_ms())
+        resolved = documents.resolve_thing(merge, stored, documents.now_ms())
         merged = documents.merge_patch(stored, resolved)
         depth = documents.nesting_depth(merged)
         if depth > MAX_DEPTH:

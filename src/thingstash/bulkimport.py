@@ -64,7 +64,7 @@ def _resolved(line: Line, now_ms: int) -> bytes:
     """The line's thing, with its timestamps (the only server values a line may hold) set."""
     if not line.server_values:
         return line.body
-    return documents.dumps(documents.resolve_server_values(line.thing, None, now_ms))
+    return documents.dumps(documents.resolve_thing(line.thing, None, now_ms))
 
 
 @bp.post("/_import")

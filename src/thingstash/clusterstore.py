@@ -32,9 +32,11 @@ from redis.client import PubSub
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.storage import (
     NO_CONDITIONS,
     UNAVAILABLE_ERRORS,
+    VERSION_LENGTH,
     Backlog,
     Conditions,
     Entry,
@@ -250,11 +252,20 @@ class ClusterStore(Store):
     # -- folders ------------------------------------------------------------------------------
 
     @_unavailable_on_redis_errors
-    def list_folder(self, folder: str, after: str | None, limit: int) -> Page:
+    def list_folder(
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool = False,
+        max_value_bytes: int = MAX_PAGE_VALUE_BYTES,
+    ) -> Page:
         # The feed position first, so a watch from it misses nothing the page lacks.
         position = self.feed_position()
         for _ in range(2):
-            names, entries, gone, empty = self._read_page(folder, after, limit)
+            names, more, entries, gone, empty = self._read_page(
+                folder, after, limit, values, max_value_bytes
+            )
             if empty:
                 self._remove_stale(folder, empty)
             if not gone:
@@ -263,43 +274,67 @@ class ClusterStore(Store):
             # (recorded, which repairs the index), and the page is read once more.
             for name in gone:
                 self.record_expiry(folder + name)
-        more = len(names) > limit
-        names = names[:limit]
         return Page(entries, names[-1].decode() if more else None, position)
 
     def _read_page(
-        self, folder: str, after: str | None, limit: int
-    ) -> tuple[list[bytes], list[Entry], list[str], list[str]]:
-        """The names of a page, its entries, the things gone and the sub-folders empty."""
+        self, folder: str, after: str | None, limit: int, values: bool, max_value_bytes: int
+    ) -> tuple[list[bytes], bool, list[Entry], list[str], list[str]]:
+        """The names of a page, whether more follow, its entries, the things gone and the
+        sub-folders empty. As get_many.lua on one Redis: the things' JSON only
+        with `values`, and only while the page stays within `max_value_bytes` (a second
+        batch, once the sizes are known); past it the page ends early."""
         start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
         key = self.folder_key(folder)
         names = self.client.zrange(key, start, b"+", bylex=True, offset=0, num=limit + 1)
-        # One pipelined batch: each thing's value and lifetime, whether each sub-folder has
-        # anything in it (an empty one may be left behind by an interrupted delete).
+        more = len(names) > limit
+        names = names[:limit]
+        # One pipelined batch: each thing's version, lifetime and size, whether each sub-folder
+        # has anything in it (an empty one may be left behind by an interrupted delete).
         pipe = self.client.pipeline(transaction=False)
-        for raw in names[:limit]:
+        for raw in names:
             name = raw.decode()
             if name.endswith("/"):
                 pipe.exists(self.folder_key(folder + name))
             else:
-                pipe.get(self.thing_key(folder + name))
+                pipe.getrange(self.thing_key(folder + name), 0, VERSION_LENGTH - 1)
                 pipe.pttl(self.thing_key(folder + name))
+                pipe.strlen(self.thing_key(folder + name))
         replies = iter(pipe.execute()) if names else iter(())
-        entries, gone, empty = [], [], []
-        for raw in names[:limit]:
+        page: list[tuple[str, bool | tuple[bytes, int]]] = []  # (name, has things / state)
+        used = 0
+        for position, raw in enumerate(names):
             name = raw.decode()
             if name.endswith("/"):
-                if next(replies):
+                page.append((name, bool(next(replies))))
+                continue
+            version, ttl_ms, size = next(replies), next(replies), next(replies)
+            if values and used > 0 and used + size > max_value_bytes:
+                names, more = names[:position], True  # the page ends here, with a cursor
+                break
+            used += size
+            page.append((name, (version, ttl_ms)))
+        bodies: dict[str, bytes | None] = {}
+        wanted = [name for name, state in page if isinstance(state, tuple) and state[0]]
+        if values and wanted:
+            pipe = self.client.pipeline(transaction=False)
+            for name in wanted:
+                pipe.get(self.thing_key(folder + name))
+            bodies = dict(zip(wanted, pipe.execute(), strict=True))
+        entries, gone, empty = [], [], []
+        for name, state in page:
+            if not isinstance(state, tuple):
+                if state:
                     entries.append(Entry(name, None))
                 else:
                     empty.append(name)
                 continue
-            payload, ttl_ms = next(replies), next(replies)
-            if payload is None or ttl_ms == -2:
+            version, ttl_ms = state
+            payload = bodies.get(name) if values else version
+            if not payload or ttl_ms == -2:
                 gone.append(name)
             else:
                 entries.append(Entry(name, Thing.from_payload(payload, ttl_ms)))
-        return names, entries, gone, empty
+        return names, more, entries, gone, empty
 
     def _remove_stale(self, folder: str, names: list[str]) -> None:
         """Take out entries for things or folders that are gone, then put back any that came

@@ -16,6 +16,12 @@ DEFAULT_MAX_TTL = 311_040_000
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
+# Integers in JSON: Python's own guard against quadratic int parsing (CVE-2020-10735), stated as
+# ours, so a client gets a clear 400 rather than whatever the interpreter's setting says.
+MAX_INT_DIGITS = 4300
+# A listing page with values ends early, with a `next` cursor, once its things' JSON passes this
+# (one thing is always listed, whatever its size): the memory one page costs stays bounded.
+MAX_PAGE_VALUE_BYTES = 4 * 1024 * 1024
 
 
 class ConfigError(ValueError):

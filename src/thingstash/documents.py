@@ -3,6 +3,10 @@
 Pure functions with no I/O, so the HTTP layer and storage share one definition of what a valid
 thing is. orjson does the work; the standard library steps in only for integers beyond 64 bits,
 which orjson would silently turn into floats (and refuses to serialise).
+
+Every number a request brings (JSON integers and floats, `?ttl=` and `?limit=`, increments and
+their sums) meets its edges here, and each edge is a BadDocument in the client's words: no
+OverflowError or interpreter message ever reaches a response.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+
+from thingstash.config import MAX_INT_DIGITS
 
 RESERVED_FIELDS = ("ttl", "last_updated")
 SERVER_VALUE = ".sv"
@@ -41,11 +47,79 @@ def _reject_constant(name: str) -> Any:
     raise BadDocument(400, "invalid JSON", f"{name} is not a JSON value")
 
 
+# -- numbers at their edges -------------------------------------------------------------------
+
+# Python refuses int() of longer digit strings (CVE-2020-10735: parsing them is quadratic); the
+# limit is ours, stated in the API, whatever the interpreter's setting.
+_INT_LIMIT = 10**MAX_INT_DIGITS
+
+
+def _too_many_digits(digits: int) -> BadDocument:
+    return BadDocument(
+        400,
+        "number too long",
+        f"integers may have at most {MAX_INT_DIGITS:,} digits; this one has {digits:,}",
+    )
+
+
+def _json_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise _too_many_digits(digits)
+    return int(text)
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise BadDocument(400, "invalid JSON", f"the number {text} is too large for a float")
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
+        raise BadDocument(400, "invalid JSON", f"the number {shown} is too large for a float")
     return value
+
+
+def whole_number(text: str, name: str, minimum: int, maximum: int) -> int:
+    """A query parameter that must be a whole number from `minimum` to `maximum` (ASCII digits
+    only, leading zeros allowed), checked by length before any conversion."""
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit()):
+        shown = dumps(text[:40]).decode() + ("..." if len(text) > 40 else "")
+        raise BadDocument(
+            400,
+            f"bad {name}",
+            f"{name} must be a whole number from {minimum} to {maximum}, not {shown}",
+        )
+    if len(digits) > len(str(maximum)) or not minimum <= int(digits) <= maximum:
+        shown = digits if len(digits) <= 40 else f"a number of {len(digits):,} digits"
+        raise BadDocument(
+            400,
+            f"bad {name}",
+            f"{name} must be a whole number from {minimum} to {maximum}, not {shown}",
+        )
+    return int(digits)
+
+
+def _add(current: int | float, step: int | float) -> int | float:
+    """An increment's sum, if JSON can hold it (409 otherwise: it depends on what is stored)."""
+    too_large = BadDocument(
+        409, "cannot increment", "the sum is too large for a JSON number (past 1.8e308)"
+    )
+    try:
+        total = current + step
+    except OverflowError:  # an int past the largest float, added to a float
+        raise too_large from None
+    if isinstance(total, float) and not math.isfinite(total):
+        # JSON has no infinity: stored, it would read back as null.
+        raise too_large
+    if isinstance(total, int) and not -_INT_LIMIT < total < _INT_LIMIT:
+        raise BadDocument(
+            409,
+            "cannot increment",
+            f"the sum would have more than {MAX_INT_DIGITS:,} digits, the most an integer may have",
+        )
+    return total
+
+
+# -- parsing and serialising -------------------------------------------------------------------
 
 
 def loads(raw: bytes) -> Any:
@@ -56,12 +130,20 @@ def loads(raw: bytes) -> Any:
         if _LONG_DIGITS.search(raw) is None:
             return orjson.loads(raw)
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_json_int
+        )
         dumps(value)  # refuses lone surrogates, which the standard library lets through
         return value
     except orjson.JSONDecodeError as error:
         raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
-    except (ValueError, RecursionError) as error:
+    except UnicodeDecodeError as error:
+        raise BadDocument(
+            400, "invalid JSON", f"the body is not valid UTF-8 (at byte {error.start + 1})"
+        ) from None
+    except RecursionError:
+        raise BadDocument(400, "too deeply nested", "the body nests too deeply") from None
+    except ValueError as error:
         if isinstance(error, BadDocument):
             raise
         raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
@@ -76,8 +158,15 @@ def dumps(value: Any) -> bytes:
             return json.dumps(
                 value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode("utf-8")
-        except (UnicodeEncodeError, ValueError) as error:
-            raise BadDocument(400, "invalid JSON", f"the value cannot be stored: {error}") from None
+        except UnicodeEncodeError as error:
+            character = error.object[error.start : error.start + 1]
+            raise BadDocument(
+                400,
+                "invalid JSON",
+                f"a string holds a lone surrogate (\\u{ord(character):04x}), which is not Unicode",
+            ) from None
+        except ValueError:  # NaN or an infinity: the parsers let none in
+            raise BadDocument(400, "invalid JSON", "a number is not finite") from None
 
 
 def loads_object(raw: bytes, max_depth: int) -> Document:
@@ -115,6 +204,8 @@ def _json_kind(python_kind: str) -> str:
         "int": "a number",
         "float": "a number",
         "bool": "a boolean",
+        "dict": "an object",
+        "NoneType": "null",
     }.get(python_kind, python_kind)
 
 
@@ -145,16 +236,14 @@ def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int
     """The lifetime a write asks for, from the body's `ttl` and the `?ttl=` query, agreeing."""
     from_query: int | None = None
     if query_ttl is not None:
-        if not query_ttl.isdigit() or not query_ttl.isascii():
-            raise BadDocument(
-                400, "bad ttl", f"?ttl= must be a positive integer, not {query_ttl!r}"
-            )
-        from_query = _check_ttl(int(query_ttl), maximum)
+        from_query = whole_number(query_ttl, "ttl", 1, maximum)
     from_body: int | None = None
     if body_ttl is not None:
         if isinstance(body_ttl, bool) or not isinstance(body_ttl, int):
+            shown = dumps(body_ttl).decode()
+            shown = shown if len(shown) <= 40 else f"{shown[:40]}..."
             raise BadDocument(
-                400, "bad ttl", f"ttl must be a positive integer or null, not {dumps(body_ttl)!r}"
+                400, "bad ttl", f"ttl must be a positive integer or null, not {shown}"
             )
         from_body = _check_ttl(body_ttl, maximum)
     if from_query is not None and from_body is not None and from_query != from_body:
@@ -167,7 +256,10 @@ def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int
 
 def _check_ttl(ttl: int, maximum: int) -> int:
     if not 1 <= ttl <= maximum:
-        raise BadDocument(400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {ttl}")
+        shown = ttl if abs(ttl) < 10**40 else "a number of more than 40 digits"
+        raise BadDocument(
+            400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {shown}"
+        )
     return ttl
 
 
@@ -221,6 +313,21 @@ def needs_current(value: Any) -> bool:
     return any(isinstance(spec, dict) for spec in _server_value_specs(value))
 
 
+def resolve_thing(doc: Document, current: Any, now_ms: int) -> Document:
+    """`doc` with its server values resolved, if it is still an object: a body that is one
+    server value, `{".sv": "timestamp"}`, would resolve to a bare number, which is no thing."""
+    # Only a `.sv` at the top makes the resolved body something other than an object; it is
+    # refused before resolving, so the answer does not depend on what is stored.
+    if SERVER_VALUE in doc:
+        raise BadDocument(
+            422,
+            "not a JSON object",
+            "the body must be a JSON object; a server value stands for one value inside it "
+            '(send {"at": {".sv": "timestamp"}}, not {".sv": "timestamp"})',
+        )
+    return resolve_server_values(doc, current, now_ms)
+
+
 def resolve_server_values(value: Any, current: Any, now_ms: int) -> Any:
     """Replace each `{".sv": ...}` with its value; increments add to what `current` holds there."""
     if isinstance(value, dict):
@@ -264,13 +371,7 @@ def _server_value(node: dict[str, Any], current: Any, now_ms: int) -> Any:
                 "cannot increment",
                 f"the stored value there is {_json_kind(type(current).__name__)}, not a number",
             )
-        total = current + step
-        if isinstance(total, float) and not math.isfinite(total):
-            # JSON has no infinity: stored, it would read back as null.
-            raise BadDocument(
-                409, "cannot increment", "the sum is too large for a JSON number (past 1.8e308)"
-            )
-        return total
+        return _add(current, step)
     raise BadDocument(
         400,
         "bad server value",

@@ -12,6 +12,7 @@ import orjson
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from thingstash.documents import BadDocument
 from thingstash.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ def _render_problem(error: Problem) -> Response:
     return problem_response(error.status, error.title, error.detail, error.headers)
 
 
+def _render_bad_document(error: BadDocument) -> Response:
+    # Whatever raised it (a body, a query number, an increment), its words are the client's.
+    return problem_response(error.status, error.title, error.detail)
+
+
 def _render_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     title = (error.name or "error").lower()
@@ -82,6 +88,7 @@ def _render_unexpected(error: Exception) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(Problem, _render_problem)
+    app.register_error_handler(BadDocument, _render_bad_document)
     app.register_error_handler(HTTPException, _render_http_exception)
     app.register_error_handler(StorageUnavailable, _render_unavailable)
     app.register_error_handler(Exception, _render_unexpected)

@@ -86,7 +86,7 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
         # As in a PUT: the serialised key shows as ".sv" (dumps escapes no letter).
         server_values = documents.SERVER_VALUE_KEY in body and documents.has_server_values(thing)
         if server_values:
-            documents.resolve_server_values(thing, None, 0)  # refuses any other .sv form
+            documents.resolve_thing(thing, None, 0)  # refuses any other .sv form, and a bare one
             if documents.needs_current(thing):
                 # An increment depends on what is stored when it runs: it would make an import
                 # neither all-or-nothing nor safe to send again. Exports never hold one.

@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 from flask import Response, request
 
-from thingstash import auth
+from thingstash import auth, queryargs
 from thingstash import watch as watching
+from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.context import store
 from thingstash.errors import Problem
 from thingstash.paths import Path
@@ -27,12 +28,7 @@ def wants_events() -> bool:
 
 
 def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise Problem(400, "bad limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return queryargs.whole_number("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
 
 
 def encode_cursor(name: str) -> str:
@@ -42,7 +38,7 @@ def encode_cursor(name: str) -> str:
 
 
 def _cursor() -> str | None:
-    raw = request.args.get("cursor")
+    raw = queryargs.single("cursor")
     if raw is None or raw == "":
         return None
     bad = Problem(400, "bad cursor", "cursor must be the `next` value of an earlier listing")
@@ -55,7 +51,7 @@ def _cursor() -> str | None:
 
 
 def _values() -> bool:
-    raw = request.args.get("values")
+    raw = queryargs.single("values")
     if raw is None or raw == "false":
         return False
     if raw == "true":
@@ -65,7 +61,8 @@ def _values() -> bool:
 
 def read_folder(folder: Path) -> Response:
     limit, after, values = _limit(), _cursor(), _values()
-    page = store().list_folder(folder.text, after, limit)
+    # With values, a page ends early (with `next`) once its things' JSON passes a few MiB.
+    page = store().list_folder(folder.text, after, limit, values, MAX_PAGE_VALUE_BYTES)
     # A key limited to a prefix sees only what lies on the way to, or under, its prefix.
     page.entries[:] = [e for e in page.entries if auth.can_read(folder.text + e.name)]
     things: list[dict[str, Any]] = []
@@ -98,7 +95,7 @@ def watch(path: Path) -> Response:
 
 
 def delete_folder(folder: Path) -> Response:
-    if request.args.get("recursive") != "true":
+    if queryargs.single("recursive") != "true":
         raise Problem(
             400,
             "recursive delete not confirmed",

@@ -29,16 +29,18 @@ REF_PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 # What each error status means here; every one is problem+json.
 ERRORS = {
-    "400": "Bad request: malformed JSON, a bad path, ttl, limit, cursor or precondition header",
+    "400": "Bad request: malformed JSON, an integer over 4,300 digits, a bad path, ttl, limit, "
+    "cursor or precondition header, a query parameter given twice",
     "401": "A key is needed, or the key sent is not valid (WWW-Authenticate: Bearer)",
     "403": "The key may not do this here (scope or path prefix)",
     "404": "The thing does not exist (title `thing doesn't exist`), or a reserved name",
     "405": "Method not allowed on this kind of path (Allow lists the ones that are)",
-    "409": "The thing kept changing under this write: retry it (Retry-After)",
+    "409": "The thing kept changing under this write: retry it (Retry-After); or an increment "
+    "cannot apply to what is stored",
     "412": "If-Match / If-None-Match did not hold; nothing was written",
     "413": "The body is over the size limit",
     "415": "The body is not application/json (or merge-patch+json for PATCH)",
-    "422": "The body is JSON but not a JSON object",
+    "422": "The body is JSON but not a JSON object (nor is it one server value)",
     "429": "Over the rate limit (Retry-After)",
     "503": "The data store cannot be reached right now (Retry-After)",
 }
@@ -118,6 +120,13 @@ def _parameters() -> dict[str, Any]:
             "description": "GET/HEAD: 304 if the ETag matches. PUT with `*`: create only.",
             "schema": {"type": "string"},
         },
+        "IfModifiedSince": {
+            "name": "If-Modified-Since",
+            "in": "header",
+            "description": "GET/HEAD: 304 if the thing was last written no later than this "
+            "HTTP date. Ignored with If-None-Match, and when it is not an HTTP date.",
+            "schema": {"type": "string"},
+        },
         "LastEventId": {
             "name": "Last-Event-ID",
             "in": "header",
@@ -146,7 +155,8 @@ def _parameters() -> dict[str, Any]:
         "Values": {
             "name": "values",
             "in": "query",
-            "description": "`true` adds each thing's body as `value`.",
+            "description": "`true` adds each thing's body as `value`; a page then ends early "
+            "(with `next`) once its things' JSON passes 4 MiB.",
             "schema": {"type": "string", "enum": ["true", "false"]},
         },
         "Recursive": {
@@ -193,7 +203,8 @@ def _schemas() -> dict[str, Any]:
         "ThingBody": {
             "type": "object",
             "description": 'Any JSON object. `{".sv": "timestamp"}` and '
-            '`{".sv": {"increment": N}}` are server values; `last_updated` is ignored.',
+            '`{".sv": {"increment": N}}` are server values inside it (not the whole body); '
+            "`last_updated` is ignored. Integers have at most 4,300 digits.",
             "properties": {"ttl": ttl},
             "additionalProperties": True,
         },
@@ -282,6 +293,7 @@ def _thing_operations() -> dict[str, Any]:
             "parameters": [
                 {"$ref": "#/components/parameters/IfMatch"},
                 {"$ref": "#/components/parameters/IfNoneMatch"},
+                {"$ref": "#/components/parameters/IfModifiedSince"},
                 {"$ref": "#/components/parameters/Accept"},
                 {"$ref": "#/components/parameters/LastEventId"},
             ],
@@ -297,7 +309,7 @@ def _thing_operations() -> dict[str, Any]:
                         **_events_content(),
                     },
                 },
-                "304": {"description": "Not modified (If-None-Match matched)"},
+                "304": {"description": "Not modified (If-None-Match or If-Modified-Since)"},
                 **read_errors,
             },
         },
@@ -308,6 +320,7 @@ def _thing_operations() -> dict[str, Any]:
             "parameters": [
                 {"$ref": "#/components/parameters/IfMatch"},
                 {"$ref": "#/components/parameters/IfNoneMatch"},
+                {"$ref": "#/components/parameters/IfModifiedSince"},
             ],
             "responses": {
                 "200": {"description": "The thing exists", "headers": VERSION_HEADERS},

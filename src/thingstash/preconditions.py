@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from werkzeug.http import parse_date
+
 from thingstash.storage import Conditions
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text
@@ -52,3 +54,13 @@ def from_headers(if_match: str | None, if_none_match: str | None) -> Conditions:
         if if_none_match is None
         else _parse(if_none_match, "If-None-Match", weak_matches=True),
     )
+
+
+def modified_since(header: str) -> float | None:
+    """An If-Modified-Since date as Unix seconds; None when it is not an HTTP date, which
+    RFC 9110 13.1.3 says to ignore (Werkzeug overflows on some, like a 23-digit year)."""
+    try:
+        date = parse_date(header)
+        return None if date is None else date.timestamp()
+    except (OverflowError, ValueError):
+        return None

@@ -58,6 +58,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
+from thingstash.config import MAX_PAGE_VALUE_BYTES
+
 VERSION_LENGTH = 16
 PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
 _CAS_ATTEMPTS = 100
@@ -571,8 +573,20 @@ class Store:
     # -- folders ------------------------------------------------------------------------------
 
     @_unavailable_on_redis_errors
-    def list_folder(self, folder: str, after: str | None, limit: int) -> Page:
+    def list_folder(
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool = False,
+        max_value_bytes: int = MAX_PAGE_VALUE_BYTES,
+    ) -> Page:
         """Up to `limit` entries directly in `folder`, by name, after the name `after`.
+
+        Each thing's JSON is read only with `values` (otherwise its `body` is empty), and then
+        only while the page's JSON stays within `max_value_bytes`: past it the page ends early,
+        with a cursor, so one page of big things cannot take a worker's (or Redis's) memory.
+        The first thing is always read, whatever its size.
 
         Two round trips whatever the store's size: the feed position and a ZRANGE BYLEX of the
         folder's index (position first, so a watch from it misses nothing the page lacks), then
@@ -596,7 +610,14 @@ class Store:
             if things:
                 # One script call for the page: a pipeline of a call per thing costs ten times
                 # the CPU in the client (and a SCRIPT EXISTS round trip).
-                reply = self._get_many(keys=[self.thing_key(folder + n.decode()) for n in things])
+                reply = self._get_many(
+                    keys=[self.thing_key(folder + n.decode()) for n in things],
+                    args=[b"values" if values else b"versions", max_value_bytes],
+                )
+                read = len(reply) // 2
+                if read < len(things):  # the byte budget ends the page before things[read]
+                    names, more = names[: names.index(things[read])], True
+                    things = things[:read]
                 for i, name in enumerate(things):
                     payload, ttl_ms = reply[2 * i], reply[2 * i + 1]
                     found[name] = Thing.from_payload(payload, ttl_ms) if payload else None
