@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,12 +109,22 @@ def test_ctrl_c_stops_workers_then_redis_cleanly(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert requests.put(f"{url}/kept", json={"v": 1}, timeout=5).status_code == 201
         watch = requests.get(url + "/", headers={"Accept": "text/event-stream"}, stream=True)
+
+        def follow() -> None:
+            # As a browser's EventSource does: read until the stream ends, then drop it.
+            for _ in watch.iter_content(chunk_size=None):
+                pass
+            watch.close()
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
         redis_pid = int(re.search(r"embedded Redis \(pid (\d+)\)", log.read_text())[1])  # type: ignore[index]
         started = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
         code = process.wait(30)
         took = time.monotonic() - started
-        watch.close()
+        follower.join(5)
+        assert not follower.is_alive()  # the watch stream ended with the stop
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

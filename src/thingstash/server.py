@@ -97,7 +97,8 @@ def admit(wsgi_app: Callable[..., Any], at_once: int = THREADS) -> Callable[...,
 def on_worker_shutdown(hook: Callable[[], None]) -> None:
     """Call `hook` when this granian worker is told to stop, before it waits for the requests
     in flight to finish: open watch streams never finish by themselves, so without it a stop
-    would wait for the kill timeout. Granian has no worker hook for WSGI, so this wraps the
+    would wait for the kill timeout. The worker ignores SIGINT (see below): its server stops it
+    with SIGTERM. Granian has no worker hook for WSGI, so this wraps the
     signal setup a worker does after loading the app (a private function: if it is gone, the
     kill timeout still ends the streams)."""
     try:
@@ -111,15 +112,19 @@ def on_worker_shutdown(hook: Callable[[], None]) -> None:
 
     def set_sync_signals() -> Any:
         event = original()
-        for number in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(number)
+        previous = signal.getsignal(signal.SIGTERM)
 
-            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-                hook()
-                if callable(previous):
-                    previous(signum, frame)
+        def handler(signum: int, frame: FrameType | None) -> None:
+            hook()
+            if callable(previous):
+                previous(signum, frame)
 
-            signal.signal(number, handler)
+        signal.signal(signal.SIGTERM, handler)
+        # A Ctrl-C reaches the whole process group, workers included, as well as the server
+        # process, which then stops each worker with SIGTERM. Taken by a worker directly, it
+        # left the worker stuck until the kill timeout (granian 2.x), its streams cut off:
+        # the worker leaves the stop to its server.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return event
 
     _signals.set_sync_signals = set_sync_signals
