@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         accesslog,
         api,
         auth,
+        bodies,
         bulkimport,
         context,
         cors,
@@ -44,10 +45,13 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.install(app, settings, store)
     errors.init_app(app)
-    # Order matters: request id and timing first (so they count the wait for a place in
-    # server.admit too), then which host is asked, who is asking, how often, and only then a
-    # refusal (so refused requests count against the rate limit).
-    app.wsgi_app = server.admit(app.wsgi_app)  # type: ignore[method-assign]
+    # Order matters: request id and timing first (so they count the body's arrival and the wait
+    # for a place in server.admit too), then which host is asked, who is asking, how often, and
+    # only then a refusal (so refused requests count against the rate limit). The body is read
+    # whole before a place is taken: a slow sender holds only its own connection.
+    app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
+        server.admit(app.wsgi_app), settings.max_body, settings.body_timeout
+    )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
     hosts.init_app(app, settings)

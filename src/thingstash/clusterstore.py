@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -34,7 +35,10 @@ from redis.exceptions import NoScriptError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.storage import (
+    CONNECT_TIMEOUT_S,
+    FEED_BLOCK_MAX_MS,
     NO_CONDITIONS,
+    REPLY_TIMEOUT_S,
     UNAVAILABLE_ERRORS,
     VERSION_LENGTH,
     Backlog,
@@ -53,6 +57,7 @@ from thingstash.storage import (
     _unavailable_on_redis_errors,
     ancestry,
     backlog_from,
+    limiter_options,
     new_version,
     parse_event_id,
 )
@@ -422,7 +427,7 @@ class ClusterStore(Store):
             "COUNT",
             count,
             "BLOCK",
-            block_ms,
+            min(block_ms, FEED_BLOCK_MAX_MS),
             "STREAMS",
             self.feed_key,
             after,
@@ -555,7 +560,8 @@ class ClusterStore(Store):
                 port=port,
                 username=kwargs.get("username"),
                 password=kwargs.get("password"),
-                socket_connect_timeout=1,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=REPLY_TIMEOUT_S,  # SUBSCRIBE to a frozen node must not hang
             )
             pubsub = node_client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -575,7 +581,7 @@ class ClusterStore(Store):
         per_node = info.values() if isinstance(info, dict) and "db0" not in info else [info]
         return sum(int(node.get("db0", {}).get("expires", 0)) for node in per_node)
 
-    def limiter_storage(self) -> tuple[str, dict[str, str]] | None:
+    def limiter_storage(self) -> tuple[str, dict[str, Any]] | None:
         """The `limits` library speaks to a cluster through a redis+cluster:// URI; each
         counter is one key, so it lives in one slot."""
         url = getattr(self, "url", None)
@@ -583,7 +589,7 @@ class ClusterStore(Store):
             return None
         parts = urlsplit(url)
         scheme = "rediss+cluster" if parts.scheme == "rediss" else "redis+cluster"
-        return urlunsplit((scheme, parts.netloc, "", "", "")), {"key_prefix": f"{self.prefix}:rl"}
+        return urlunsplit((scheme, parts.netloc, "", "", "")), limiter_options(self.prefix)
 
     # -- service ------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import Any
 DEFAULT_TTL = 31_104_000  # the original prototype's "one year": 360 days
 DEFAULT_MAX_TTL = 311_040_000
 DEFAULT_MAX_BODY = 1024 * 1024
+# Seconds a request body may take to arrive: 1 MiB at ~20 KB/s, a slow mobile link.
+DEFAULT_BODY_TIMEOUT = 60
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 # Integers in JSON: Python's own guard against quadratic int parsing (CVE-2020-10735), stated as
@@ -52,6 +54,7 @@ class Settings:
     default_ttl: int = DEFAULT_TTL
     max_ttl: int = DEFAULT_MAX_TTL
     max_body: int = DEFAULT_MAX_BODY
+    body_timeout: int = DEFAULT_BODY_TIMEOUT
     feed_retention: int = 10_000
     keepalive: float = 15.0  # seconds between SSE keep-alive comments
     public: bool = False
@@ -86,6 +89,7 @@ class Settings:
             default_ttl=_int(env, "THINGSTASH_DEFAULT_TTL", DEFAULT_TTL),
             max_ttl=_int(env, "THINGSTASH_MAX_TTL", DEFAULT_MAX_TTL),
             max_body=_int(env, "THINGSTASH_MAX_BODY", DEFAULT_MAX_BODY),
+            body_timeout=_int(env, "THINGSTASH_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
             feed_retention=_int(env, "THINGSTASH_FEED_RETENTION", 10_000, minimum=10),
             keepalive=_int(env, "THINGSTASH_KEEPALIVE", 15),
             public=_flag(env, "THINGSTASH_PUBLIC"),

@@ -83,7 +83,8 @@ def admit(wsgi_app: Callable[..., Any], at_once: int = THREADS) -> Callable[...,
     Granian gives every request in flight its own thread (it must: each open watch stream holds
     one), and dozens of threads contending for the GIL spend the CPU on handing it over. Only
     the app call is gated, which builds the response: a watch stream's body is iterated after
-    it, so open streams don't hold a place.
+    it, so open streams don't hold a place; and the request body has been read before it
+    (bodies.read_first), so a client sending slowly doesn't hold one either.
     """
     gate = threading.Semaphore(at_once)  # release() wakes the longest waiter first
 

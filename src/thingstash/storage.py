@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -62,6 +62,21 @@ from thingstash.config import MAX_PAGE_VALUE_BYTES
 
 VERSION_LENGTH = 16
 PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
+
+# How long Redis may stay silent before a request gives up on it with a 503: a frozen Redis
+# (stopped, not closed) must not hold requests for long, each keeping a place meanwhile. The
+# timeout is per read from the socket, so a big reply that keeps flowing is never cut; and every
+# command the service sends is short: a script writes at most one body (THINGSTASH_MAX_BODY,
+# put_many in chunks of PUT_MANY_CHUNK things, a few ms), nothing walks a whole store in one
+# call. 2 s is far above those, and with one attempt it answers within the 3 s a client should
+# wait for a 503.
+REPLY_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
+# XREAD BLOCK waits at most this long, so that a quiet feed is never taken for a frozen Redis.
+FEED_BLOCK_MAX_MS = int(REPLY_TIMEOUT_S * 1000) - 1000
+# The rate limiter lets a request through when Redis doesn't answer (ratelimit.py): it may use
+# only a little of the budget, the store's own call then answers the 503.
+LIMITER_TIMEOUT_S = 0.5
 _CAS_ATTEMPTS = 100
 
 P = ParamSpec("P")
@@ -353,10 +368,14 @@ def connect(url: str) -> redis.Redis:
     """
     client = redis.Redis.from_url(
         url,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
-        retry_on_error=[ConnectionError, TimeoutError],
+        socket_timeout=REPLY_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        # A dropped connection (Redis restarted) is retried on a new one at once. A timeout is
+        # not: a Redis that did not answer for REPLY_TIMEOUT_S will not answer the next attempt
+        # either, and a script that timed out may have run, so sending it again could repeat it.
+        retry=Retry(
+            ExponentialBackoff(cap=0.1, base=0.01), retries=2, supported_errors=(ConnectionError,)
+        ),
         health_check_interval=30,
     )
     if not is_cluster(client):
@@ -389,11 +408,23 @@ def connect_cluster(url: str) -> RedisCluster:
     parts = urlsplit(url)
     return RedisCluster.from_url(
         urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")),
-        socket_timeout=5,
-        socket_connect_timeout=1,
+        # The cluster client retries a timeout too (redis-py's choice: it may mean a failover),
+        # so a frozen node answers 503 only after its retries, unless the cluster fails it over.
+        socket_timeout=REPLY_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=6),
         health_check_interval=30,
     )
+
+
+def limiter_options(prefix: str) -> dict[str, Any]:
+    """The `limits` library's storage options: its keys under `ns:rl`, and timeouts (it opens
+    its own connection, without any by default, and would wait for a frozen Redis for ever)."""
+    return {
+        "key_prefix": f"{prefix}:rl",
+        "socket_timeout": LIMITER_TIMEOUT_S,
+        "socket_connect_timeout": LIMITER_TIMEOUT_S,
+    }
 
 
 class Store:
@@ -716,6 +747,7 @@ class Store:
     @_unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
         """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
+        block_ms = min(block_ms, FEED_BLOCK_MAX_MS)
         reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
         if not reply:
             return []
@@ -896,7 +928,7 @@ class Store:
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return int(info.get(f"db{db}", {}).get("expires", 0))
 
-    def limiter_storage(self) -> tuple[str, dict[str, str]] | None:
+    def limiter_storage(self) -> tuple[str, dict[str, Any]] | None:
         """The storage URI and options for the `limits` library (under flask-limiter), which
         opens its own connection: the same server as ours, its keys under `ns:rl`. None when
         this store was not opened from a URL."""
@@ -907,7 +939,7 @@ class Store:
             uri = "redis+cluster://" + uri.split("://", 1)[1]
         elif uri.startswith("unix://"):
             uri = "redis+unix://" + uri[len("unix://") :]
-        return uri, {"key_prefix": f"{self.prefix}:rl"}
+        return uri, limiter_options(self.prefix)
 
     def ping(self) -> bool:
         try:
