@@ -110,7 +110,7 @@ def init_app(app: Flask, origins: str | None) -> None:
                 return loopback, loopback_plain
             if _store_is_open():
                 return loopback, loopback_plain
-            return everyone, everyone_plain
+            return everyone, []  # only asked with an Origin or a preflight: flask-cors decides
 
     def add_varying_cors_headers(response: Response) -> Response:
         per_request, plain = choose()
