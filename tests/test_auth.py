@@ -199,13 +199,14 @@ def test_anonymous_read(anonymous_read_client: tuple[Flask, FlaskClient]) -> Non
     assert client.get("/x", headers=bearer("tsk_bad")).status_code == 401
 
 
-def test_presence_cache_closes_store_without_waiting_in_the_process_that_made_the_key(
-    client: FlaskClient,
-) -> None:
+def test_an_open_store_makes_no_key_over_http(client: FlaskClient) -> None:
+    # Whoever minted the first admin key would lock everyone else out (issue 12, item 10).
     assert client.get("/_keys").status_code == 200  # open: no key yet
-    created = client.post("/_keys", json={"scope": "admin"}).get_json()
-    assert client.get("/_keys").status_code == 401
-    assert client.get("/_keys", headers=bearer(created["key"])).status_code == 200
+    refused = client.post("/_keys", json={"scope": "admin"})
+    assert refused.status_code == 403
+    assert refused.mimetype == "application/problem+json"
+    assert "thingstash keys create" in refused.get_json()["detail"]
+    assert client.get("/_keys").get_json() == {"keys": []}  # nothing made, still open
 
 
 def test_cli_scopes_match() -> None:

@@ -22,30 +22,33 @@ def app_with(make_app: Callable[..., Flask]) -> Callable[..., FlaskClient]:
 
 
 def test_cors_preflight_and_exposed_headers(client: FlaskClient) -> None:
+    # An open store allows loopback origins only (see test_doors for the others).
     preflight = client.options(
         "/a/b",
         headers={
-            "Origin": "https://app.example",
+            "Origin": "http://localhost:5173",
             "Access-Control-Request-Method": "PUT",
             "Access-Control-Request-Headers": "Authorization, Content-Type, If-Match",
         },
     )
     assert preflight.status_code == 200
-    assert preflight.headers["Access-Control-Allow-Origin"] in {"*", "https://app.example"}
+    assert preflight.headers["Access-Control-Allow-Origin"] in {"*", "http://localhost:5173"}
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
     allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed and "if-match" in allowed
-    response = client.put("/a/b", json={"v": 1}, headers={"Origin": "https://app.example"})
+    response = client.put("/a/b", json={"v": 1}, headers={"Origin": "http://localhost:5173"})
     exposed = response.headers["Access-Control-Expose-Headers"].lower()
     for header in ("etag", "last-modified", "location", "retry-after", "x-request-id"):
         assert header in exposed
-    error = client.get("/missing", headers={"Origin": "https://app.example"})
+    error = client.get("/missing", headers={"Origin": "http://localhost:5173"})
     assert error.status_code == 404
-    assert error.headers.getlist("Access-Control-Allow-Origin") == ["https://app.example"]
+    assert error.headers.getlist("Access-Control-Allow-Origin") == ["http://localhost:5173"]
 
 
-def test_cors_headers_without_an_origin(client: FlaskClient, app_with) -> None:  # type: ignore[no-untyped-def]
+def test_cors_headers_without_an_origin(app_with) -> None:  # type: ignore[no-untyped-def]
     # Scripts send no Origin; they get what flask-cors gives such a request, computed once.
+    # (Every origin allowed: "*" is no longer the default of an open store.)
+    client = app_with(cors_origins="*")
     plain = client.put("/a/plain", json={"v": 1})
     assert plain.headers["Access-Control-Allow-Origin"] == "*"
     assert "etag" in plain.headers["Access-Control-Expose-Headers"].lower()

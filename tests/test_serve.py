@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from .conftest import Served
+from thingstash import server
+
+from .conftest import Served, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +80,65 @@ def test_serve_answers_with_problem_json_not_a_debugger(served: Served) -> None:
     )
     assert crash.status_code == 400
     assert "Traceback" not in crash.text
+
+
+def test_ctrl_c_stops_workers_then_redis_cleanly(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal signals its whole foreground process group: `serve` and everything
+    # in its group. The embedded Redis must not be part of it (issue 12, item 18).
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "thingstash", "serve", "--port", str(port)]
+            + ["--data-dir", str(tmp_path / "data")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, as a shell gives a foreground job
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if requests.get(f"{url}/_health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert requests.put(f"{url}/kept", json={"v": 1}, timeout=5).status_code == 201
+        watch = requests.get(url + "/", headers={"Accept": "text/event-stream"}, stream=True)
+
+        def follow() -> None:
+            # As a browser's EventSource does: read until the stream ends, then drop it.
+            for _ in watch.iter_content(chunk_size=None):
+                pass
+            watch.close()
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        redis_pid = int(re.search(r"embedded Redis \(pid (\d+)\)", log.read_text())[1])  # type: ignore[index]
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(30)
+        took = time.monotonic() - started
+        follower.join(5)
+        assert not follower.is_alive()  # the watch stream ended with the stop
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    output = log.read_text()
+    assert code == 0, output
+    # Within the grace, and no worker was killed at its end (a watch stream was open).
+    assert took < server.SHUTDOWN_GRACE_SECONDS, (took, output)
+    assert "Killing" not in output and "refused to gracefully stop" not in output
+    assert "restarting" not in output and "exited unexpectedly" not in output
+    assert "Configuration allows spawning" not in output  # granian's thread-count warning
+    with pytest.raises(ProcessLookupError):
+        os.kill(redis_pid, 0)  # stopped, not left behind
+    redis_log = (tmp_path / "data" / "redis.log").read_text()
+    # Stopped by `serve` (SIGTERM, after the workers), never by the terminal's SIGINT.
+    assert "Received SIGINT" not in redis_log and "Received SIGTERM" in redis_log
+    assert "ready to exit" in redis_log

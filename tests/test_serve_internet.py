@@ -212,7 +212,7 @@ def test_graceful_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
     body = b'{"slow": "' + b"x" * 1000 + b'"}'
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         head = (
-            "PUT /slow HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "PUT /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         sock.sendall(head + body[:10])

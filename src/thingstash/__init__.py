@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         cors,
         errors,
         faces,
+        hosts,
         keyadmin,
         metrics,
         ratelimit,
@@ -45,15 +46,18 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
     context.install(app, settings, store)
     errors.init_app(app)
     # Order matters: request id and timing first (so they count the body's arrival and the wait
-    # for a place in server.admit too), then who is asking, then how often. The body is read
+    # for a place in server.admit too), then which host is asked, who is asking, how often, and
+    # only then a refusal (so refused requests count against the rate limit). The body is read
     # whole before a place is taken: a slow sender holds only its own connection.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
         server.admit(app.wsgi_app), settings.max_body, settings.body_timeout
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
+    hosts.init_app(app, settings)
     auth.init_app(app)
     ratelimit.init_app(app, settings.rate_limit, store)
+    auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
     bulkimport.init_app(app)

@@ -74,6 +74,8 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
             embedded.stop()
         raise click.ClickException(str(error)) from None
     os.environ["THINGSTASH_REDIS_URL"] = redis_url
+    # The workers check Host names and open-store access against the address bound.
+    os.environ["THINGSTASH_HOST"] = host
     os.environ["THINGSTASH_SERVE_PID"] = str(os.getpid())
     if public:
         os.environ["THINGSTASH_PUBLIC"] = "1"

@@ -59,7 +59,13 @@ class Settings:
     keepalive: float = 15.0  # seconds between SSE keep-alive comments
     public: bool = False
     anonymous_read: bool = False
-    cors_origins: str = "*"
+    # None: the default policy (cors.py): loopback origins while the store is open, any once
+    # it is closed. "*" or a comma-separated list: exactly those, whatever the store's state.
+    cors_origins: str | None = None
+    # The address `thingstash serve` binds: on loopback only the Host names below are answered
+    # (hosts.py), and on any other address the store is never served open (auth.py).
+    host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
     rate_limit: str | None = None
     proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +94,13 @@ class Settings:
             keepalive=_int(env, "THINGSTASH_KEEPALIVE", 15),
             public=_flag(env, "THINGSTASH_PUBLIC"),
             anonymous_read=_flag(env, "THINGSTASH_ANONYMOUS_READ"),
-            cors_origins=env.get("THINGSTASH_CORS_ORIGINS") or "*",
+            cors_origins=env.get("THINGSTASH_CORS_ORIGINS") or None,
+            host=env.get("THINGSTASH_HOST") or "127.0.0.1",
+            allowed_hosts=tuple(
+                name.strip().lower()
+                for name in env.get("THINGSTASH_ALLOWED_HOSTS", "").split(",")
+                if name.strip()
+            ),
             rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
         )

@@ -1,6 +1,14 @@
-"""CORS through flask-cors: browsers on any origin (or the ones THINGSTASH_CORS_ORIGINS lists,
-comma-separated) may call the store, send keys and preconditions, and read the headers a client
-of this API needs (ETag for conditional writes, Location for pushes, Retry-After, ...).
+"""CORS through flask-cors: which web pages' scripts may call the store, send keys and
+preconditions, and read the headers a client of this API needs (ETag for conditional writes,
+Location for pushes, Retry-After, ...).
+
+Which origins: THINGSTASH_CORS_ORIGINS (comma-separated, or "*") when set, always. Unset, it
+depends on the store: while it is open (no key, anyone may do anything) only loopback origins
+(http or https, localhost, 127.0.0.1, [::1], *.localhost, any port), so that a page on the
+internet a user visits cannot read or change their local store; once it is closed every origin
+may call it, since every request then needs a key the page must be given. The answer depends
+on the Origin, so every response says `Vary: Origin` (unless the setting is "*"), a refused
+origin's included, lest a cache hand one origin's answer to another.
 
 flask-cors matches its resource patterns and computes the headers on every request, which costs
 as much as a Redis round trip. What it adds to a request without an `Origin` header (scripts,
@@ -11,10 +19,15 @@ and OPTIONS requests still go through flask-cors.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_cors import CORS
+
+from thingstash import auth
+from thingstash.storage import StorageUnavailable
 
 EXPOSED = ["ETag", "Last-Modified", "Location", "Last-Event-ID", "Retry-After", "X-Request-ID"]
 ALLOWED = [
@@ -25,15 +38,19 @@ ALLOWED = [
     "Last-Event-ID",
     "X-Request-ID",
 ]
+LOOPBACK_ORIGIN = re.compile(
+    r"https?://(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9.-]+\.localhost)(:[0-9]{1,5})?\Z",
+    re.IGNORECASE,
+)
+
+_Hook = Callable[[Response], Response]
 
 
-def init_app(app: Flask, origins: str) -> None:
-    allowed: str | list[str] = "*"
-    if origins.strip() != "*":
-        allowed = [o.strip() for o in origins.split(",") if o.strip()]
+def _flask_cors(app: Flask, origins: Any) -> tuple[_Hook, list[tuple[str, str]]]:
+    """flask-cors's per-request hook for these origins, and what it adds without an Origin."""
     CORS(
         app,
-        origins=allowed,
+        origins=origins,
         expose_headers=EXPOSED,
         allow_headers=ALLOWED,
         methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"],
@@ -44,20 +61,66 @@ def init_app(app: Flask, origins: str) -> None:
         # wrapping Flask's exception handlers as well would add its headers a second time.
         intercept_exceptions=False,
     )
-    per_request: Callable[[Response], Response] = app.after_request_funcs[None].pop()
+    per_request: _Hook = app.after_request_funcs[None].pop()
     with app.test_request_context("/"):
         plain = Response()
         without_origin = [
             (name, value)
             for name, value in per_request(Response()).headers
-            if (name, value) not in plain.headers.items()
+            if (name, value) not in plain.headers.items() and name.lower() != "vary"
         ]
+    return per_request, without_origin
 
-    def add_cors_headers(response: Response) -> Response:
+
+def _store_is_open() -> bool:
+    try:
+        return auth.store_is_open()
+    except StorageUnavailable:
+        return True  # the narrower choice, while we cannot tell
+
+
+def init_app(app: Flask, origins: str | None) -> None:
+    if origins is not None and origins.strip() == "*":
+        everyone, everyone_plain = _flask_cors(app, "*")
+
+        def add_cors_headers(response: Response) -> Response:
+            environ = request.environ
+            if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
+                return everyone(response)
+            response.headers.extend(everyone_plain)
+            return response
+
+        app.after_request(add_cors_headers)
+        return
+
+    if origins is not None:
+        listed = [o.strip() for o in origins.split(",") if o.strip()]
+        configured, configured_plain = _flask_cors(app, listed)
+
+        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
+            return configured, configured_plain
+    else:
+        everyone, _ = _flask_cors(app, "*")
+        loopback, loopback_plain = _flask_cors(app, [LOOPBACK_ORIGIN])
+
+        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
+            # Without an Origin (not a browser's cross-origin call) the headers would differ
+            # by state for nobody's benefit: the loopback set (none) spares the state check.
+            if "HTTP_ORIGIN" not in request.environ and request.method != "OPTIONS":
+                return loopback, loopback_plain
+            if _store_is_open():
+                return loopback, loopback_plain
+            return everyone, []  # only asked with an Origin or a preflight: flask-cors decides
+
+    def add_varying_cors_headers(response: Response) -> Response:
+        per_request, plain = choose()
         environ = request.environ
         if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
-            return per_request(response)
-        response.headers.extend(without_origin)
+            response = per_request(response)
+        else:
+            response.headers.extend(plain)
+        if "origin" not in response.vary:
+            response.vary.add("Origin")
         return response
 
-    app.after_request(add_cors_headers)
+    app.after_request(add_varying_cors_headers)

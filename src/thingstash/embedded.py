@@ -7,6 +7,8 @@ servers behind). Three things make sure no server outlives us or shares a data d
 - an exclusive flock on `DIR/lock`, whose descriptor the server inherits, so the lock is held
   for exactly as long as the server runs;
 - a clean SIGTERM on stop, which makes Redis flush its append-only file.
+It runs in its own session, out of reach of a Ctrl-C meant for the service: `serve` stops it
+after the workers have finished.
 """
 
 from __future__ import annotations
@@ -167,6 +169,10 @@ class EmbeddedRedis:
             stderr=subprocess.PIPE,
             pass_fds=(self._lock_fd,),
             preexec_fn=die_with_parent,
+            # Its own session: a Ctrl-C in the terminal signals the terminal's process group,
+            # which would stop Redis while the workers still finish their requests (and the
+            # watchdog would start it again). We stop it ourselves, after the workers.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,6 +1,8 @@
 """/_keys: admin keys (for the whole store) list, create and revoke API keys over HTTP.
 
-auth.py has already checked the admin key before these views run.
+auth.py has already checked the admin key before these views run. An open store makes no key
+over HTTP: anyone who can reach it (or a web page a user visits) could mint the first admin key
+and lock everyone else out. Its first key comes from `thingstash keys create` on the store.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ def list_keys() -> Response:
 
 @bp.post("/_keys")
 def create_key() -> Response:
+    if auth.current().key_id is None:
+        raise Problem(
+            403,
+            "forbidden",
+            "this store is open (it has no API key), and an open store makes no key over "
+            "HTTP: create the first one on the store's machine with "
+            "`thingstash keys create --scope admin`",
+        )
     try:
         body = orjson.loads(request.get_data(cache=False) or b"{}")
     except orjson.JSONDecodeError:

@@ -1,4 +1,4 @@
-"""`thingstash keys create|list|revoke`: API keys, managed on the store itself.
+"""`thingstash keys create|list|revoke|reopen`: API keys, managed on the store itself.
 
 The store is `--redis-url`, or the embedded server of `--data-dir`: the running one if the
 service is up (found through its lock and the URL it wrote), else one started just for this
@@ -128,3 +128,23 @@ def revoke(key_id: str, redis_url: str | None, data_dir: str) -> None:
     if not removed:
         raise click.ClickException(f"there is no key with id {key_id!r}")
     click.echo(f"revoked key {key_id}", err=True)
+
+
+@keys.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@store_options
+def reopen(yes: bool, redis_url: str | None, data_dir: str) -> None:
+    """Open a store whose keys are all revoked: anyone who can reach it may then do anything.
+
+    A store that has had a key stays closed after its last key is revoked; only this command
+    opens it again (and a server on a non-loopback address still needs --public to serve it
+    open)."""
+    if not yes:
+        click.confirm("Open this store to anyone who can reach it, with no key at all?", abort=True)
+    with open_keys_store(redis_url, data_dir) as store:
+        reopened = store.reopen()
+    if not reopened:
+        raise click.ClickException(
+            "keys still exist: revoke them first (`thingstash keys list`, `keys revoke ID`)"
+        )
+    click.echo("the store is open: requests need no key until a key is created", err=True)

@@ -569,6 +569,8 @@ def _service_paths() -> dict[str, Any]:
             },
             "post": {
                 "summary": "Create an API key (admin); the key is shown once",
+                "description": "An open store (no key yet) makes no key over HTTP: `403`; its "
+                "first key comes from `thingstash keys create` on the store.",
                 "operationId": "createKey",
                 "tags": ["keys"],
                 "requestBody": {

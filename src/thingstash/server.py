@@ -47,10 +47,21 @@ def metrics_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class _ThreadCapNotice(logging.Filter):
+    """Drops granian's start-up warning that the thread cap is high for the cores: it is high on
+    purpose (STREAM_THREADS, one per open watch stream; `admit` bounds the requests at work)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
 def run(host: str, port: int, target: str = "thingstash.wsgi:app") -> None:
     """Serve `target` (thingstash's app unless the benchmark asks for its reference app) until
     SIGINT or SIGTERM; settings reach the workers through the environment, which the caller has
     filled."""
+    from granian.log import logger as granian_logger
+
+    granian_logger.addFilter(_ThreadCapNotice())
     Server(
         target,
         address=host,
@@ -87,7 +98,8 @@ def admit(wsgi_app: Callable[..., Any], at_once: int = THREADS) -> Callable[...,
 def on_worker_shutdown(hook: Callable[[], None]) -> None:
     """Call `hook` when this granian worker is told to stop, before it waits for the requests
     in flight to finish: open watch streams never finish by themselves, so without it a stop
-    would wait for the kill timeout. Granian has no worker hook for WSGI, so this wraps the
+    would wait for the kill timeout. The worker ignores SIGINT (see below): its server stops it
+    with SIGTERM. Granian has no worker hook for WSGI, so this wraps the
     signal setup a worker does after loading the app (a private function: if it is gone, the
     kill timeout still ends the streams)."""
     try:
@@ -101,15 +113,19 @@ def on_worker_shutdown(hook: Callable[[], None]) -> None:
 
     def set_sync_signals() -> Any:
         event = original()
-        for number in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(number)
+        previous = signal.getsignal(signal.SIGTERM)
 
-            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-                hook()
-                if callable(previous):
-                    previous(signum, frame)
+        def handler(signum: int, frame: FrameType | None) -> None:
+            hook()
+            if callable(previous):
+                previous(signum, frame)
 
-            signal.signal(number, handler)
+        signal.signal(signal.SIGTERM, handler)
+        # A Ctrl-C reaches the whole process group, workers included, as well as the server
+        # process, which then stops each worker with SIGTERM. Taken by a worker directly, it
+        # left the worker stuck until the kill timeout (granian 2.x), its streams cut off:
+        # the worker leaves the stop to its server.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return event
 
     _signals.set_sync_signals = set_sync_signals

@@ -19,6 +19,9 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
 - `ns:k`: API keys, a hash from key id to its record (JSON: sha256 of the key, scope, prefix,
   created); `ns:k:used` a hash from key id to when it was last used (unix seconds). The key
   itself is never stored. A handful of keys per store, so one hash each is enough.
+  `ns:k:closed`: set when a key is first created (or any is revoked) and never expires: a store
+  that has had a key stays closed after its last key is revoked, until `thingstash keys
+  reopen` deletes it.
 - `ns:rl:...`: the rate limiter's counters (written by the `limits` library, through the
   storage URI and prefix that `limiter_storage()` gives it).
 
@@ -929,13 +932,34 @@ class Store:
     def keys_used_key(self) -> str:
         return f"{self.prefix}:k:used"
 
+    @property
+    def closed_key(self) -> str:
+        return f"{self.prefix}:k:closed"
+
     @_unavailable_on_redis_errors
     def key_count(self) -> int:
         return int(self.client.hlen(self.keys_key))
 
     @_unavailable_on_redis_errors
+    def is_closed(self) -> bool:
+        """Whether requests need a key: a key exists, or one did (the marker). One EXISTS:
+        stores from before the marker count as closed by their keys."""
+        return int(self.client.exists(self.keys_key, self.closed_key)) > 0
+
+    @_unavailable_on_redis_errors
+    def reopen(self) -> bool:
+        """Open a store that has no key left (the operator's deliberate act); False while
+        keys exist."""
+        if self.key_count() > 0:
+            return False
+        self.client.delete(self.closed_key)
+        return True
+
+    @_unavailable_on_redis_errors
     def add_key(self, record: KeyRecord) -> bool:
-        """Store a new key's record; False if its id is taken (the caller draws another)."""
+        """Store a new key's record; False if its id is taken (the caller draws another).
+        The marker is set first: a store is never seen with a key and without it."""
+        self.client.set(self.closed_key, b"1")
         return bool(self.client.hsetnx(self.keys_key, record.id, record.to_json()))
 
     @_unavailable_on_redis_errors
@@ -956,6 +980,10 @@ class Store:
 
     @_unavailable_on_redis_errors
     def revoke_key(self, key_id: str) -> bool:
+        if not self.client.hexists(self.keys_key, key_id):
+            return False
+        # Keys made before the marker existed: set it before the last key can go.
+        self.client.set(self.closed_key, b"1")
         pipe = self.client.pipeline(transaction=False)
         pipe.hdel(self.keys_key, key_id)
         pipe.hdel(self.keys_used_key, key_id)

@@ -26,7 +26,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
@@ -52,6 +52,9 @@ BATCH = 1000
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
 REAP_EVERY_S = 0.5  # how often each process reaps what the expiry schedule says is due
+# The last thing a stream sends when its key was revoked (or an open store closed): a comment,
+# which clients ignore; the stream then ends, and a reconnect meets the 401.
+REVOKED = b": access revoked\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,13 +480,14 @@ def stream(path: Path) -> Response:
     subscription = current.hub.subscribe(path.text, path.is_folder)
     # Checked as events are sent (below), so none queued before this line slips through.
     subscription.prefix = auth.current().prefix
+    allowed = auth.still_allowed()
     try:
         opening = _opening(current.hub.store, subscription, resume)
     except BaseException:
         current.hub.unsubscribe(subscription)
         raise
     return Response(
-        _events(current, subscription, opening),
+        _events(current, subscription, opening, allowed),
         mimetype="text/event-stream",
         headers=headers,
     )
@@ -532,7 +536,19 @@ def _catch_up(store: Store, subscription: Subscription, after: str) -> tuple[lis
             return frames, after
 
 
-def _events(current: Live, subscription: Subscription, opening: _Opening) -> Iterator[bytes]:
+def _still(allowed: Callable[[], bool]) -> bool:
+    try:
+        return allowed()
+    except StorageUnavailable:
+        return True  # can't tell now: the next write or keep-alive asks again
+
+
+def _events(
+    current: Live, subscription: Subscription, opening: _Opening, allowed: Callable[[], bool]
+) -> Iterator[bytes]:
+    """The stream's frames. Before each write (events or a keep-alive) the request's access is
+    checked again (`auth.still_allowed`, cached a second per key and process): a revoked key's
+    stream ends at its next event or keep-alive, delivering nothing more."""
     hub, store = current.hub, current.hub.store
     metrics.WATCHES.inc()
     try:
@@ -561,11 +577,17 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
                 behind = waiting = False
                 seen = parse_event_id(position) or seen
                 if frames:
+                    if not _still(allowed):
+                        yield REVOKED
+                        return
                     yield b"".join(frames)
                     quiet_since = time.monotonic()
             wait = current.keepalive - (time.monotonic() - quiet_since)
             taken = subscription.take(max(wait, 0.0))
             if taken is None:
+                if not _still(allowed):
+                    yield REVOKED
+                    return
                 yield b": keep-alive\n\n"
                 quiet_since = time.monotonic()
                 continue
@@ -586,6 +608,9 @@ def _events(current: Live, subscription: Subscription, opening: _Opening) -> Ite
                     if delivery.event.path.startswith(subscription.prefix)  # the key's prefix
                 ]
                 if out:
+                    if not _still(allowed):
+                        yield REVOKED
+                        return
                     # A burst costs this thread one wake-up and the client one write.
                     yield b"".join(out)
                     quiet_since = time.monotonic()
