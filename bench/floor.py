@@ -1,7 +1,8 @@
 """The floor of our design: the least a Flask view on Redis can do for a PUT or a GET.
 
 Exactly one Redis round trip per request (SET with the default lifetime, or GET), the body
-passed through as bytes with no checks, served by `thingstash.server` with the very settings of
+passed through as bytes with no checks, served by `thingstash.serve.server` with the very
+settings of
 `thingstash serve`, its admission gate (server.admit) included. What thingstash does beyond this
 (paths, validation, versions, indexes, the change feed, headers) is what its features cost.
 """
@@ -13,7 +14,7 @@ import os
 import redis
 from flask import Flask, Response, request
 
-from thingstash.server import admit
+from thingstash.serve.server import admit
 
 ONE_YEAR = 31104000
 

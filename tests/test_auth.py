@@ -11,9 +11,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.context import store as current_store
-from thingstash.storage import Store
+from thingstash.store.single import Store
+from thingstash.web import auth
+from thingstash.web.context import store as current_store
 
 
 def make_key(app: Flask, scope: str, prefix: str = "") -> str:
@@ -217,7 +217,7 @@ def test_cli_scopes_match() -> None:
 
 @pytest.mark.usefixtures("no_presence_cache")
 def test_watch_shows_only_what_the_key_may_read(app: Flask, client: FlaskClient) -> None:
-    from thingstash import metrics
+    from thingstash.web import metrics
 
     from .test_watch import Stream
 

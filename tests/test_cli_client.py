@@ -16,9 +16,10 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, Served, free_port, thingstash_command
-from thingstash import auth, documents
-from thingstash.client import Client
-from thingstash.storage import open_store
+from thingstash import documents
+from thingstash.client.http import Client
+from thingstash.store.single import open_store
+from thingstash.web import auth
 
 pytestmark = pytest.mark.slow
 

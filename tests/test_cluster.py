@@ -10,9 +10,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import Settings, create_app
-from thingstash.clusterstore import ClusterStore, close_cluster
-from thingstash.storage import Store, connect, new_version, open_store
+from thingstash.config import Settings
+from thingstash.store.cluster import ClusterStore, close_cluster
+from thingstash.store.single import Store, connect, new_version, open_store
+from thingstash.web.app import create_app
 
 from .clusters import LocalCluster
 from .conftest import close_app
@@ -129,8 +130,8 @@ def test_keys_of_many_things_spread_over_every_primary(cluster, cluster_app: Fla
 
 
 def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
-    from thingstash import auth
-    from thingstash.context import store
+    from thingstash.web import auth
+    from thingstash.web.context import store
 
     client = cluster_app.test_client()
     for i in range(5):

@@ -24,8 +24,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Served
-from thingstash import auth
-from thingstash.storage import open_store
+from thingstash.store.single import open_store
+from thingstash.web import auth
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.storage import Store, open_store
+from thingstash.store.single import Store, open_store
+from thingstash.web import auth
 
 from .conftest import RedisServer, Served
 from .test_auth import bearer, make_key

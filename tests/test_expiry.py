@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.storage import Store, open_store
+from thingstash.store.single import Store, open_store
 
 from .conftest import RedisServer
 from .test_watch import Stream, watching

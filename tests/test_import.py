@@ -12,9 +12,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.context import store as current_store
-from thingstash.storage import Store
+from thingstash.store.single import Store
+from thingstash.web import auth
+from thingstash.web.context import store as current_store
 
 from .test_watch import watching
 

@@ -16,8 +16,8 @@ import pytest
 import redis
 import requests
 
-from thingstash import auth
-from thingstash.storage import Store
+from thingstash.store.single import Store
+from thingstash.web import auth
 
 from .conftest import RedisServer, Served
 

@@ -42,9 +42,10 @@ def main() -> None:
 )
 def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash import accesslog, auth, ratelimit, server
-    from thingstash.embedded import EmbeddedError, EmbeddedRedis, Watchdog
-    from thingstash.storage import StorageUnavailable, open_store
+    from thingstash.serve import server
+    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis, Watchdog
+    from thingstash.store.single import StorageUnavailable, open_store
+    from thingstash.web import accesslog, auth, ratelimit
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -99,7 +100,7 @@ main.add_command(keys)
 
 def _add_client_commands() -> None:
     # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
-    from thingstash import clientcli
+    from thingstash.client import commands as clientcli
 
     clientcli.register(main)
 

@@ -17,7 +17,7 @@ import click
 from thingstash.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from thingstash.storage import Store
+    from thingstash.store.single import Store
 
 # auth.SCOPES, repeated so that loading the command line does not load Flask and redis.
 SCOPES = ("read", "write", "admin")
@@ -47,8 +47,8 @@ def store_options(func):  # type: ignore[no-untyped-def]
 
 @contextmanager
 def open_keys_store(redis_url: str | None, data_dir: str) -> Iterator[Store]:
-    from thingstash.embedded import EmbeddedError, EmbeddedRedis
-    from thingstash.storage import StorageUnavailable, open_store
+    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis
+    from thingstash.store.single import StorageUnavailable, open_store
 
     try:
         prefix = Settings.from_env().key_prefix
@@ -90,7 +90,7 @@ def keys() -> None:
 @store_options
 def create(scope: str, prefix: str, redis_url: str | None, data_dir: str) -> None:
     """Create a key and print it (it cannot be shown again)."""
-    from thingstash import auth
+    from thingstash.web import auth
 
     if prefix.startswith("/"):
         raise click.UsageError("--prefix is a path without a leading /, e.g. sensors/")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash import auth, documents
-from thingstash.context import settings, store
-from thingstash.errors import Problem
+from thingstash import documents
 from thingstash.exportlines import BadLine, Line, parse_line
+from thingstash.web import auth
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem
 
 bp = Blueprint("import", __name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Flask, Response
 
-from thingstash import watch
-from thingstash.context import store
+from thingstash.live import hub as watch
+from thingstash.web.context import store
 
 bp = Blueprint("service", __name__)
 

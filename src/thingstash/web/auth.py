@@ -39,11 +39,11 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from thingstash import accesslog
 from thingstash.config import Settings
-from thingstash.context import settings, store
-from thingstash.errors import Problem
-from thingstash.storage import KeyRecord, Store
+from thingstash.store.single import KeyRecord, Store
+from thingstash.web import accesslog
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem
 
 SCOPES = ("read", "write", "admin")
 KEY_PRESENCE_SECONDS = 1.0

@@ -32,7 +32,7 @@ from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from thingstash.errors import Problem
+from thingstash.web.errors import Problem
 
 # How much one read of the server's input waits for. Small enough that the deadline is looked
 # at often while a big body arrives, big enough that a 1 MiB body costs 64 calls.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from thingstash.config import Settings
-from thingstash.storage import Store
+from thingstash.store.single import Store
 
 _STORE = "thingstash.store"
 _SETTINGS = "thingstash.settings"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import request
 
 from thingstash import documents
-from thingstash.errors import Problem
+from thingstash.web.errors import Problem
 
 
 def single(name: str) -> str | None:

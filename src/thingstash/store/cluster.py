@@ -40,7 +40,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.storage import (
+from thingstash.store.single import (
     CONNECT_TIMEOUT_S,
     FEED_BLOCK_MAX_MS,
     NO_CONDITIONS,

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
-from thingstash import auth
 from thingstash.config import Settings
-from thingstash.errors import Problem
+from thingstash.web import auth
+from thingstash.web.errors import Problem
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 

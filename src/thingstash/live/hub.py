@@ -31,16 +31,17 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from thingstash import auth, documents, metrics
-from thingstash.errors import Problem
+from thingstash import documents
 from thingstash.paths import Path
-from thingstash.storage import (
+from thingstash.store.single import (
     Event,
     StorageUnavailable,
     Store,
     Thing,
     parse_event_id,
 )
+from thingstash.web import auth, metrics
+from thingstash.web.errors import Problem
 
 log = logging.getLogger(__name__)
 

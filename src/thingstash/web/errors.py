@@ -13,7 +13,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from thingstash.documents import BadDocument
-from thingstash.storage import StorageUnavailable
+from thingstash.store.single import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

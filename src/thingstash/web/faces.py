@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from thingstash import console, openapi
+from thingstash.web import console, openapi
 
 
 def init_app(app: Flask) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-from thingstash import auth
-from thingstash.storage import StorageUnavailable
+from thingstash.store.single import StorageUnavailable
+from thingstash.web import auth
 
 EXPOSED = ["ETag", "Last-Modified", "Location", "Last-Event-ID", "Retry-After", "X-Request-ID"]
 ALLOWED = [

@@ -687,10 +687,10 @@ def document_for(app: Flask) -> dict[str, Any]:
 
 @bp.get("/_openapi.json")
 def openapi_json() -> Response:
-    cached = current_app.extensions.get("thingstash.openapi")
+    cached = current_app.extensions.get("thingstash.web.openapi")
     if cached is None:
         cached = orjson.dumps(document_for(current_app))
-        current_app.extensions["thingstash.openapi"] = cached
+        current_app.extensions["thingstash.web.openapi"] = cached
     return Response(cached, mimetype=JSON)
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 from flask import Response, request
 
-from thingstash import auth, queryargs
-from thingstash import watch as watching
 from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.context import store
-from thingstash.errors import Problem
+from thingstash.live import hub as watching
 from thingstash.paths import Path
+from thingstash.web import auth, queryargs
+from thingstash.web.context import store
+from thingstash.web.errors import Problem
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

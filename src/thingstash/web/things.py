@@ -16,14 +16,12 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
-from thingstash import documents, folders, preconditions, queryargs
+from thingstash import documents
 from thingstash.config import MAX_DEPTH
-from thingstash.context import settings, store
 from thingstash.documents import BadDocument
-from thingstash.errors import Problem, thing_missing
 from thingstash.paths import BadPath, Path, is_reserved, parse_path
 from thingstash.pushids import push_id
-from thingstash.storage import (
+from thingstash.store.single import (
     NO_CONDITIONS,
     Conditions,
     PreconditionFailed,
@@ -33,6 +31,9 @@ from thingstash.storage import (
     WriteResult,
     version_time_ms,
 )
+from thingstash.web import folders, preconditions, queryargs
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem, thing_missing
 
 bp = Blueprint("things", __name__)
 

@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from thingstash import documents, exportlines
-from thingstash.client import DEFAULT_URL, Client, ClientError, Event
+from thingstash.client.http import DEFAULT_URL, Client, ClientError, Event
 from thingstash.documents import BadDocument
 
 P = ParamSpec("P")

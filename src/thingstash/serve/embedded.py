@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from thingstash.lifetime import die_with_parent
+from thingstash.serve.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 

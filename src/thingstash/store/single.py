@@ -355,7 +355,7 @@ class KeyRecord:
 
 
 def _load_script(name: str) -> str:
-    return resources.files("thingstash").joinpath("scripts", name).read_text("utf-8")
+    return resources.files("thingstash.store").joinpath("scripts", name).read_text("utf-8")
 
 
 def ancestry(path: str) -> Iterator[tuple[str, str]]:
@@ -1034,7 +1034,7 @@ class Store:
 def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> Store:
     client = connect(url)
     if isinstance(client, RedisCluster):
-        from thingstash.clusterstore import ClusterStore
+        from thingstash.store.cluster import ClusterStore
 
         return ClusterStore(client, prefix, feed_retention, url)
     return Store(client, prefix, feed_retention, url)

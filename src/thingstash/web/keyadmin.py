@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash import auth
-from thingstash.context import store
-from thingstash.errors import Problem
-from thingstash.storage import KeyRecord
+from thingstash.store.single import KeyRecord
+from thingstash.web import auth
+from thingstash.web.context import store
+from thingstash.web.errors import Problem
 
 bp = Blueprint("keys", __name__)
 

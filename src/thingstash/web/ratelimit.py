@@ -17,10 +17,10 @@ from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 
-from thingstash import auth
 from thingstash.config import ConfigError
-from thingstash.errors import problem_response
-from thingstash.storage import Store
+from thingstash.store.single import Store
+from thingstash.web import auth
+from thingstash.web.errors import problem_response
 
 
 def check(rate: str) -> None:
