@@ -23,7 +23,7 @@ from pathlib import Path
 from run import serving
 
 from thingstash.serve.embedded import EmbeddedRedis
-from thingstash.store.single import open_store
+from thingstash.store import open_store
 
 PER_FOLDER = 100
 

@@ -26,8 +26,8 @@ import time
 import redis
 
 from thingstash.config import Settings
+from thingstash.model import new_version
 from thingstash.serve.embedded import scratch_command
-from thingstash.store.single import new_version
 from thingstash.web.app import create_app
 
 BODY = b'{"temperature":21.5,"unit":"C","sensor":"kitchen","ok":true}'

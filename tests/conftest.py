@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from thingstash.config import Settings
 from thingstash.serve.embedded import scratch_command
 from thingstash.store.cluster import close_cluster
-from thingstash.store.single import connect
+from thingstash.store.common import connect
 from thingstash.web import ratelimit
 from thingstash.web.app import create_app
 

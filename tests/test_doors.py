@@ -14,7 +14,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.store.single import Store, open_store
+from thingstash.model import Store
+from thingstash.store import open_store
 from thingstash.web import auth
 
 from .conftest import RedisServer, Served

@@ -29,7 +29,6 @@ EXIT_USAGE = 2
 EXIT_HTTP_ERROR = 3
 EXIT_CONNECTION = 4
 
-RESERVED_FIELDS = ("ttl", "last_updated")
 LISTING_PAGE = 1000  # the server's maximum page: fewest round trips for export
 IMPORT_BATCH_BYTES = 512 * 1024  # half the default body limit; a smaller one is met by halving
 IMPORT_BATCH_LINES = 1000
@@ -222,7 +221,7 @@ class Client:
                     return None  # expired or deleted between the listing and the read
                 raise
             ttl = thing.get("ttl", ttl)
-        thing = {k: v for k, v in thing.items() if k not in RESERVED_FIELDS}
+        thing = {k: v for k, v in thing.items() if k not in documents.RESERVED_FIELDS}
         return {"path": path, "thing": thing, "ttl": ttl}
 
     # -- bulk -----------------------------------------------------------------------------

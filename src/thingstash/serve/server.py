@@ -4,8 +4,9 @@ Chosen by measurement on a 2-core machine (wrk, 16 connections, a Flask view doi
 GET): granian 2 workers x 32 threads ~3,400 req/s; gunicorn+gevent 2 workers ~2,300; gunicorn
 gthread 2x8 ~2,100. Granian's blocking threads grow on demand up to the cap, so the cap is set
 high: each open watch stream holds one, and hundreds must not starve ordinary requests. How many
-requests a worker works on at once is set apart, by `admit` (THINGSTASH_THREADS, default 8): at
-64 connections that gave ~20% more req/s than letting every thread in (wrk, 2 cores).
+requests a worker works on at once is set apart, by web.admission.admit (THINGSTASH_THREADS,
+default 8): at 64 connections that gave ~20% more req/s than letting every thread in (wrk, 2
+cores). Workers and threads come from Settings (THINGSTASH_WORKERS, THINGSTASH_THREADS).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -25,9 +25,8 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server import Server
 
-WORKERS = int(os.environ.get("THINGSTASH_WORKERS", "2"))
-# Requests a worker works on at once; more wait their turn in arrival order (see admit).
-THREADS = int(os.environ.get("THINGSTASH_THREADS", "8"))
+from thingstash.config import Settings
+
 STREAM_THREADS = 1024
 SHUTDOWN_GRACE_SECONDS = 5
 
@@ -55,11 +54,15 @@ class _ThreadCapNotice(logging.Filter):
         return not record.getMessage().startswith("Configuration allows spawning up to")
 
 
-def run(host: str, port: int, target: str = "thingstash.wsgi:app") -> None:
+def run(
+    host: str, port: int, target: str = "thingstash.wsgi:app", settings: Settings | None = None
+) -> None:
     """Serve `target` (thingstash's app unless the benchmark asks for its reference app) until
     SIGINT or SIGTERM; settings reach the workers through the environment, which the caller has
-    filled."""
+    filled (`settings`, when given, are those read from it)."""
     from granian.log import logger as granian_logger
+
+    settings = settings or Settings.from_env()
 
     granian_logger.addFilter(_ThreadCapNotice())
     Server(
@@ -67,32 +70,14 @@ def run(host: str, port: int, target: str = "thingstash.wsgi:app") -> None:
         address=host,
         port=port,
         interface=Interfaces.WSGI,
-        workers=WORKERS,
-        blocking_threads=THREADS + STREAM_THREADS,
-        backpressure=THREADS + STREAM_THREADS,
+        workers=settings.workers,
+        blocking_threads=settings.threads + STREAM_THREADS,
+        backpressure=settings.threads + STREAM_THREADS,
         log_level=LogLevels.warning,
         # A stop waits this long for in-flight requests; idle keep-alive connections and watch
         # streams would otherwise hold it open for ever.
         workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
     ).serve()
-
-
-def admit(wsgi_app: Callable[..., Any], at_once: int = THREADS) -> Callable[..., Any]:
-    """Let `at_once` requests into the app at a time; the others wait for a place.
-
-    Granian gives every request in flight its own thread (it must: each open watch stream holds
-    one), and dozens of threads contending for the GIL spend the CPU on handing it over. Only
-    the app call is gated, which builds the response: a watch stream's body is iterated after
-    it, so open streams don't hold a place; and the request body has been read before it
-    (bodies.read_first), so a client sending slowly doesn't hold one either.
-    """
-    gate = threading.Semaphore(at_once)  # release() wakes the longest waiter first
-
-    def admitted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        with gate:
-            return wsgi_app(environ, start_response)
-
-    return admitted
 
 
 def on_worker_shutdown(hook: Callable[[], None]) -> None:

@@ -1,4 +1,4 @@
-"""The store on a Redis Cluster: the same keys and scripts as storage.Store, split by hash slot.
+"""ClusterStore: the same keys and scripts as RedisStore (single.py), split by hash slot.
 
 A thing's key, its folder indexes and the change feed live in different slots, usually on
 different nodes, so one Lua script cannot touch them all. What stays atomic: everything about one
@@ -40,14 +40,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.store.single import (
-    CONNECT_TIMEOUT_S,
-    FEED_BLOCK_MAX_MS,
+from thingstash.model import (
     NO_CONDITIONS,
-    REAP_BATCH,
-    REAP_GRACE_MS,
-    REPLY_TIMEOUT_S,
-    UNAVAILABLE_ERRORS,
     VERSION_LENGTH,
     Backlog,
     Conditions,
@@ -55,20 +49,28 @@ from thingstash.store.single import (
     Event,
     Page,
     PreconditionFailed,
-    Store,
     Thing,
     ThingMissing,
     WriteResult,
-    _encode_condition,
-    _event,
-    _load_script,
-    _unavailable_on_redis_errors,
-    ancestry,
-    backlog_from,
-    limiter_options,
     new_version,
     parse_event_id,
 )
+from thingstash.store.common import (
+    CONNECT_TIMEOUT_S,
+    FEED_BLOCK_MAX_MS,
+    REAP_BATCH,
+    REAP_GRACE_MS,
+    REPLY_TIMEOUT_S,
+    UNAVAILABLE_ERRORS,
+    ancestry,
+    backlog_from,
+    encode_condition,
+    event_from_entry,
+    limiter_options,
+    load_script,
+    unavailable_on_redis_errors,
+)
+from thingstash.store.single import RedisStore
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
 _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when all is quiet
@@ -77,8 +79,8 @@ _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when 
 SCHEDULE_SHARDS = 16
 
 
-class ClusterStore(Store):
-    """Things in a Redis Cluster. Same methods and errors as Store."""
+class ClusterStore(RedisStore):
+    """Things in a Redis Cluster. Same methods and errors as RedisStore."""
 
     client: RedisCluster
     # Events of one thing can reach the feed in another order than its writes (see watch.py).
@@ -86,10 +88,10 @@ class ClusterStore(Store):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self._feed_node = self.client.register_script(_load_script("feed_node.lua"))
+        self._feed_node = self.client.register_script(load_script("feed_node.lua"))
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
-        self._settle = self.client.register_script(_load_script("settle.lua"))
+        self._settle = self.client.register_script(load_script("settle.lua"))
 
     def schedule_key(self, path: str) -> str:
         shard = zlib.crc32(path.encode("utf-8", "surrogatepass")) % SCHEDULE_SHARDS
@@ -135,7 +137,7 @@ class ClusterStore(Store):
 
     # -- things -------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def put(
         self,
         path: str,
@@ -249,11 +251,11 @@ class ClusterStore(Store):
             raise replies[-1]
         return replies[-1], not any(isinstance(reply, Exception) for reply in replies)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
         reply = self._delete(
             keys=[self.thing_key(path)],
-            args=[_encode_condition(conditions.if_match), path, self.feed_retention],
+            args=[encode_condition(conditions.if_match), path, self.feed_retention],
         )
         if reply[0] == -1:
             raise ThingMissing(path)
@@ -289,7 +291,7 @@ class ClusterStore(Store):
 
     # -- folders ------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def list_folder(
         self,
         folder: str,
@@ -380,7 +382,7 @@ class ClusterStore(Store):
         self.client.zrem(self.folder_key(folder), *names)
         self._restore_if_present([folder + name for name in names])
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:
         """As Store.delete_tree, a batch of things at a time, each thing a key of its own slot:
         DEL them (one pipelined batch), then their index entries and feed events."""
@@ -432,12 +434,12 @@ class ClusterStore(Store):
 
     # -- change feed --------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def position_and_get(self, path: str) -> tuple[str, Thing | None]:
         # Two slots: the position first, then the thing (the order is what matters).
         return self.feed_position(), self.get(path)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def feed_since(self, after: str, count: int = 1000) -> Backlog:
         wanted = parse_event_id(after)
         if wanted is None:
@@ -449,7 +451,7 @@ class ClusterStore(Store):
         entries = self.client.xrange(self.feed_key, after, "+", count=count + 1)
         return backlog_from(wanted, after, state, entries, count)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
         """As Store.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
         its arguments) redis-py would first ask its default node where the key is, so the
@@ -470,9 +472,9 @@ class ClusterStore(Store):
         if not reply:
             return []
         entries = reply[self.feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
-        return [_event(entry_id, fields) for entry_id, fields in entries]
+        return [event_from_entry(entry_id, fields) for entry_id, fields in entries]
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def check_feed_node(self) -> None:
         """Remember the replication id of the node holding the feed; when it has changed (its
         replica took over, or it restarted empty), append a `reset` marker to the feed.
@@ -496,7 +498,7 @@ class ClusterStore(Store):
 
     # -- expiry -------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def record_expiry(self, path: str) -> str | None:
         """As Store.record_expiry in steps: the thing is gone, its index entry is the guard
         (only the process whose ZREM removes it logs the event), then folders left empty."""
@@ -521,7 +523,7 @@ class ClusterStore(Store):
         self._restore_if_present([path])
         return event_id.decode()
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
         """As Store.reap, in steps (the schedule's shards, the things, their folder indexes and
         the feed are in different slots), each one pipelined batch:
@@ -567,7 +569,7 @@ class ClusterStore(Store):
         more = any(len(entries) == batch for entries in replies)
         return self._record_expiries(claimed, now_ms), more
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def record_expiries(self, paths: Sequence[str]) -> int:
         """As record_expiry for many things, each step one pipelined batch."""
         pipe = self.client.pipeline(transaction=False)
@@ -703,7 +705,7 @@ class ClusterStore(Store):
 
     # -- keys, rate limits, metrics ------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def approximate_things(self) -> int:
         """Keys with an expiry on every primary (each counts its own slots' keys)."""
         info = self.client.info("keyspace", target_nodes=RedisCluster.PRIMARIES)

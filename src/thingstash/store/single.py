@@ -1,4 +1,5 @@
-"""The only module that talks to Redis: key layout, Lua scripts, and storage errors.
+"""RedisStore: things on one Redis. The key layout and the Lua scripts (thingstash.store keeps the
+only code that talks to Redis; ClusterStore splits the same keys by hash slot).
 
 Layout (every key starts with the configurable namespace `ns`, default "ts"):
 
@@ -36,409 +37,52 @@ Lua's cjson would lose number precision, so user JSON is never parsed inside Red
 
 from __future__ import annotations
 
-import binascii
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from functools import wraps
-from importlib import resources
-from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-import orjson
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.cluster import RedisCluster
-from redis.exceptions import (
-    AskError,
-    BusyLoadingError,
-    ClusterError,
-    ConnectionError,
-    ReadOnlyError,
-    RedisClusterException,
-    ResponseError,
-    TimeoutError,
-    TryAgainError,
-)
-from redis.retry import Retry
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
-
-VERSION_LENGTH = 16
-PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
-REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
-# Reaped only this long after the schedule says: the score is taken before the write reaches
-# Redis, so the key's own end is a round trip later (one found alive is due again next turn).
-REAP_GRACE_MS = 20
-EXPIRED_BATCH = 500  # expiry notifications handled in one batch (one round trip on one Redis)
-
-# How long Redis may stay silent before a request gives up on it with a 503: a frozen Redis
-# (stopped, not closed) must not hold requests for long, each keeping a place meanwhile. The
-# timeout is per read from the socket, so a big reply that keeps flowing is never cut; and every
-# command the service sends is short: a script writes at most one body (THINGSTASH_MAX_BODY,
-# put_many in chunks of PUT_MANY_CHUNK things, a few ms), nothing walks a whole store in one
-# call. 2 s is far above those, and with one attempt it answers within the 3 s a client should
-# wait for a 503.
-REPLY_TIMEOUT_S = 2.0
-CONNECT_TIMEOUT_S = 1.0
-# XREAD BLOCK waits at most this long, so that a quiet feed is never taken for a frozen Redis.
-FEED_BLOCK_MAX_MS = int(REPLY_TIMEOUT_S * 1000) - 1000
-# The rate limiter lets a request through when Redis doesn't answer (ratelimit.py): it may use
-# only a little of the budget, the store's own call then answers the 503.
-LIMITER_TIMEOUT_S = 0.5
-_CAS_ATTEMPTS = 100
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-# Errors that mean "Redis cannot serve this right now", answered 503 + Retry-After. The cluster
-# ones arrive during a failover (no primary for a slot yet, slots moving, cluster down) after
-# the cluster client has used up its own retries and topology refreshes.
-UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    ConnectionError,
-    TimeoutError,
-    BusyLoadingError,
-    ReadOnlyError,
-    ClusterError,  # ClusterDownError, MasterDownError, "TTL exhausted"
-    TryAgainError,
-    AskError,  # MovedError too: redirections left over when the retries ran out
-    RedisClusterException,  # SlotNotCoveredError, no reachable node
+from thingstash.model import (
+    NO_CONDITIONS,
+    VERSION_LENGTH,
+    Backlog,
+    Conditions,
+    Entry,
+    Event,
+    KeyRecord,
+    Page,
+    PreconditionFailed,
+    StorageUnavailable,
+    Thing,
+    ThingMissing,
+    TooMuchContention,
+    WriteResult,
+    new_version,
+    parse_event_id,
+)
+from thingstash.store.common import (
+    CAS_ATTEMPTS,
+    EXPIRED_BATCH,
+    FEED_BLOCK_MAX_MS,
+    PUT_MANY_CHUNK,
+    REAP_BATCH,
+    REAP_GRACE_MS,
+    UNAVAILABLE_ERRORS,
+    ancestry,
+    backlog_from,
+    encode_condition,
+    event_from_entry,
+    limiter_options,
+    load_script,
+    unavailable_on_redis_errors,
 )
 
 
-class StorageUnavailable(Exception):
-    """Redis cannot be reached or cannot serve right now; the request may be retried."""
-
-
-class PreconditionFailed(Exception):
-    """A conditional write found another version; `current` is it (None when nothing exists)."""
-
-    def __init__(self, current: str | None) -> None:
-        super().__init__(current)
-        self.current = current
-
-
-class ThingMissing(Exception):
-    """The thing an operation needs does not exist."""
-
-
-class TooMuchContention(Exception):
-    """A compare-and-set update kept losing to other writers."""
-
-
-# Called with the error each time Redis fails under a store method (metrics count them); storage
-# itself stays free of metrics and HTTP.
-UNAVAILABLE_HOOKS: list[Callable[[Exception], None]] = []
-
-
-def _unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except UNAVAILABLE_ERRORS as error:
-            for hook in UNAVAILABLE_HOOKS:
-                hook(error)
-            raise StorageUnavailable(str(error)) from error
-
-    return wrapper
-
-
-def new_version(now_ms: int | None = None) -> str:
-    """16 URL-safe characters: 6 bytes of time in ms, then 6 random bytes."""
-    if now_ms is None:
-        now_ms = time.time_ns() // 1_000_000
-    raw = now_ms.to_bytes(6, "big") + os.urandom(6)
-    # binascii directly: base64's wrappers cost several calls on every request.
-    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).decode("ascii")
-
-
-def version_time_ms(version: str) -> int:
-    return int.from_bytes(binascii.a2b_base64(version[:8].translate(_FROM_URLSAFE)), "big")
-
-
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_FROM_URLSAFE = str.maketrans("-_", "+/")
-
-
-@dataclass(frozen=True, slots=True)
-class Thing:
-    """A stored thing: its version, its JSON object as bytes, and the ms of life it has left."""
-
-    version: str
-    body: bytes
-    ttl_ms: int
-
-    @property
-    def last_updated(self) -> int:
-        return version_time_ms(self.version) // 1000
-
-    @property
-    def ttl(self) -> int:
-        """Seconds left, rounded up, so a thing just written shows the lifetime it was given."""
-        return max(0, -(-self.ttl_ms // 1000))
-
-    @classmethod
-    def from_payload(cls, payload: bytes, ttl_ms: int) -> Thing:
-        return cls(payload[:VERSION_LENGTH].decode("ascii"), payload[VERSION_LENGTH:], ttl_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """Preconditions of a write, already parsed from HTTP: None (no condition), "*", or tags."""
-
-    if_match: str | tuple[str, ...] | None = None
-    if_none_match: str | tuple[str, ...] | None = None
-
-    def if_match_holds(self, version: str | None) -> bool:
-        """If-Match: something exists and, unless `*`, has one of the tags."""
-        if self.if_match is None:
-            return True
-        return version is not None and (self.if_match == "*" or version in self.if_match)
-
-    def if_none_match_holds(self, version: str | None) -> bool:
-        """If-None-Match: nothing exists, or (unless `*`) it has none of the tags."""
-        if self.if_none_match is None or version is None:
-            return True
-        return self.if_none_match != "*" and version not in self.if_none_match
-
-    def holds_for(self, version: str | None) -> bool:
-        return self.if_match_holds(version) and self.if_none_match_holds(version)
-
-
-NO_CONDITIONS = Conditions()
-
-
-def _encode_condition(condition: str | tuple[str, ...] | None) -> str:
-    if condition is None:
-        return ""
-    if condition == "*":
-        return "*"
-    # Only tags shaped like our versions can ever match; the rest are dropped, and a list left
-    # empty becomes "," which matches nothing (so an If-Match of only foreign tags fails).
-    tags = [t for t in condition if len(t) == VERSION_LENGTH and "," not in t]
-    return "," + ",".join(tags) + ","
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    created: bool
-    version: str
-    ttl_ms: int
-    event_id: str | None
-
-    @property
-    def last_updated(self) -> int:
-        return version_time_ms(self.version) // 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One name in a folder: a thing (with its state) or a sub-folder (`thing` None)."""
-
-    name: str
-    thing: Thing | None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    entries: list[Entry]
-    next_cursor: str | None
-    position: str = "0-0"  # the change feed's position, read no later than the entries
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One change from the feed: `kind` is put, patch, delete or expire; `thing` the state
-    written (None for delete and expire). `id` is the stream id, increasing with every change."""
-
-    id: str
-    kind: str
-    path: str
-    thing: Thing | None
-
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """The feed after a position: its events, or `reset` when some of them are no longer
-    retained (or the position was never issued). `position` is where the backlog ends."""
-
-    events: list[Event]
-    reset: bool
-    position: str
-    complete: bool = True  # False when more events follow than were asked for
-
-
-def parse_event_id(text: str) -> tuple[int, int] | None:
-    """A stream id "ms-seq" as a pair that orders like the ids do, or None if malformed."""
-    ms, dash, seq = text.partition("-")
-    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
-        return None
-    if len(ms) > 20 or len(seq) > 20 or int(ms) >= 2**64 or int(seq) >= 2**64:
-        return None
-    return int(ms), int(seq)
-
-
-def _id(text: str) -> tuple[int, int]:
-    return parse_event_id(text) or (0, 0)
-
-
-def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
-    payload = fields.get(b"d")
-    thing = Thing.from_payload(payload, int(fields.get(b"t", b"0"))) if payload else None
-    return Event(entry_id.decode(), fields[b"e"].decode(), fields[b"p"].decode("utf-8"), thing)
-
-
-def backlog_from(
-    wanted: tuple[int, int], after: str, state: list | None, entries: list, count: int
-) -> Backlog:
-    """A Backlog from the feed's state (feed_state.lua) and XRANGE from `after` inclusive
-    (up to count + 1 entries). A reset when events after `after` may be missing:
-    - the feed is gone (flushed) or `after` is later than anything it ever held;
-    - it was trimmed past `after`;
-    - `after` is within what the feed holds but is not there: an entry is never removed from
-      the middle of the stream, so it was lost (a failover of the feed's node to a replica
-      that never got it, a restart without it) or never issued;
-    - a `reset` marker follows it: written when the feed's node failed over (events appended
-      just before may be lost even though `after` was kept; ClusterStore.check_feed_node).
-    """
-    if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
-        return Backlog([], wanted != (0, 0), "0-0")
-    last, first, added, length = state
-    last = last.decode()
-    if wanted > _id(last):
-        return Backlog([], True, last)
-    trimmed = added < 0 or added > length
-    if trimmed and wanted < _id(first.decode()):
-        return Backlog([], True, last)
-    if wanted != (0, 0):
-        if not entries or _id(entries[0][0].decode()) != wanted:
-            return Backlog([], True, last)
-        entries = entries[1:]
-    entries = entries[:count]
-    events = [_event(entry_id, fields) for entry_id, fields in entries]
-    if any(event.kind == "reset" for event in events):
-        return Backlog([], True, last)
-    position = events[-1].id if events else after
-    return Backlog(events, False, position, len(events) < count)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """An API key as stored: its id and the sha256 (hex) of the key, never the key."""
-
-    id: str
-    digest: str
-    scope: str
-    prefix: str
-    created: int
-    last_used: int | None = None
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {"h": self.digest, "s": self.scope, "p": self.prefix, "c": self.created}
-        )
-
-    @classmethod
-    def from_json(cls, key_id: str, raw: bytes, last_used: bytes | None = None) -> KeyRecord:
-        data = orjson.loads(raw)
-        return cls(
-            key_id,
-            data["h"],
-            data["s"],
-            data["p"],
-            data["c"],
-            int(last_used) if last_used else None,
-        )
-
-
-def _load_script(name: str) -> str:
-    return resources.files("thingstash.store").joinpath("scripts", name).read_text("utf-8")
-
-
-def ancestry(path: str) -> Iterator[tuple[str, str]]:
-    """(folder, name in it) from the parent up to the root: "a/b/c" gives
-    ("a/b/", "c"), ("a/", "b/"), ("", "a/"). A folder path ("a/b/") starts at ("a/", "b/")."""
-    rest = path[:-1] if path.endswith("/") else path
-    name = path[len(rest[: rest.rfind("/") + 1]) :]
-    while rest:
-        cut = rest.rfind("/")
-        folder = rest[: cut + 1]
-        yield folder, name
-        rest = folder[:-1]
-        name = rest[rest.rfind("/") + 1 :] + "/" if rest else ""
-
-
-def connect(url: str) -> redis.Redis:
-    """A client for `url` that retries briefly on connection errors, then lets them surface.
-
-    A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
-    (it speaks the same commands; keys are routed to their slot's node).
-    """
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=REPLY_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        # A dropped connection (Redis restarted) is retried on a new one at once. A timeout is
-        # not: a Redis that did not answer for REPLY_TIMEOUT_S will not answer the next attempt
-        # either, and a script that timed out may have run, so sending it again could repeat it.
-        retry=Retry(
-            ExponentialBackoff(cap=0.1, base=0.01), retries=2, supported_errors=(ConnectionError,)
-        ),
-        health_check_interval=30,
-    )
-    if not is_cluster(client):
-        return client
-    client.close()
-    return connect_cluster(url)
-
-
-def is_cluster(client: redis.Redis) -> bool:
-    """Whether the server is a node of a Redis Cluster (CLUSTER INFO answers only there).
-
-    When the server cannot be reached at all, it is taken for a single Redis: requests answer
-    503 until it is back, and a restart detects a cluster once one of its nodes answers.
-    """
-    try:
-        info = client.execute_command("CLUSTER INFO")
-    except ResponseError:
-        return False  # "cluster support disabled"
-    except (ConnectionError, TimeoutError, OSError):
-        return False
-    if isinstance(info, dict):  # redis-py parses the reply into a dict
-        return "cluster_state" in info
-    return b"cluster_state:" in info if isinstance(info, bytes) else "cluster_state:" in info
-
-
-def connect_cluster(url: str) -> RedisCluster:
-    """A client of the whole cluster `url` belongs to. During a failover it retries (refreshing
-    its map of slots) for about two seconds, then lets the error surface as a 503."""
-    # A cluster has only database 0: drop a "/0" path rather than have it refused.
-    parts = urlsplit(url)
-    return RedisCluster.from_url(
-        urlunsplit((parts.scheme, parts.netloc, "", parts.query, "")),
-        # The cluster client retries a timeout too (redis-py's choice: it may mean a failover),
-        # so a frozen node answers 503 only after its retries, unless the cluster fails it over.
-        socket_timeout=REPLY_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=6),
-        health_check_interval=30,
-    )
-
-
-def limiter_options(prefix: str) -> dict[str, Any]:
-    """The `limits` library's storage options: its keys under `ns:rl`, and timeouts (it opens
-    its own connection, without any by default, and would wait for a frozen Redis for ever)."""
-    return {
-        "key_prefix": f"{prefix}:rl",
-        "socket_timeout": LIMITER_TIMEOUT_S,
-        "socket_connect_timeout": LIMITER_TIMEOUT_S,
-    }
-
-
-class Store:
+class RedisStore:
     """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
 
     # Each write appends its event in the same script: the feed has one thing's events in the
@@ -457,17 +101,17 @@ class Store:
         self.prefix = prefix
         self.feed_retention = str(feed_retention)
         self.feed_key = f"{prefix}:feed"
-        self._get = client.register_script(_load_script("get.lua"))
-        self._get_many = client.register_script(_load_script("get_many.lua"))
-        self._put = client.register_script(_load_script("put.lua"))
-        self._put_many = client.register_script(_load_script("put_many.lua"))
-        self._delete = client.register_script(_load_script("delete.lua"))
-        self._position = client.register_script(_load_script("position.lua"))
-        self._feed_state = client.register_script(_load_script("feed_state.lua"))
-        self._expire = client.register_script(_load_script("expire.lua"))
-        self._purge = client.register_script(_load_script("purge.lua"))
-        self._prune = client.register_script(_load_script("prune.lua"))
-        self._reap = client.register_script(_load_script("reap.lua"))
+        self._get = client.register_script(load_script("get.lua"))
+        self._get_many = client.register_script(load_script("get_many.lua"))
+        self._put = client.register_script(load_script("put.lua"))
+        self._put_many = client.register_script(load_script("put_many.lua"))
+        self._delete = client.register_script(load_script("delete.lua"))
+        self._position = client.register_script(load_script("position.lua"))
+        self._feed_state = client.register_script(load_script("feed_state.lua"))
+        self._expire = client.register_script(load_script("expire.lua"))
+        self._purge = client.register_script(load_script("purge.lua"))
+        self._prune = client.register_script(load_script("prune.lua"))
+        self._reap = client.register_script(load_script("reap.lua"))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -493,7 +137,7 @@ class Store:
 
     # -- things -------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def get(self, path: str) -> Thing | None:
         found = self._get(keys=[self.thing_key(path)])
         if found is None:
@@ -501,7 +145,7 @@ class Store:
         payload, ttl_ms = found
         return Thing.from_payload(payload, ttl_ms)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def put(
         self,
         path: str,
@@ -524,7 +168,7 @@ class Store:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def put_many(
         self, things: Sequence[tuple[str, bytes, int]], chunk: int = PUT_MANY_CHUNK
     ) -> list[WriteResult]:
@@ -578,8 +222,8 @@ class Store:
     ) -> list[str | bytes | int]:
         """put.lua's ARGV before the index names (see its header)."""
         return [
-            _encode_condition(conditions.if_match),
-            _encode_condition(conditions.if_none_match),
+            encode_condition(conditions.if_match),
+            encode_condition(conditions.if_none_match),
             payload,
             ttl_ms,
             event,
@@ -588,13 +232,13 @@ class Store:
             expires_at_ms,
         ]
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
         """Delete the thing at `path`; return the feed event id. Raises ThingMissing."""
         keys, names = self._indexed_keys(path)
         reply = self._delete(
             keys=keys,
-            args=[_encode_condition(conditions.if_match), path, self.feed_retention, *names],
+            args=[encode_condition(conditions.if_match), path, self.feed_retention, *names],
         )
         if reply[0] == -1:
             raise ThingMissing(path)
@@ -615,7 +259,7 @@ class Store:
         absent); otherwise it is read again and `change` runs again. The caller's own
         preconditions are checked against each version read, so they hold for the one written.
         """
-        for attempt in range(_CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
             current = self.get(path)
             version = current.version if current else None
             if not conditions.holds_for(version):
@@ -631,7 +275,7 @@ class Store:
 
     # -- folders ------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def list_folder(
         self,
         folder: str,
@@ -692,7 +336,7 @@ class Store:
         ]
         return Page(entries, names[-1].decode() if more else None, position or "0-0")
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:
         """Delete every thing below `folder` (at any depth); return how many were deleted.
 
@@ -738,12 +382,12 @@ class Store:
 
     # -- change feed --------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def feed_position(self) -> str:
         """The id of the last change ever logged ("0-0" before the first)."""
         return self._position(keys=[self.feed_key]).decode()
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def position_and_get(self, path: str) -> tuple[str, Thing | None]:
         """The feed position, then the thing: a watch that starts from this state and this
         position sees every later change (and perhaps one it already has, never a gap)."""
@@ -753,7 +397,7 @@ class Store:
         position, found = pipe.execute()
         return position.decode(), Thing.from_payload(*found) if found is not None else None
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def feed_since(self, after: str, count: int = 1000) -> Backlog:
         """Up to `count` events after the id `after`, or a reset when the feed no longer holds
         all of them (trimmed past the retention), `after` was never issued (a later id, or a
@@ -773,16 +417,16 @@ class Store:
         """On a cluster: notice a failover of the feed's node (see ClusterStore); a single
         Redis has nothing to notice."""
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
         """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
         block_ms = min(block_ms, FEED_BLOCK_MAX_MS)
         reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
         if not reply:
             return []
-        return [_event(entry_id, fields) for entry_id, fields in reply[0][1]]
+        return [event_from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
         """The current version of each thing (None when it does not exist), one batch: what
         watchers check a cluster's events against (watch.Ordering)."""
@@ -799,7 +443,7 @@ class Store:
 
     # -- expiry -------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def record_expiry(self, path: str) -> str | None:
         """Log an `expire` event for a thing gone by expiry and drop it from the indexes; None
         when there is nothing to do (already recorded by another process, or written again)."""
@@ -807,7 +451,7 @@ class Store:
         reply = self._expire(keys=keys, args=[path, self.feed_retention, *names])
         return reply.decode() if reply else None
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def record_expiries(self, paths: Sequence[str]) -> int:
         """record_expiry for many things, one pipelined batch; how many events were logged."""
         pipe = self.client.pipeline(transaction=False)
@@ -816,7 +460,7 @@ class Store:
             self._expire(keys=keys, args=[path, self.feed_retention, *names], client=pipe)
         return sum(1 for reply in pipe.execute() if reply)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
         """Reap up to `batch` things whose lifetime ended by `now_ms` (by default now, less
         REAP_GRACE_MS), in one atomic script: each gone from Redis (its memory freed), from its
@@ -936,17 +580,17 @@ class Store:
     def closed_key(self) -> str:
         return f"{self.prefix}:k:closed"
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def key_count(self) -> int:
         return int(self.client.hlen(self.keys_key))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def is_closed(self) -> bool:
         """Whether requests need a key: a key exists, or one did (the marker). One EXISTS:
         stores from before the marker count as closed by their keys."""
         return int(self.client.exists(self.keys_key, self.closed_key)) > 0
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def reopen(self) -> bool:
         """Open a store that has no key left (the operator's deliberate act); False while
         keys exist."""
@@ -955,19 +599,19 @@ class Store:
         self.client.delete(self.closed_key)
         return True
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def add_key(self, record: KeyRecord) -> bool:
         """Store a new key's record; False if its id is taken (the caller draws another).
         The marker is set first: a store is never seen with a key and without it."""
         self.client.set(self.closed_key, b"1")
         return bool(self.client.hsetnx(self.keys_key, record.id, record.to_json()))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def get_key(self, key_id: str) -> KeyRecord | None:
         raw = self.client.hget(self.keys_key, key_id)
         return KeyRecord.from_json(key_id, raw) if raw is not None else None
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def list_keys(self) -> list[KeyRecord]:
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys_key)
@@ -978,7 +622,7 @@ class Store:
             key=lambda record: (record.created, record.id),
         )
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def revoke_key(self, key_id: str) -> bool:
         if not self.client.hexists(self.keys_key, key_id):
             return False
@@ -990,20 +634,17 @@ class Store:
         removed, _ = pipe.execute()
         return bool(removed)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def touch_key(self, key_id: str, when: int) -> None:
         self.client.hset(self.keys_used_key, key_id, when)
 
     # -- service ------------------------------------------------------------------------------
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     def approximate_things(self) -> int:
         """Keys with an expiry in this database (INFO keyspace): every thing has one, and the
         indexes, feed and API keys have none, so this counts things without a scan. Rate-limit
         counters and other users of a shared database add to it."""
-        if isinstance(self.client, RedisCluster):
-            replies = self.client.info("keyspace", target_nodes=RedisCluster.PRIMARIES)
-            return sum(int(r.get("db0", {}).get("expires", 0)) for r in replies.values())
         info = self.client.info("keyspace")
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return int(info.get(f"db{db}", {}).get("expires", 0))
@@ -1015,9 +656,7 @@ class Store:
         if self.url is None:
             return None
         uri = self.url
-        if isinstance(self.client, RedisCluster):
-            uri = "redis+cluster://" + uri.split("://", 1)[1]
-        elif uri.startswith("unix://"):
+        if uri.startswith("unix://"):
             uri = "redis+unix://" + uri[len("unix://") :]
         return uri, limiter_options(self.prefix)
 
@@ -1029,12 +668,3 @@ class Store:
 
     def close(self) -> None:
         self.client.close()
-
-
-def open_store(url: str, prefix: str = "ts", feed_retention: int = 10_000) -> Store:
-    client = connect(url)
-    if isinstance(client, RedisCluster):
-        from thingstash.store.cluster import ClusterStore
-
-        return ClusterStore(client, prefix, feed_retention, url)
-    return Store(client, prefix, feed_retention, url)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from thingstash.config import ConfigError, Settings
+from thingstash.model import Store
+from thingstash.store import open_store
 
 
-def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """Build the app: settings (given, or read from the environment), the store, the routes."""
-    from thingstash.live import hub as watch
-    from thingstash.serve import server
-    from thingstash.store import single as storage
     from thingstash.web import (
         accesslog,
+        admission,
         auth,
         bodies,
         context,
@@ -27,6 +25,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         metrics,
         ratelimit,
         service,
+        watch,
     )
     from thingstash.web import imports as bulkimport
     from thingstash.web import things as api
@@ -37,18 +36,18 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
             raise ConfigError(
                 "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
             )
-        store = storage.open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
     app = Flask("thingstash")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.install(app, settings, store)
     errors.init_app(app)
     # Order matters: request id and timing first (so they count the body's arrival and the wait
-    # for a place in server.admit too), then which host is asked, who is asking, how often, and
+    # for a place in admission.admit too), then which host is asked, who is asking, how often, and
     # only then a refusal (so refused requests count against the rate limit). The body is read
     # whole before a place is taken: a slow sender holds only its own connection.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
-        server.admit(app.wsgi_app), settings.max_body, settings.body_timeout
+        admission.admit(app.wsgi_app, settings.threads), settings.max_body, settings.body_timeout
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)

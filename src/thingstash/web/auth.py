@@ -1,8 +1,7 @@
 """API keys: who may do what, checked before any view runs.
 
-A key is `tsk_<id>_<secret>`: a 12-hex-digit id to find its record in one HGET, and 192 random
-bits. Only the sha256 of the whole key is stored (a fast hash is enough for keys this random;
-no one can guess a preimage), and it is compared in constant time.
+The keys themselves (format, hashing, making and checking one, the bind check) are the core's
+thingstash.keys; this is the Flask hook.
 
 Scopes nest: `read` (GET, HEAD, listings, watches) < `write` (also PUT, PATCH, POST, DELETE) <
 `admin` (also /_keys and /_metrics). A key's prefix is a plain string prefix of the paths it may
@@ -11,7 +10,7 @@ or watched, showing only what lies under the prefix (see `can_read`).
 
 Open and closed: a store is open (every request may do everything) only while it has never
 had a key. The first key closes it for good: revoking the last key leaves it closed (a marker
-in the store, see storage.py) until an operator runs `thingstash keys reopen` on the store.
+in the store, see store/single.py) until an operator runs `thingstash keys reopen` on the store.
 A server bound to a non-loopback address without --public never serves an open store, even
 after such a reopen while it runs. On an open store keys are made only on the command line:
 POST /_keys there is refused, since whoever minted the first key would lock everyone else out.
@@ -28,10 +27,7 @@ A refusal (401, 403) is raised only after the rate limiter has counted the reque
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import ipaddress
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -40,25 +36,19 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g, request
 
 from thingstash.config import Settings
-from thingstash.store.single import KeyRecord, Store
+from thingstash.keys import SCOPES, is_loopback, verify
+from thingstash.model import Store
 from thingstash.web import accesslog
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 
-SCOPES = ("read", "write", "admin")
 KEY_PRESENCE_SECONDS = 1.0
 LAST_USED_EVERY_SECONDS = 60
 _READ_METHODS = frozenset({"GET", "HEAD"})
-_KEY_PREFIX = "tsk_"
-_ID_HEX = 12
 _CHALLENGE = 'Bearer realm="thingstash"'
 # Service endpoints that write things named in their body (POST /_import): they need a write
 # key here, and the view checks each path against the key's prefix (may_write).
 _EACH_PATH_CHECKED = frozenset({"_import"})
-
-
-class OpenStoreRefused(RuntimeError):
-    """Serving an open store on a non-loopback address was not asked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,65 +69,6 @@ ANONYMOUS_READ = Access(None, "read", "")
 # A refused request between `_identify` and `_enforce` (the rate limiter) is nobody: no path
 # starts with NUL.
 NOBODY = Access(None, "read", "\0")
-
-
-# -- keys ---------------------------------------------------------------------------------------
-
-
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def create_key(store: Store, scope: str, prefix: str = "") -> tuple[KeyRecord, str]:
-    """Make and store a new key; return its record and the key, which exists only here."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-    while True:
-        key_id = secrets.token_hex(_ID_HEX // 2)
-        key = f"{_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
-        record = KeyRecord(key_id, digest(key), scope, prefix, int(time.time()))
-        if store.add_key(record):
-            return record, key
-
-
-def _key_id(key: str) -> str | None:
-    if not key.startswith(_KEY_PREFIX) or key[len(_KEY_PREFIX) + _ID_HEX :][:1] != "_":
-        return None
-    key_id = key[len(_KEY_PREFIX) : len(_KEY_PREFIX) + _ID_HEX]
-    return key_id if all(c in "0123456789abcdef" for c in key_id) else None
-
-
-def verify(store: Store, key: str) -> KeyRecord | None:
-    """The record of a valid key, or None."""
-    key_id = _key_id(key)
-    if key_id is None:
-        return None
-    record = store.get_key(key_id)
-    if record is None or not hmac.compare_digest(record.digest, digest(key)):
-        return None
-    return record
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, public: bool, store: Store) -> None:
-    """Refuse to serve an open store (no key created) on a non-loopback address unless asked."""
-    if public or is_loopback(host) or store.key_count() > 0:
-        return
-    raise OpenStoreRefused(
-        f"refusing to serve an open store on {host}: no API key exists yet, so anyone who can "
-        "reach this address could read and change everything.\n"
-        "Create a key first (same --redis-url or --data-dir as serve):\n"
-        "    thingstash keys create --scope admin\n"
-        "or, if an open store is really meant, pass --public (or set THINGSTASH_PUBLIC=1)."
-    )
 
 
 # -- per request --------------------------------------------------------------------------------

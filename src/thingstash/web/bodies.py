@@ -1,4 +1,4 @@
-"""Request bodies, read whole before a request takes a place (server.admit), or refused.
+"""Request bodies, read whole before a request takes a place (admission.admit), or refused.
 
 One mechanism for every body, with a Content-Length or chunked alike: the body is read into
 memory up to the limit (THINGSTASH_MAX_BODY) before the app is called, so a client that sends

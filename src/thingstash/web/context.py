@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from thingstash.config import Settings
-from thingstash.store.single import Store
+from thingstash.model import Store
 
 _STORE = "thingstash.store"
 _SETTINGS = "thingstash.settings"
@@ -16,7 +16,13 @@ def store() -> Store:
 
 
 def settings() -> Settings:
-    return current_app.extensions[_SETTINGS]
+    return settings_of(current_app)
+
+
+def settings_of(app: Flask) -> Settings:
+    """The settings `app` runs with (outside a request too)."""
+    settings: Settings = app.extensions[_SETTINGS]
+    return settings
 
 
 def install(app: Flask, settings: Settings, store: Store) -> None:

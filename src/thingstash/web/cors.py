@@ -26,7 +26,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-from thingstash.store.single import StorageUnavailable
+from thingstash.model import StorageUnavailable
 from thingstash.web import auth
 
 EXPOSED = ["ETag", "Last-Modified", "Location", "Last-Event-ID", "Retry-After", "X-Request-ID"]

@@ -1,5 +1,8 @@
 """One error family and one problem+json (RFC 9457) builder for every non-success response.
 
+The core and the store raise domain errors only (a bad document, path or line, a failed
+precondition, a missing thing, storage unavailable); HANDLERS below is the one table that says
+which problem a client sees for each, registered once on the app: views never map them.
 Werkzeug's own errors (404, 405, 413, ...) go through the same builder, so a client never sees an
 HTML page; anything unexpected becomes a bare 500 problem with no internals, logged server-side.
 """
@@ -7,13 +10,23 @@ HTML page; anything unexpected becomes a bare 500 problem with no internals, log
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from thingstash.documents import BadDocument
-from thingstash.store.single import StorageUnavailable
+from thingstash.documents import BadDocument, CannotApply, NotAnObject
+from thingstash.exportlines import BadLine
+from thingstash.model import (
+    PreconditionFailed,
+    StorageUnavailable,
+    ThingMissing,
+    TooMuchContention,
+)
+from thingstash.paths import BadPath
+from thingstash.web.preconditions import BadPrecondition, etag
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +69,46 @@ def _render_problem(error: Problem) -> Response:
     return problem_response(error.status, error.title, error.detail, error.headers)
 
 
-def _render_bad_document(error: BadDocument) -> Response:
-    # Whatever raised it (a body, a query number, an increment), its words are the client's.
-    return problem_response(error.status, error.title, error.detail)
+def _bad_document(status: int) -> Callable[[BadDocument], Response]:
+    def render(error: BadDocument) -> Response:
+        # Whatever raised it (a body, a query number, an increment), its words are the client's.
+        return problem_response(status, error.title, error.detail)
+
+    return render
+
+
+def _render_bad_path(error: BadPath) -> Response:
+    return problem_response(400, "bad path", str(error))
+
+
+def _render_bad_precondition(error: BadPrecondition) -> Response:
+    return problem_response(400, "bad precondition", str(error))
+
+
+def _render_bad_line(error: BadLine) -> Response:
+    return problem_response(400, "bad import line", str(error))
+
+
+def _render_precondition_failed(error: PreconditionFailed) -> Response:
+    headers = {"ETag": etag(error.current)} if error.current else {}
+    detail = (
+        "the thing has changed since the version you named"
+        if error.current
+        else "the thing does not exist"
+    )
+    if error.current and request.headers.get("If-None-Match"):
+        detail = "the thing exists (If-None-Match asked for it not to)"
+    return problem_response(412, "precondition failed", detail, headers)
+
+
+def _render_thing_missing(error: ThingMissing) -> Response:
+    return _render_problem(thing_missing(error.path))
+
+
+def _render_contention(error: TooMuchContention) -> Response:
+    return problem_response(
+        409, "too much contention", f"{error.path} kept changing under this write; retry it"
+    )
 
 
 def _render_http_exception(error: HTTPException) -> Response:
@@ -86,9 +136,25 @@ def _render_unexpected(error: Exception) -> Response:
     return problem_response(500, "internal server error", "the server failed to answer")
 
 
+# Each error a request may end with, and how it is answered. Flask picks the handler of the
+# nearest class in an error's MRO, so a subclass's entry wins over its base's.
+HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
+    Problem: _render_problem,
+    BadDocument: _bad_document(400),
+    NotAnObject: _bad_document(422),
+    CannotApply: _bad_document(409),
+    BadPath: _render_bad_path,
+    BadPrecondition: _render_bad_precondition,
+    BadLine: _render_bad_line,
+    PreconditionFailed: _render_precondition_failed,
+    ThingMissing: _render_thing_missing,
+    TooMuchContention: _render_contention,
+    StorageUnavailable: _render_unavailable,
+    HTTPException: _render_http_exception,
+    Exception: _render_unexpected,
+}
+
+
 def init_app(app: Flask) -> None:
-    app.register_error_handler(Problem, _render_problem)
-    app.register_error_handler(BadDocument, _render_bad_document)
-    app.register_error_handler(HTTPException, _render_http_exception)
-    app.register_error_handler(StorageUnavailable, _render_unavailable)
-    app.register_error_handler(Exception, _render_unexpected)
+    for error, handler in HANDLERS.items():
+        app.register_error_handler(error, handler)

@@ -11,9 +11,9 @@ import orjson
 from flask import Response, request
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.live import hub as watching
 from thingstash.paths import Path
 from thingstash.web import auth, queryargs
+from thingstash.web import watch as watching
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
+from thingstash import keys
 from thingstash.config import Settings
-from thingstash.web import auth
 from thingstash.web.errors import Problem
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -45,7 +45,7 @@ def allowed(name: str, listed: tuple[str, ...], loopback: bool) -> bool:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    loopback = auth.is_loopback(settings.host)
+    loopback = keys.is_loopback(settings.host)
     listed = settings.allowed_hosts
     if not loopback and not listed:
         return  # a public server answers to whatever names point at it

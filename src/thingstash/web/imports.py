@@ -18,7 +18,7 @@ import orjson
 from flask import Blueprint, Flask, Response, request
 
 from thingstash import documents
-from thingstash.exportlines import BadLine, Line, parse_line
+from thingstash.exportlines import Line, parse_line
 from thingstash.web import auth
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
@@ -46,10 +46,7 @@ def _lines(raw: bytes) -> list[Line]:
     for number, text in enumerate(raw.split(b"\n"), 1):
         if not text.strip():
             continue
-        try:
-            line = parse_line(text, number, config.default_ttl, config.max_ttl)
-        except BadLine as error:
-            raise Problem(400, "bad import line", str(error)) from None
+        line = parse_line(text, number, config.default_ttl, config.max_ttl)
         if not auth.may_write(line.path):
             raise Problem(
                 403,

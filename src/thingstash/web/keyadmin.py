@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash.store.single import KeyRecord
+from thingstash import keys
+from thingstash.model import KeyRecord
 from thingstash.web import auth
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
@@ -57,11 +58,11 @@ def create_key() -> Response:
     if not isinstance(body, dict):
         raise Problem(400, "bad key request", "send a JSON object")
     scope, prefix = body.get("scope"), body.get("prefix", "")
-    if scope not in auth.SCOPES:
-        raise Problem(400, "bad scope", f"scope must be one of {', '.join(auth.SCOPES)}")
+    if scope not in keys.SCOPES:
+        raise Problem(400, "bad scope", f"scope must be one of {', '.join(keys.SCOPES)}")
     if not isinstance(prefix, str) or prefix.startswith("/") or len(prefix) > 1024:
         raise Problem(400, "bad prefix", "prefix must be a path prefix without a leading /")
-    record, key = auth.create_key(store(), scope, prefix)
+    record, key = keys.create_key(store(), scope, prefix)
     auth.key_created()
     response = _json({**describe(record), "key": key}, 201)
     response.headers["Location"] = f"/_keys/{record.id}"

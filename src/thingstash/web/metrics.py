@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from thingstash.store import single as storage
+from thingstash import model
 from thingstash.web.context import store
 
 _METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"})
@@ -66,7 +66,7 @@ class _ThingsStored(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             count = store().approximate_things()
-        except storage.StorageUnavailable:
+        except model.StorageUnavailable:
             return
         yield GaugeMetricFamily(
             "thingstash_things_stored",
@@ -111,6 +111,6 @@ def _redis_error(_: Exception) -> None:
 
 
 def init_app(app: Flask) -> None:
-    if _redis_error not in storage.UNAVAILABLE_HOOKS:
-        storage.UNAVAILABLE_HOOKS.append(_redis_error)
+    if _redis_error not in model.UNAVAILABLE_HOOKS:
+        model.UNAVAILABLE_HOOKS.append(_redis_error)
     app.register_blueprint(bp)

@@ -17,6 +17,7 @@ import swagger_ui
 from flask import Blueprint, Flask, Response, abort, current_app, send_from_directory
 
 from thingstash.config import Settings
+from thingstash.web.context import settings_of
 
 bp = Blueprint("openapi", __name__)
 
@@ -41,6 +42,8 @@ ERRORS = {
     "413": "The body is over the size limit",
     "415": "The body is not application/json (or merge-patch+json for PATCH)",
     "422": "The body is JSON but not a JSON object (nor is it one server value)",
+    "421": "The Host header names a host this server does not answer for "
+    "(THINGSTASH_ALLOWED_HOSTS)",
     "429": "Over the rate limit (Retry-After)",
     "503": "The data store cannot be reached right now (Retry-After)",
 }
@@ -82,7 +85,7 @@ def _events_content() -> dict[str, Any]:
     }
 
 
-def _parameters() -> dict[str, Any]:
+def _parameters(settings: Settings) -> dict[str, Any]:
     return {
         "ThingPath": {
             "name": "path",
@@ -105,7 +108,7 @@ def _parameters() -> dict[str, Any]:
             "in": "query",
             "description": "Lifetime in seconds for this write (as `ttl` in the body; the two "
             "must agree).",
-            "schema": {"type": "integer", "minimum": 1, "maximum": Settings().max_ttl},
+            "schema": {"type": "integer", "minimum": 1, "maximum": settings.max_ttl},
         },
         "IfMatch": {
             "name": "If-Match",
@@ -169,11 +172,11 @@ def _parameters() -> dict[str, Any]:
     }
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(settings: Settings) -> dict[str, Any]:
     ttl = {
         "type": ["integer", "null"],
         "minimum": 1,
-        "maximum": Settings().max_ttl,
+        "maximum": settings.max_ttl,
         "description": "Lifetime to give the thing, in seconds (null: the default)",
     }
     return {
@@ -624,10 +627,12 @@ def _service_paths() -> dict[str, Any]:
     }
 
 
-def build_document() -> dict[str, Any]:
-    """The whole contract, every service endpoint included."""
+def build_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The whole contract, every service endpoint included, with the limits of `settings` (the
+    running app's; the defaults without)."""
+    settings = settings or Settings()
     problem_content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "thingstash",
@@ -658,8 +663,8 @@ def build_document() -> dict[str, Any]:
                     "no key exists on a loopback server.",
                 }
             },
-            "parameters": _parameters(),
-            "schemas": _schemas(),
+            "parameters": _parameters(settings),
+            "schemas": _schemas(settings),
             "responses": {
                 "Problem": {
                     "description": "An error (RFC 9457)",
@@ -673,11 +678,17 @@ def build_document() -> dict[str, Any]:
             },
         },
     }
+    # The Host check (web.hosts) answers before anything else, on every path and method.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("421", _errors("421")["421"])
+    return document
 
 
 def document_for(app: Flask) -> dict[str, Any]:
     """The document without the service endpoints this app does not route."""
-    document = copy.deepcopy(build_document())
+    document = copy.deepcopy(build_document(settings_of(app)))
     routed = {rule.rule.replace("<key_id>", "{key_id}") for rule in app.url_map.iter_rules()}
     for path in list(document["paths"]):
         if path.startswith("/_") and path not in routed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Flask, Response
 
-from thingstash.live import hub as watch
+from thingstash.web import watch
 from thingstash.web.context import store
 
 bp = Blueprint("service", __name__)

@@ -8,8 +8,6 @@ spliced onto its end, so a read never parses or re-serialises the user's JSON.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -19,18 +17,17 @@ from werkzeug.routing import BaseConverter
 from thingstash import documents
 from thingstash.config import MAX_DEPTH
 from thingstash.documents import BadDocument
-from thingstash.paths import BadPath, Path, is_reserved, parse_path
-from thingstash.pushids import push_id
-from thingstash.store.single import (
+from thingstash.model import (
     NO_CONDITIONS,
     Conditions,
     PreconditionFailed,
     Thing,
     ThingMissing,
-    TooMuchContention,
     WriteResult,
     version_time_ms,
 )
+from thingstash.paths import Path, is_reserved, parse_path
+from thingstash.pushids import push_id
 from thingstash.web import folders, preconditions, queryargs
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing
@@ -72,10 +69,7 @@ def _path_as_sent(routed: str) -> str:
 
 
 def _path(raw: str) -> Path:
-    try:
-        path = parse_path(_path_as_sent(raw))
-    except BadPath as error:
-        raise Problem(400, "bad path", str(error)) from None
+    path = parse_path(_path_as_sent(raw))
     if is_reserved(path):
         allowed = _service_methods("/" + path.text)
         if allowed:
@@ -123,10 +117,7 @@ def _body(allowed_types: tuple[str, ...]) -> dict[str, Any]:
             "unsupported media type",
             f"send the body as {' or '.join(allowed_types)}, not {content_type}",
         )
-    try:
-        return documents.loads_object(request.get_data(cache=False), MAX_DEPTH)
-    except BadDocument as error:
-        raise Problem(error.status, error.title, error.detail) from None
+    return documents.loads_object(request.get_data(cache=False), MAX_DEPTH)
 
 
 def _conditions() -> Conditions:
@@ -136,19 +127,13 @@ def _conditions() -> Conditions:
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_match is None and if_none_match is None:
         return NO_CONDITIONS
-    try:
-        return preconditions.from_headers(if_match, if_none_match)
-    except preconditions.BadPrecondition as error:
-        raise Problem(400, "bad precondition", str(error)) from None
+    return preconditions.from_headers(if_match, if_none_match)
 
 
 def _ttl(body_ttl: Any) -> int:
     config = settings()
-    try:
-        query_ttl = queryargs.single("ttl")
-        return documents.resolve_ttl(body_ttl, query_ttl, config.default_ttl, config.max_ttl)
-    except BadDocument as error:
-        raise Problem(error.status, error.title, error.detail) from None
+    query_ttl = queryargs.single("ttl")
+    return documents.resolve_ttl(body_ttl, query_ttl, config.default_ttl, config.max_ttl)
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -187,18 +172,6 @@ def _written(result: WriteResult, body: bytes) -> Response:
     )
 
 
-def _precondition_failed(error: PreconditionFailed) -> Problem:
-    headers = {"ETag": preconditions.etag(error.current)} if error.current else {}
-    detail = (
-        "the thing has changed since the version you named"
-        if error.current
-        else "the thing does not exist"
-    )
-    if error.current and request.headers.get("If-None-Match"):
-        detail = "the thing exists (If-None-Match asked for it not to)"
-    return Problem(412, "precondition failed", detail, headers)
-
-
 # -- views ------------------------------------------------------------------------------------
 
 
@@ -224,7 +197,7 @@ def read(raw: str) -> Response:
     thing = store().get(path.text)
     version = thing.version if thing else None
     if not conditions.if_match_holds(version):
-        raise _precondition_failed(PreconditionFailed(version))
+        raise PreconditionFailed(version)
     if thing is None:
         raise thing_missing(path.text)
     if not conditions.if_none_match_holds(thing.version) or _not_modified_since(thing):
@@ -243,45 +216,24 @@ def replace(raw: str) -> Response:
     return _write_whole(path, doc, ttl, _conditions(), "put")
 
 
-@contextmanager
-def _write_problems(path: Path) -> Iterator[None]:
-    """Storage and document errors of a write, as the problems a client sees."""
-    try:
-        yield
-    except BadDocument as error:
-        raise Problem(error.status, error.title, error.detail) from None
-    except PreconditionFailed as error:
-        raise _precondition_failed(error) from None
-    except ThingMissing:
-        raise thing_missing(path.text) from None
-    except TooMuchContention:
-        raise Problem(
-            409,
-            "too much contention",
-            f"{path.text} kept changing under this write; retry it",
-            {"Retry-After": "1"},
-        ) from None
-
-
 def _write_whole(
     path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions, event: str
 ) -> Response:
-    with _write_problems(path):
-        body = documents.dumps(doc)
-        # A server value's key shows in the serialised JSON as ".sv" (no letter is escaped), so
-        # one substring search spares most bodies the walk through every value.
-        if documents.SERVER_VALUE_KEY in body and documents.has_server_values(doc):
-            if documents.needs_current(doc):
-                # Increments add to what is stored: resolve them against the version written over.
-                def change(current: Thing | None) -> tuple[bytes, int]:
-                    stored = documents.loads(current.body) if current else None
-                    resolved = documents.resolve_thing(doc, stored, documents.now_ms())
-                    return documents.dumps(resolved), ttl
+    body = documents.dumps(doc)
+    # A server value's key shows in the serialised JSON as ".sv" (no letter is escaped), so
+    # one substring search spares most bodies the walk through every value.
+    if documents.SERVER_VALUE_KEY in body and documents.has_server_values(doc):
+        if documents.needs_current(doc):
+            # Increments add to what is stored: resolve them against the version written over.
+            def change(current: Thing | None) -> tuple[bytes, int]:
+                stored = documents.loads(current.body) if current else None
+                resolved = documents.resolve_thing(doc, stored, documents.now_ms())
+                return documents.dumps(resolved), ttl
 
-                result, body = store().update(path.text, change, conditions, event)
-                return _written(result, body)
-            body = documents.dumps(documents.resolve_thing(doc, None, documents.now_ms()))
-        return _written(store().put(path.text, body, ttl, conditions, event), body)
+            result, body = store().update(path.text, change, conditions, event)
+            return _written(result, body)
+        body = documents.dumps(documents.resolve_thing(doc, None, documents.now_ms()))
+    return _written(store().put(path.text, body, ttl, conditions, event), body)
 
 
 @bp.patch("/<anypath:raw>")
@@ -299,14 +251,12 @@ def patch(raw: str) -> Response:
         depth = documents.nesting_depth(merged)
         if depth > MAX_DEPTH:
             raise BadDocument(
-                400,
                 "too deeply nested",
                 f"the patched thing would nest {depth} levels; at most {MAX_DEPTH} allowed",
             )
         return documents.dumps(merged), ttl
 
-    with _write_problems(path):
-        result, body = store().update(path.text, change, _conditions(), "patch")
+    result, body = store().update(path.text, change, _conditions(), "patch")
     return _written(result, body)
 
 
@@ -315,8 +265,7 @@ def delete(raw: str) -> Response:
     path = _path(raw)
     if path.is_folder:
         return folders.delete_folder(path)
-    with _write_problems(path):
-        store().delete(path.text, _conditions())
+    store().delete(path.text, _conditions())
     return Response(status=204)
 
 
