@@ -2,7 +2,7 @@
 allows, to show what the stack itself can do.
 
 Exactly floor.py's shape (one SET with the default lifetime, or one GET; the body passed through
-as bytes with no checks; the same `thingstash.server` settings and admission gate), but the Redis
+as bytes with no checks; the same `thingstash.serve.server` settings and admission gate), but the Redis
 call goes over a raw per-thread `redis.connection.Connection` (hiredis parsing): `send_command`
 then `read_response`, no connection pool checkout, no retry wrapper, no response callbacks. What
 floor.py spends beyond this is redis-py's command machinery; what thingstash spends beyond this
@@ -17,12 +17,15 @@ import threading
 import redis
 from flask import Flask, Response, request
 
-from thingstash.server import admit
+from thingstash.config import Settings
+from thingstash.web.admission import admit
 
 ONE_YEAR = 31104000
 
 app = Flask(__name__)
-app.wsgi_app = admit(app.wsgi_app)  # type: ignore[method-assign]  # as create_app does
+app.wsgi_app = admit(  # type: ignore[method-assign]  # as create_app does
+    app.wsgi_app, Settings.from_env().threads
+)
 # The pool is only a parser of the URL here (unix:// or redis://): no connection is taken from it.
 _pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 _local = threading.local()

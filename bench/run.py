@@ -7,7 +7,7 @@ apps, which are started one at a time so that they never compete for the CPU:
 - thingstash, started with `thingstash serve --redis-url ...` (granian, the settings users get);
 - the prototype (bench/prototype.py) under gunicorn with 4 sync workers, as it was deployed;
 - the naive floor (bench/floor.py), a Flask view making one redis-py call per request, on
-  `thingstash.server` with the settings of `thingstash serve`;
+  `thingstash.serve.server` with the settings of `thingstash serve`;
 - the lean floor (bench/leanfloor.py), the same view with its one call on a raw per-thread
   redis-py connection (no pool, no retry wrapper): what the stack itself can do.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import memory
 
-from thingstash.embedded import EmbeddedRedis
+from thingstash.serve.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -138,7 +138,9 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
         command = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "prototype:app"]
         return command + ["--log-level", "warning", "--chdir", str(HERE)], env
     module = "leanfloor" if app == "lean" else "floor"
-    run_floor = f"from thingstash import server; server.run('127.0.0.1', {port}, '{module}:app')"
+    run_floor = (
+        f"from thingstash.serve import server; server.run('127.0.0.1', {port}, '{module}:app')"
+    )
     return [sys.executable, "-c", run_floor], env
 
 
