@@ -1,12 +1,12 @@
 """The lean floor: floor.py's Flask view with its one Redis call made the cheapest way redis-py
 allows, to show what the stack itself can do.
 
-Exactly floor.py's shape (one SET with the default lifetime, or one GET; the body passed through
-as bytes with no checks; the same `thingstash.serve.server` settings and admission gate), but the Redis
-call goes over a raw per-thread `redis.connection.Connection` (hiredis parsing): `send_command`
-then `read_response`, no connection pool checkout, no retry wrapper, no response callbacks. What
-floor.py spends beyond this is redis-py's command machinery; what thingstash spends beyond this
-is its features and its own overheads.
+Exactly floor.py's shape (one SET with the default lifetime, or one GET; the body passed
+through as bytes with no checks; the same `thingstash.serve.server` settings and admission
+gate), but the Redis call goes over a raw per-thread `redis.connection.Connection` (hiredis
+parsing): `send_command` then `read_response`, no connection pool checkout, no retry wrapper,
+no response callbacks. What floor.py spends beyond this is redis-py's command machinery; what
+thingstash spends beyond this is its features and its own overheads.
 """
 
 from __future__ import annotations
