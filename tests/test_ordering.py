@@ -384,3 +384,37 @@ def test_name_order_pages_and_bounds(
         query = Query(query.field, desc, limit, page.members[-1], query.start, query.end)
     assert seen == expected
     assert queries.count_in(members, query) == len(expected)
+
+
+# -- index declarations ------------------------------------------------------------------------
+
+
+def test_an_index_covers_its_folder_and_pattern_matches() -> None:
+    exact = queries.Index("i1", "games/g1/scores/", "score", 0, queries.READY)
+    pattern = queries.Index("i2", "games/*/scores/", "score", 0, queries.READY)
+    top = queries.Index("i3", "", "score", 0, queries.READY)
+    assert exact.covers("games/g1/scores/") and not exact.covers("games/g2/scores/")
+    assert pattern.covers("games/g2/scores/") and not pattern.covers("games/g2/x/scores/")
+    assert not pattern.covers("games/g2/") and top.covers("") and not top.covers("a/")
+    score = ordering.parse_field("score")
+    assert queries.covering([exact, pattern], "games/g9/scores/", score) is pattern
+    building = queries.Index("i4", "x/", "score", 0)
+    assert queries.covering([building], "x/", score) is None  # not ready: not used
+    assert queries.Index.from_json("i2", pattern.to_json()) == pattern
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("games/*/scores", "games/*/scores/"), ("/", ""), ("", ""), ("a/", "a/")]
+)
+def test_index_folders_are_normalised(text: str, expected: str) -> None:
+    assert queries.parse_index_folder(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [("a//b/", "empty segment"), ("g*/", "one whole segment"), ("a/../", "'..'"), ("_x/", "_")],
+)
+def test_bad_index_folders_say_why(text: str, says: str) -> None:
+    with pytest.raises(BadQuery) as caught:
+        queries.parse_index_folder(text)
+    assert says in caught.value.detail

@@ -346,3 +346,113 @@ def window_around(members: Sequence[bytes], query: Query, target: bytes) -> Wind
     first = around_start(position, len(ordered), query.limit)
     page = ordered[first : first + query.limit]
     return Window(page, first + 1, first + query.limit < len(ordered))
+
+
+# -- index declarations ------------------------------------------------------------------------
+
+BUILDING = "building"
+READY = "ready"
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A declared index: the things directly in each folder matching `folder` (a folder path
+    whose segments may be `*`, one segment each), ordered by `field`. `state` is "building"
+    while the things already stored are being taken in, then "ready"; only a ready index
+    answers queries (every write keeps it current from the moment it is declared)."""
+
+    id: str
+    folder: str
+    field: str
+    created: int
+    state: str = BUILDING
+
+    def covers(self, folder: str) -> bool:
+        """Whether the concrete folder `folder` ("a/b/", "" for the top level) is one of its."""
+        if "*" not in self.folder:
+            return folder == self.folder
+        pattern = self.folder.split("/")
+        actual = folder.split("/")
+        return len(pattern) == len(actual) and all(
+            p == WILDCARD or p == a for p, a in zip(pattern, actual, strict=True)
+        )
+
+    @property
+    def parsed_field(self) -> Field:
+        return ordering.parse_field(self.field)
+
+    def to_json(self) -> bytes:
+        return documents.dumps(
+            {
+                "folder": self.folder,
+                "field": self.field,
+                "created": self.created,
+                "state": self.state,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, index_id: str, raw: bytes) -> Index:
+        data = documents.loads(raw)
+        return cls(index_id, data["folder"], data["field"], data["created"], data["state"])
+
+    def public(self) -> dict[str, Any]:
+        """As /_indexes and `thingstash index list` show it."""
+        return {
+            "id": self.id,
+            "folder": self.folder,
+            "field": self.field,
+            "created": self.created,
+            "state": self.state,
+        }
+
+
+def parse_index_folder(text: str) -> str:
+    """A folder pattern as declared ("games/*/scores/"; "" or "/" the top level), with its
+    trailing slash; BadQuery says what is wrong."""
+    if text in ("", "/"):
+        return ""
+    folder = text if text.endswith("/") else text + "/"
+    title = "bad folder"
+    for segment in folder[:-1].split("/"):
+        if segment == "":
+            raise BadQuery(title, f"the folder {text!r} has an empty segment (or a leading /)")
+        if segment in (".", ".."):
+            raise BadQuery(title, f"the folder {text!r} has a {segment!r} segment")
+        if "*" in segment and segment != WILDCARD:
+            raise BadQuery(
+                title, f"* stands for one whole segment, as in games/*/scores/, not {segment!r}"
+            )
+        if any(ord(c) < 0x20 or c == "\x7f" for c in segment):
+            raise BadQuery(title, "a folder may not contain control characters")
+    if folder.startswith("_"):
+        raise BadQuery(title, "top-level names starting with _ belong to the service")
+    return folder
+
+
+def parse_index_field(text: str) -> Field:
+    try:
+        return ordering.parse_field(text)
+    except ordering.BadField as error:
+        raise BadQuery("bad field", str(error)) from None
+
+
+def covering(indexes: Sequence[Index], folder: str, field: Field) -> Index | None:
+    """The ready index that answers queries on `field` in `folder`, if any."""
+    for index in indexes:
+        if index.state == READY and index.field == field.text and index.covers(folder):
+            return index
+    return None
+
+
+def create_hint(folder: str, field: Field) -> str:
+    """The detail of the 400 for a query too large to compute without an index."""
+    shown_folder = folder or "/"
+    return (
+        f"the folder {shown_folder} has more than {MAX_UNINDEXED_THINGS:,} things, too many to "
+        f"order by {field.text} without an index: create one with "
+        f"`thingstash index create {shown_folder} '{field.text}'` (or POST /_indexes "
+        f'{{"folder": "{shown_folder}", "field": "{field.text}"}} with an admin key), '
+        "then ask again"
+    )
