@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.clusters import LocalCluster, _free_ports  # noqa: E402
 
-from thingstash.embedded import scratch_command  # noqa: E402
+from thingstash.serve.embedded import scratch_command  # noqa: E402
 
 PUT_LUA = """
 wrk.method = "PUT"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from run import serving
 
-from thingstash.embedded import EmbeddedRedis
-from thingstash.storage import open_store
+from thingstash.serve.embedded import EmbeddedRedis
+from thingstash.store import open_store
 
 PER_FOLDER = 100
 

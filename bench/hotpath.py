@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from thingstash.embedded import EmbeddedRedis
+from thingstash.serve.embedded import EmbeddedRedis
 
 BODY = b'{"value":21.5,"unit":"C","sensor":"kitchen","battery":87,"ok":true}'
 CASES = {
@@ -101,7 +101,7 @@ def main() -> None:
             sys.path.insert(0, str(Path(__file__).parent))
             import floor
 
-            from thingstash import create_app
+            from thingstash.web.app import create_app
 
             ours = create_app()
             for i in range(1000):  # things to read, patch and list

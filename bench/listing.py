@@ -25,10 +25,10 @@ import time
 
 import redis
 
-from thingstash import create_app
 from thingstash.config import Settings
-from thingstash.embedded import scratch_command
-from thingstash.storage import new_version
+from thingstash.model import new_version
+from thingstash.serve.embedded import scratch_command
+from thingstash.web.app import create_app
 
 BODY = b'{"temperature":21.5,"unit":"C","sensor":"kitchen","ok":true}'
 TTL_MS = 3600 * 1000

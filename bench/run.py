@@ -6,7 +6,7 @@ apps, which are started one at a time so that they never compete for the CPU:
 
 - thingstash, started with `thingstash serve --redis-url ...` (granian, the settings users get);
 - the prototype (bench/prototype.py) under gunicorn with 4 sync workers, as it was deployed;
-- the floor (bench/floor.py), one Redis round trip per request, on `thingstash.server`.
+- the floor (bench/floor.py), one Redis round trip per request, on `thingstash.serve.server`.
 
 Each scenario is a wrk run (`-t1`, Lua scripts in bench/wrk/) at 16 and 64 connections. Then Redis
 memory per thing is measured for 100,000 things of three sizes, stored through thingstash's
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import memory
 
-from thingstash.embedded import EmbeddedRedis
+from thingstash.serve.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -131,7 +131,7 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
     if app == "prototype":
         command = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "prototype:app"]
         return command + ["--log-level", "warning", "--chdir", str(HERE)], env
-    run_floor = f"from thingstash import server; server.run('127.0.0.1', {port}, 'floor:app')"
+    run_floor = f"from thingstash.serve import server; server.run('127.0.0.1', {port}, 'floor:app')"
     return [sys.executable, "-c", run_floor], env
 
 

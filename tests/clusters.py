@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from thingstash.embedded import scratch_command, server_binary
+from thingstash.serve.embedded import scratch_command, server_binary
 
 PRIMARIES = 3
 # Small, so a replica takes over a killed primary within a couple of seconds.

@@ -26,11 +26,12 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app, ratelimit
-from thingstash.clusterstore import close_cluster
 from thingstash.config import Settings
-from thingstash.embedded import scratch_command
-from thingstash.storage import connect
+from thingstash.serve.embedded import scratch_command
+from thingstash.store.cluster import close_cluster
+from thingstash.store.common import connect
+from thingstash.web import ratelimit
+from thingstash.web.app import create_app
 
 from .clusters import LocalCluster
 

@@ -11,14 +11,15 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.context import store as current_store
-from thingstash.storage import Store
+from thingstash import keys
+from thingstash.model import Store
+from thingstash.web import auth
+from thingstash.web.context import store as current_store
 
 
 def make_key(app: Flask, scope: str, prefix: str = "") -> str:
     with app.app_context():
-        _, key = auth.create_key(current_store(), scope, prefix)
+        _, key = keys.create_key(current_store(), scope, prefix)
     return key
 
 
@@ -212,12 +213,12 @@ def test_an_open_store_makes_no_key_over_http(client: FlaskClient) -> None:
 def test_cli_scopes_match() -> None:
     from thingstash import keycli
 
-    assert keycli.SCOPES == auth.SCOPES
+    assert keycli.SCOPES == keys.SCOPES
 
 
 @pytest.mark.usefixtures("no_presence_cache")
 def test_watch_shows_only_what_the_key_may_read(app: Flask, client: FlaskClient) -> None:
-    from thingstash import metrics
+    from thingstash.web import metrics
 
     from .test_watch import Stream
 

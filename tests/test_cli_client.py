@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, Served, free_port, thingstash_command
-from thingstash import auth, documents
-from thingstash.client import Client
-from thingstash.storage import open_store
+from thingstash import documents, keys
+from thingstash.client.http import Client
+from thingstash.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +209,7 @@ def test_key_option_and_unauthorized_exit_code(
     try:
         # An open store makes its first key on the store itself, not over HTTP.
         store = open_store(redis_server.url, "clikeys")
-        _, key = auth.create_key(store, "write")
+        _, key = keys.create_key(store, "write")
         store.close()
         deadline = time.monotonic() + 30  # each worker notices the new key within a second
         while run(server.url, "get", "x").returncode != 3 and time.monotonic() < deadline:

@@ -10,9 +10,12 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import Settings, create_app
-from thingstash.clusterstore import ClusterStore, close_cluster
-from thingstash.storage import Store, connect, new_version, open_store
+from thingstash.config import Settings
+from thingstash.model import Store, new_version
+from thingstash.store import open_store
+from thingstash.store.cluster import ClusterStore, close_cluster
+from thingstash.store.common import connect
+from thingstash.web.app import create_app
 
 from .clusters import LocalCluster
 from .conftest import close_app
@@ -129,8 +132,9 @@ def test_keys_of_many_things_spread_over_every_primary(cluster, cluster_app: Fla
 
 
 def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
-    from thingstash import auth
-    from thingstash.context import store
+    from thingstash import keys
+    from thingstash.web import auth
+    from thingstash.web.context import store
 
     client = cluster_app.test_client()
     for i in range(5):
@@ -138,7 +142,7 @@ def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
     text = client.get("/_metrics").get_data(as_text=True)
     assert "thingstash_things_stored 5.0" in text
     with cluster_app.app_context():
-        _, key = auth.create_key(store(), "read", "m/")
+        _, key = keys.create_key(store(), "read", "m/")
     headers = {"Authorization": f"Bearer {key}"}
     auth.KEY_PRESENCE_SECONDS, saved = -1.0, auth.KEY_PRESENCE_SECONDS
     try:

@@ -14,7 +14,8 @@ import pytest
 import requests
 from redis.cluster import key_slot
 
-from thingstash import Settings, create_app
+from thingstash.config import Settings
+from thingstash.web.app import create_app
 
 from .clusters import LocalCluster
 from .conftest import Served, close_app

@@ -24,8 +24,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Served
-from thingstash import auth
-from thingstash.storage import open_store
+from thingstash import keys
+from thingstash.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def test_console_asks_for_a_key_when_the_server_needs_one(
         with httpx.Client(base_url=server.url, timeout=10) as open_api:
             # An open store makes its first key on the store itself, not over HTTP.
             store = open_store(redis_server.url, "consolekeys")
-            _, key = auth.create_key(store, "write")
+            _, key = keys.create_key(store, "write")
             store.close()
             # Every worker notices the new key within its short presence cache.
             wait(browser, lambda d: open_api.get("/").status_code == 401)

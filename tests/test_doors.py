@@ -14,8 +14,9 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.storage import Store, open_store
+from thingstash.model import Store
+from thingstash.store import open_store
+from thingstash.web import auth
 
 from .conftest import RedisServer, Served
 from .test_auth import bearer, make_key

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app
 from thingstash.config import Settings
+from thingstash.web.app import create_app
 
 from .conftest import RedisServer, close_app
 

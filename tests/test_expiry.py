@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.storage import Store, open_store
+from thingstash.model import Store
+from thingstash.store import open_store
 
 from .conftest import RedisServer
 from .test_watch import Stream, watching

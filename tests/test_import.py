@@ -12,9 +12,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import auth
-from thingstash.context import store as current_store
-from thingstash.storage import Store
+from thingstash import keys
+from thingstash.model import Store
+from thingstash.web import auth
+from thingstash.web.context import store as current_store
 
 from .test_watch import watching
 
@@ -195,7 +196,7 @@ def no_presence_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_key(app: Flask, scope: str, prefix: str = "") -> dict[str, str]:
     with app.app_context():
-        _, key = auth.create_key(current_store(), scope, prefix)
+        _, key = keys.create_key(current_store(), scope, prefix)
     return {"Authorization": f"Bearer {key}"}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from thingstash import server
+from thingstash.serve import server
 
 from .conftest import Served, free_port
 

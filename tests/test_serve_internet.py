@@ -16,8 +16,8 @@ import pytest
 import redis
 import requests
 
-from thingstash import auth
-from thingstash.storage import Store
+from thingstash import keys
+from thingstash.store.single import RedisStore as Store
 
 from .conftest import RedisServer, Served
 
@@ -84,16 +84,16 @@ def test_public_bind_refused_without_a_key(
 
 def test_bind_rules(redis_server: RedisServer, redis_client: redis.Redis) -> None:
     store = Store(redis_client)
-    auth.check_bind("127.0.0.1", False, store)
-    auth.check_bind("localhost", False, store)
-    auth.check_bind("::1", False, store)
-    auth.check_bind("0.0.0.0", True, store)
-    with pytest.raises(auth.OpenStoreRefused):
-        auth.check_bind("0.0.0.0", False, store)
-    with pytest.raises(auth.OpenStoreRefused):
-        auth.check_bind("192.0.2.1", False, store)
-    auth.create_key(store, "admin")
-    auth.check_bind("0.0.0.0", False, store)  # keys exist: the store is not open
+    keys.check_bind("127.0.0.1", False, store)
+    keys.check_bind("localhost", False, store)
+    keys.check_bind("::1", False, store)
+    keys.check_bind("0.0.0.0", True, store)
+    with pytest.raises(keys.OpenStoreRefused):
+        keys.check_bind("0.0.0.0", False, store)
+    with pytest.raises(keys.OpenStoreRefused):
+        keys.check_bind("192.0.2.1", False, store)
+    keys.create_key(store, "admin")
+    keys.check_bind("0.0.0.0", False, store)  # keys exist: the store is not open
 
 
 def _access_lines(output: str) -> list[dict]:

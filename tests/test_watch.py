@@ -14,8 +14,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import create_app
 from thingstash.config import Settings
+from thingstash.web.app import create_app
 
 from .conftest import RedisServer
 
@@ -183,7 +183,7 @@ def test_many_watchers_each_see_every_event(client: FlaskClient) -> None:
 def test_a_slow_watcher_catches_up_from_the_stream(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from thingstash import watch
+    from thingstash.live import hub as watch
 
     monkeypatch.setattr(watch, "LOG_SIZE", 3)
     with watching(client, "s/") as stream:

@@ -1,75 +1,10 @@
-"""thingstash: an instant JSON store over HTTP, built on Flask and Redis."""
+"""thingstash: an instant JSON store over HTTP, built on Flask and Redis.
+
+Importing the package loads nothing else: the app is `thingstash.web.app.create_app`, the
+settings `thingstash.config.Settings`, the HTTP client `thingstash.client.Client`. The README's
+"Layout" section says what each folder holds and may import.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Flask
-
-from thingstash.config import ConfigError, Settings
-
-__all__ = ["create_app", "Settings", "ConfigError"]
-
-
-def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
-    """Build the app: settings (given, or read from the environment), the store, the routes."""
-    from thingstash import (
-        accesslog,
-        api,
-        auth,
-        bodies,
-        bulkimport,
-        context,
-        cors,
-        errors,
-        faces,
-        hosts,
-        keyadmin,
-        metrics,
-        ratelimit,
-        server,
-        service,
-        storage,
-        watch,
-    )
-
-    settings = settings or Settings.from_env()
-    if store is None:
-        if not settings.redis_url:
-            raise ConfigError(
-                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
-            )
-        store = storage.open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    context.install(app, settings, store)
-    errors.init_app(app)
-    # Order matters: request id and timing first (so they count the body's arrival and the wait
-    # for a place in server.admit too), then which host is asked, who is asking, how often, and
-    # only then a refusal (so refused requests count against the rate limit). The body is read
-    # whole before a place is taken: a slow sender holds only its own connection.
-    app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
-        server.admit(app.wsgi_app), settings.max_body, settings.body_timeout
-    )
-    accesslog.init_app(app, observers=(metrics.observe,))
-    metrics.init_app(app)
-    hosts.init_app(app, settings)
-    auth.init_app(app)
-    ratelimit.init_app(app, settings.rate_limit, store)
-    auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
-    cors.init_app(app, settings.cors_origins)
-    keyadmin.init_app(app)
-    bulkimport.init_app(app)
-    if settings.proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        # The client address (rate limits, access logs) is the one the proxies saw.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies
-        )
-    service.init_app(app)
-    faces.init_app(app)
-    api.init_app(app)
-    watch.init_app(app, store, settings.keepalive)
-    return app
+__version__ = "0.1.0"

@@ -42,9 +42,12 @@ def main() -> None:
 )
 def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash import accesslog, auth, ratelimit, server
-    from thingstash.embedded import EmbeddedError, EmbeddedRedis, Watchdog
-    from thingstash.storage import StorageUnavailable, open_store
+    from thingstash.keys import OpenStoreRefused, check_bind
+    from thingstash.model import StorageUnavailable
+    from thingstash.serve import server
+    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis, Watchdog
+    from thingstash.store import open_store
+    from thingstash.web import accesslog
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -52,8 +55,6 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
     accesslog.to_stderr()  # the workers inherit it: one bare JSON line per request
     try:
         settings = Settings.from_env()  # refuse bad settings here, once, not in every worker
-        if settings.rate_limit:
-            ratelimit.check(settings.rate_limit)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     embedded = None
@@ -66,10 +67,10 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
     try:
         store = open_store(redis_url, settings.key_prefix)
         try:
-            auth.check_bind(host, public or settings.public, store)
+            check_bind(host, public or settings.public, store)
         finally:
             store.close()
-    except (auth.OpenStoreRefused, StorageUnavailable) as error:
+    except (OpenStoreRefused, StorageUnavailable) as error:
         if embedded is not None:
             embedded.stop()
         raise click.ClickException(str(error)) from None
@@ -86,7 +87,7 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
         with server.metrics_dir():
             if watchdog is not None:
                 watchdog.start()
-            server.run(host, port)
+            server.run(host, port, settings=settings)
     finally:
         if watchdog is not None:
             watchdog.stop()
@@ -99,7 +100,7 @@ main.add_command(keys)
 
 def _add_client_commands() -> None:
     # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
-    from thingstash import clientcli
+    from thingstash.client import commands as clientcli
 
     clientcli.register(main)
 

@@ -1,14 +1,16 @@
-"""Typed settings, read once from the environment (which `thingstash serve` fills from its flags).
+"""Typed settings, every one read and checked once from the environment (which `thingstash serve`
+fills from its flags); a bad value is a ConfigError naming its variable.
 
 The WSGI workers are separate processes started by the server, so the environment is the one
 channel every worker shares: `serve` writes its resolved flags there before the workers start.
+Core: stdlib only (the rate limit's syntax is checked by the `limits` library, loaded only then).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_TTL = 31_104_000  # the original prototype's "one year": 360 days
@@ -16,6 +18,9 @@ DEFAULT_MAX_TTL = 311_040_000
 DEFAULT_MAX_BODY = 1024 * 1024
 # Seconds a request body may take to arrive: 1 MiB at ~20 KB/s, a slow mobile link.
 DEFAULT_BODY_TIMEOUT = 60
+DEFAULT_WORKERS = 2  # granian worker processes (serve/server.py says why)
+# Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
+DEFAULT_THREADS = 8
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 # Integers in JSON: Python's own guard against quadratic int parsing (CVE-2020-10735), stated as
@@ -47,6 +52,18 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _check_rate_limit(rate: str) -> None:
+    # The grammar is the `limits` library's (flask-limiter applies it): asked here, not copied.
+    from limits import parse_many
+
+    try:
+        parse_many(rate)
+    except ValueError:
+        raise ConfigError(
+            f"THINGSTASH_RATE_LIMIT must look like 100/minute or 10/second, not {rate!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -68,7 +85,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     rate_limit: str | None = None
     proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
-    extra: dict[str, Any] = field(default_factory=dict)
+    workers: int = DEFAULT_WORKERS
+    threads: int = DEFAULT_THREADS
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -76,6 +94,8 @@ class Settings:
             raise ConfigError("THINGSTASH_KEY_PREFIX must be non-empty and contain no { or }")
         if self.default_ttl > self.max_ttl:
             raise ConfigError("THINGSTASH_DEFAULT_TTL must not exceed THINGSTASH_MAX_TTL")
+        if self.rate_limit:
+            _check_rate_limit(self.rate_limit)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +123,8 @@ class Settings:
             ),
             rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
+            workers=_int(env, "THINGSTASH_WORKERS", DEFAULT_WORKERS),
+            threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

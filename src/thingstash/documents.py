@@ -34,17 +34,26 @@ _MISSING = object()
 
 
 class BadDocument(ValueError):
-    """The body is not an acceptable thing: `status` is its 4xx, the message says why."""
+    """The body is not an acceptable thing: `title` names the trouble, `detail` says why.
+    (web.errors answers it 400; the kinds below have answers of their own.)"""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, title: str, detail: str) -> None:
         super().__init__(detail)
-        self.status = status
         self.title = title
         self.detail = detail
 
 
+class NotAnObject(BadDocument):
+    """Well-formed JSON that is not an object where a thing must be one (answered 422)."""
+
+
+class CannotApply(BadDocument):
+    """A server value cannot apply to what is stored (an increment of a string, a sum past
+    the limits; answered 409)."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise BadDocument(400, "invalid JSON", f"{name} is not a JSON value")
+    raise BadDocument("invalid JSON", f"{name} is not a JSON value")
 
 
 # -- numbers at their edges -------------------------------------------------------------------
@@ -56,7 +65,6 @@ _INT_LIMIT = 10**MAX_INT_DIGITS
 
 def _too_many_digits(digits: int) -> BadDocument:
     return BadDocument(
-        400,
         "number too long",
         f"integers may have at most {MAX_INT_DIGITS:,} digits; this one has {digits:,}",
     )
@@ -73,7 +81,7 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
-        raise BadDocument(400, "invalid JSON", f"the number {shown} is too large for a float")
+        raise BadDocument("invalid JSON", f"the number {shown} is too large for a float")
     return value
 
 
@@ -84,14 +92,12 @@ def whole_number(text: str, name: str, minimum: int, maximum: int) -> int:
     if not (text.isascii() and text.isdigit()):
         shown = dumps(text[:40]).decode() + ("..." if len(text) > 40 else "")
         raise BadDocument(
-            400,
             f"bad {name}",
             f"{name} must be a whole number from {minimum} to {maximum}, not {shown}",
         )
     if len(digits) > len(str(maximum)) or not minimum <= int(digits) <= maximum:
         shown = digits if len(digits) <= 40 else f"a number of {len(digits):,} digits"
         raise BadDocument(
-            400,
             f"bad {name}",
             f"{name} must be a whole number from {minimum} to {maximum}, not {shown}",
         )
@@ -100,8 +106,8 @@ def whole_number(text: str, name: str, minimum: int, maximum: int) -> int:
 
 def _add(current: int | float, step: int | float) -> int | float:
     """An increment's sum, if JSON can hold it (409 otherwise: it depends on what is stored)."""
-    too_large = BadDocument(
-        409, "cannot increment", "the sum is too large for a JSON number (past 1.8e308)"
+    too_large = CannotApply(
+        "cannot increment", "the sum is too large for a JSON number (past 1.8e308)"
     )
     try:
         total = current + step
@@ -111,8 +117,7 @@ def _add(current: int | float, step: int | float) -> int | float:
         # JSON has no infinity: stored, it would read back as null.
         raise too_large
     if isinstance(total, int) and not -_INT_LIMIT < total < _INT_LIMIT:
-        raise BadDocument(
-            409,
+        raise CannotApply(
             "cannot increment",
             f"the sum would have more than {MAX_INT_DIGITS:,} digits, the most an integer may have",
         )
@@ -125,7 +130,7 @@ def _add(current: int | float, step: int | float) -> int | float:
 def loads(raw: bytes) -> Any:
     """Parse JSON exactly: ints of any size stay ints, floats stay floats."""
     if not raw.strip():
-        raise BadDocument(400, "invalid JSON", "the body is empty; send a JSON object")
+        raise BadDocument("invalid JSON", "the body is empty; send a JSON object")
     try:
         if _LONG_DIGITS.search(raw) is None:
             return orjson.loads(raw)
@@ -136,17 +141,17 @@ def loads(raw: bytes) -> Any:
         dumps(value)  # refuses lone surrogates, which the standard library lets through
         return value
     except orjson.JSONDecodeError as error:
-        raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
+        raise BadDocument("invalid JSON", f"the body is not valid JSON: {error}") from None
     except UnicodeDecodeError as error:
         raise BadDocument(
-            400, "invalid JSON", f"the body is not valid UTF-8 (at byte {error.start + 1})"
+            "invalid JSON", f"the body is not valid UTF-8 (at byte {error.start + 1})"
         ) from None
     except RecursionError:
-        raise BadDocument(400, "too deeply nested", "the body nests too deeply") from None
+        raise BadDocument("too deeply nested", "the body nests too deeply") from None
     except ValueError as error:
         if isinstance(error, BadDocument):
             raise
-        raise BadDocument(400, "invalid JSON", f"the body is not valid JSON: {error}") from None
+        raise BadDocument("invalid JSON", f"the body is not valid JSON: {error}") from None
 
 
 def dumps(value: Any) -> bytes:
@@ -161,12 +166,11 @@ def dumps(value: Any) -> bytes:
         except UnicodeEncodeError as error:
             character = error.object[error.start : error.start + 1]
             raise BadDocument(
-                400,
                 "invalid JSON",
                 f"a string holds a lone surrogate (\\u{ord(character):04x}), which is not Unicode",
             ) from None
         except ValueError:  # NaN or an infinity: the parsers let none in
-            raise BadDocument(400, "invalid JSON", "a number is not finite") from None
+            raise BadDocument("invalid JSON", "a number is not finite") from None
 
 
 def loads_object(raw: bytes, max_depth: int) -> Document:
@@ -182,15 +186,14 @@ def check_object(
     the error."""
     if not isinstance(value, dict):
         kind = type(value).__name__ if value is not None else "null"
-        raise BadDocument(
-            422, "not a JSON object", f"{what} must be a JSON object, not {_json_kind(kind)}"
+        raise NotAnObject(
+            "not a JSON object", f"{what} must be a JSON object, not {_json_kind(kind)}"
         )
     # Each level opens with a bracket, so a body with few brackets needs no walk to be counted.
     if brackets is None or brackets > max_depth:
         depth = nesting_depth(value)
         if depth > max_depth:
             raise BadDocument(
-                400,
                 "too deeply nested",
                 f"{what} nests {depth} levels; at most {max_depth} allowed",
             )
@@ -242,14 +245,10 @@ def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int
         if isinstance(body_ttl, bool) or not isinstance(body_ttl, int):
             shown = dumps(body_ttl).decode()
             shown = shown if len(shown) <= 40 else f"{shown[:40]}..."
-            raise BadDocument(
-                400, "bad ttl", f"ttl must be a positive integer or null, not {shown}"
-            )
+            raise BadDocument("bad ttl", f"ttl must be a positive integer or null, not {shown}")
         from_body = _check_ttl(body_ttl, maximum)
     if from_query is not None and from_body is not None and from_query != from_body:
-        raise BadDocument(
-            400, "bad ttl", f"the body's ttl {from_body} and ?ttl={from_query} disagree"
-        )
+        raise BadDocument("bad ttl", f"the body's ttl {from_body} and ?ttl={from_query} disagree")
     chosen = from_body if from_body is not None else from_query
     return default if chosen is None else chosen
 
@@ -257,9 +256,7 @@ def resolve_ttl(body_ttl: Any, query_ttl: str | None, default: int, maximum: int
 def _check_ttl(ttl: int, maximum: int) -> int:
     if not 1 <= ttl <= maximum:
         shown = ttl if abs(ttl) < 10**40 else "a number of more than 40 digits"
-        raise BadDocument(
-            400, "bad ttl", f"ttl must be between 1 and {maximum} seconds, not {shown}"
-        )
+        raise BadDocument("bad ttl", f"ttl must be between 1 and {maximum} seconds, not {shown}")
     return ttl
 
 
@@ -319,8 +316,7 @@ def resolve_thing(doc: Document, current: Any, now_ms: int) -> Document:
     # Only a `.sv` at the top makes the resolved body something other than an object; it is
     # refused before resolving, so the answer does not depend on what is stored.
     if SERVER_VALUE in doc:
-        raise BadDocument(
-            422,
+        raise NotAnObject(
             "not a JSON object",
             "the body must be a JSON object; a server value stands for one value inside it "
             '(send {"at": {".sv": "timestamp"}}, not {".sv": "timestamp"})',
@@ -354,7 +350,7 @@ def resolve_server_values(value: Any, current: Any, now_ms: int) -> Any:
 def _server_value(node: dict[str, Any], current: Any, now_ms: int) -> Any:
     if len(node) != 1:
         raise BadDocument(
-            400, "bad server value", 'an object with .sv must hold nothing else: {".sv": ...}'
+            "bad server value", 'an object with .sv must hold nothing else: {".sv": ...}'
         )
     spec = node[SERVER_VALUE]
     if spec == "timestamp":
@@ -362,18 +358,16 @@ def _server_value(node: dict[str, Any], current: Any, now_ms: int) -> Any:
     if isinstance(spec, dict) and list(spec) == ["increment"]:
         step = spec["increment"]
         if isinstance(step, bool) or not isinstance(step, int | float):
-            raise BadDocument(400, "bad server value", "increment takes a number")
+            raise BadDocument("bad server value", "increment takes a number")
         if current is None:
             current = 0
         if isinstance(current, bool) or not isinstance(current, int | float):
-            raise BadDocument(
-                409,
+            raise CannotApply(
                 "cannot increment",
                 f"the stored value there is {_json_kind(type(current).__name__)}, not a number",
             )
         return _add(current, step)
     raise BadDocument(
-        400,
         "bad server value",
         'the only server values are {".sv": "timestamp"} and {".sv": {"increment": N}}',
     )

@@ -75,7 +75,7 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
         if line_ttl is not None and thing_ttl is not None and line_ttl != thing_ttl:
             given = documents.dumps(line_ttl).decode(), documents.dumps(thing_ttl).decode()
             raise BadDocument(
-                400, "bad ttl", f"the line's ttl {given[0]} and the thing's {given[1]} disagree"
+                "bad ttl", f"the line's ttl {given[0]} and the thing's {given[1]} disagree"
             )
         if type(line_ttl) is int and line_ttl == 0:
             line_ttl = 1  # an export lists a thing about to expire with ttl 0; a write needs 1 s
@@ -91,7 +91,6 @@ def parse_line(raw: bytes, number: int, default_ttl: int, max_ttl: int) -> Line:
                 # An increment depends on what is stored when it runs: it would make an import
                 # neither all-or-nothing nor safe to send again. Exports never hold one.
                 raise BadDocument(
-                    400,
                     "bad import line",
                     "an increment can't be imported (it is not idempotent); PATCH it instead",
                 )

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 import click
 
 from thingstash.config import ConfigError, Settings
+from thingstash.keys import SCOPES, create_key
 
 if TYPE_CHECKING:
-    from thingstash.storage import Store
+    from thingstash.model import Store
 
-# auth.SCOPES, repeated so that loading the command line does not load Flask and redis.
-SCOPES = ("read", "write", "admin")
 
 _store_options = [
     click.option(
@@ -47,8 +46,9 @@ def store_options(func):  # type: ignore[no-untyped-def]
 
 @contextmanager
 def open_keys_store(redis_url: str | None, data_dir: str) -> Iterator[Store]:
-    from thingstash.embedded import EmbeddedError, EmbeddedRedis
-    from thingstash.storage import StorageUnavailable, open_store
+    from thingstash.model import StorageUnavailable
+    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis
+    from thingstash.store import open_store
 
     try:
         prefix = Settings.from_env().key_prefix
@@ -90,12 +90,10 @@ def keys() -> None:
 @store_options
 def create(scope: str, prefix: str, redis_url: str | None, data_dir: str) -> None:
     """Create a key and print it (it cannot be shown again)."""
-    from thingstash import auth
-
     if prefix.startswith("/"):
         raise click.UsageError("--prefix is a path without a leading /, e.g. sensors/")
     with open_keys_store(redis_url, data_dir) as store:
-        record, key = auth.create_key(store, scope, prefix)
+        record, key = create_key(store, scope, prefix)
     click.echo(
         f"created key {record.id} (scope {scope}, prefix {prefix or '(whole store)'}); "
         "it is shown only now:",

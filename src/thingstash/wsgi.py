@@ -3,8 +3,9 @@
 import os
 import signal
 
-from thingstash import create_app, server
-from thingstash.lifetime import die_with_parent
+from thingstash.serve import server
+from thingstash.serve.lifetime import die_with_parent
+from thingstash.web.app import create_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
     # A granian worker of `thingstash serve`: go when the server goes, even if it was SIGKILLed.

@@ -1,0 +1,305 @@
+"""The shared vocabulary of thingstash: what a thing, a page, a change and a key are, the errors
+a store raises, and `Store`, the protocol every store keeps (the web, live and serve layers are
+typed against it, never against a Redis store).
+
+Core: stdlib and orjson only. The stores (thingstash.store) implement `Store` on Redis; HTTP
+code (thingstash.web) maps the errors to problems.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+VERSION_LENGTH = 16
+
+
+class StorageUnavailable(Exception):
+    """Redis cannot be reached or cannot serve right now; the request may be retried."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional write found another version; `current` is it (None when nothing exists)."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+class ThingMissing(Exception):
+    """The thing an operation needs, at `path`, does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+class TooMuchContention(Exception):
+    """A compare-and-set update of the thing at `path` kept losing to other writers."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def new_version(now_ms: int | None = None) -> str:
+    """16 URL-safe characters: 6 bytes of time in ms, then 6 random bytes."""
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    raw = now_ms.to_bytes(6, "big") + os.urandom(6)
+    # binascii directly: base64's wrappers cost several calls on every request.
+    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).decode("ascii")
+
+
+def version_time_ms(version: str) -> int:
+    return int.from_bytes(binascii.a2b_base64(version[:8].translate(_FROM_URLSAFE)), "big")
+
+
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = str.maketrans("-_", "+/")
+
+
+@dataclass(frozen=True, slots=True)
+class Thing:
+    """A stored thing: its version, its JSON object as bytes, and the ms of life it has left."""
+
+    version: str
+    body: bytes
+    ttl_ms: int
+
+    @property
+    def last_updated(self) -> int:
+        return version_time_ms(self.version) // 1000
+
+    @property
+    def ttl(self) -> int:
+        """Seconds left, rounded up, so a thing just written shows the lifetime it was given."""
+        return max(0, -(-self.ttl_ms // 1000))
+
+    @classmethod
+    def from_payload(cls, payload: bytes, ttl_ms: int) -> Thing:
+        return cls(payload[:VERSION_LENGTH].decode("ascii"), payload[VERSION_LENGTH:], ttl_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """Preconditions of a write, already parsed from HTTP: None (no condition), "*", or tags."""
+
+    if_match: str | tuple[str, ...] | None = None
+    if_none_match: str | tuple[str, ...] | None = None
+
+    def if_match_holds(self, version: str | None) -> bool:
+        """If-Match: something exists and, unless `*`, has one of the tags."""
+        if self.if_match is None:
+            return True
+        return version is not None and (self.if_match == "*" or version in self.if_match)
+
+    def if_none_match_holds(self, version: str | None) -> bool:
+        """If-None-Match: nothing exists, or (unless `*`) it has none of the tags."""
+        if self.if_none_match is None or version is None:
+            return True
+        return self.if_none_match != "*" and version not in self.if_none_match
+
+    def holds_for(self, version: str | None) -> bool:
+        return self.if_match_holds(version) and self.if_none_match_holds(version)
+
+
+NO_CONDITIONS = Conditions()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    created: bool
+    version: str
+    ttl_ms: int
+    event_id: str | None
+
+    @property
+    def last_updated(self) -> int:
+        return version_time_ms(self.version) // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One name in a folder: a thing (with its state) or a sub-folder (`thing` None)."""
+
+    name: str
+    thing: Thing | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    next_cursor: str | None
+    position: str = "0-0"  # the change feed's position, read no later than the entries
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change from the feed: `kind` is put, patch, delete or expire; `thing` the state
+    written (None for delete and expire). `id` is the stream id, increasing with every change."""
+
+    id: str
+    kind: str
+    path: str
+    thing: Thing | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The feed after a position: its events, or `reset` when some of them are no longer
+    retained (or the position was never issued). `position` is where the backlog ends."""
+
+    events: list[Event]
+    reset: bool
+    position: str
+    complete: bool = True  # False when more events follow than were asked for
+
+
+def parse_event_id(text: str) -> tuple[int, int] | None:
+    """A stream id "ms-seq" as a pair that orders like the ids do, or None if malformed."""
+    ms, dash, seq = text.partition("-")
+    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
+        return None
+    if len(ms) > 20 or len(seq) > 20 or int(ms) >= 2**64 or int(seq) >= 2**64:
+        return None
+    return int(ms), int(seq)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: its id and the sha256 (hex) of the key, never the key."""
+
+    id: str
+    digest: str
+    scope: str
+    prefix: str
+    created: int
+    last_used: int | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {"h": self.digest, "s": self.scope, "p": self.prefix, "c": self.created}
+        )
+
+    @classmethod
+    def from_json(cls, key_id: str, raw: bytes, last_used: bytes | None = None) -> KeyRecord:
+        data = orjson.loads(raw)
+        return cls(
+            key_id,
+            data["h"],
+            data["s"],
+            data["p"],
+            data["c"],
+            int(last_used) if last_used else None,
+        )
+
+
+# Called with the error each time the store's backend fails under a store method (metrics count
+# them); the stores themselves stay free of metrics and HTTP.
+UNAVAILABLE_HOOKS: list[Callable[[Exception], None]] = []
+
+
+class Store(Protocol):
+    """What the web, live and serve layers may ask of a store (thingstash.store's RedisStore and
+    ClusterStore). Methods raise the errors above, never HTTP ones."""
+
+    prefix: str
+    # Whether the feed has each thing's events in the order of its writes (see live.hub).
+    feed_in_order: bool
+
+    def get(self, path: str) -> Thing | None: ...
+
+    def put(
+        self,
+        path: str,
+        body: bytes,
+        ttl_seconds: int,
+        conditions: Conditions = ...,
+        event: str = ...,
+        version: str | None = ...,
+    ) -> WriteResult: ...
+
+    def put_many(
+        self, things: Sequence[tuple[str, bytes, int]], chunk: int = ...
+    ) -> list[WriteResult]: ...
+
+    def delete(self, path: str, conditions: Conditions = ...) -> str | None: ...
+
+    def update(
+        self,
+        path: str,
+        change: Callable[[Thing | None], tuple[bytes, int]],
+        conditions: Conditions = ...,
+        event: str = ...,
+    ) -> tuple[WriteResult, bytes]: ...
+
+    def list_folder(
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool = ...,
+        max_value_bytes: int = ...,
+    ) -> Page: ...
+
+    def delete_tree(self, folder: str, batch: int = ...) -> int: ...
+
+    def feed_position(self) -> str: ...
+
+    def position_and_get(self, path: str) -> tuple[str, Thing | None]: ...
+
+    def feed_since(self, after: str, count: int = ...) -> Backlog: ...
+
+    def check_feed_node(self) -> None: ...
+
+    def read_feed(self, after: str, block_ms: int, count: int = ...) -> list[Event]: ...
+
+    def versions(self, paths: Iterable[str]) -> dict[str, str | None]: ...
+
+    def record_expiry(self, path: str) -> str | None: ...
+
+    def record_expiries(self, paths: Sequence[str]) -> int: ...
+
+    def reap(self, now_ms: int | None = ..., batch: int = ...) -> tuple[int, bool]: ...
+
+    def enable_expiry_notifications(self) -> bool: ...
+
+    def listen_expired(
+        self,
+        handle: Callable[[list[str]], None],
+        stopped: Callable[[], bool],
+        wake_channel: str,
+    ) -> None: ...
+
+    def wake(self, channel: str) -> None: ...
+
+    def key_count(self) -> int: ...
+
+    def is_closed(self) -> bool: ...
+
+    def reopen(self) -> bool: ...
+
+    def add_key(self, record: KeyRecord) -> bool: ...
+
+    def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+    def list_keys(self) -> list[KeyRecord]: ...
+
+    def revoke_key(self, key_id: str) -> bool: ...
+
+    def touch_key(self, key_id: str, when: int) -> None: ...
+
+    def approximate_things(self) -> int: ...
+
+    def limiter_storage(self) -> tuple[str, dict[str, Any]] | None: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...

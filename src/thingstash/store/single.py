@@ -1,0 +1,670 @@
+"""RedisStore: things on one Redis. The key layout and the Lua scripts (thingstash.store keeps the
+only code that talks to Redis; ClusterStore splits the same keys by hash slot).
+
+Layout (every key starts with the configurable namespace `ns`, default "ts"):
+
+- `ns:t:{path}`: one string per thing, `version (16 chars) + JSON`, with the thing's lifetime as
+  the key's own expiry. One key per thing keeps memory close to plain strings and makes every
+  single-thing operation touch one Redis Cluster hash slot (the braces are the hash tag).
+- `ns:f:{folder}`: a sorted set per folder, all scores 0, members the names directly inside it
+  ("c" for a thing, "b/" for a sub-folder), so a listing page is a ZRANGE BYLEX, whatever the
+  size of the store.
+- `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
+  ends (unix ms), kept by the same scripts that write and delete things. Each service process
+  reaps what is due every half second (watch.ExpiryReaper), so an expired thing leaves listings
+  and reaches watchers as an `expire` event within about a second, whatever the store's size:
+  Redis's own expiry finds keys only at its pace (a few hundred a second among many long-lived
+  ones). On a Redis Cluster it is split in shards (ClusterStore).
+- `ns:feed`: the change feed, a stream of `put`, `patch`, `delete` and `expire` events, trimmed
+  to about the retention asked for.
+- `ns:k`: API keys, a hash from key id to its record (JSON: sha256 of the key, scope, prefix,
+  created); `ns:k:used` a hash from key id to when it was last used (unix seconds). The key
+  itself is never stored. A handful of keys per store, so one hash each is enough.
+  `ns:k:closed`: set when a key is first created (or any is revoked) and never expires: a store
+  that has had a key stays closed after its last key is revoked, until `thingstash keys
+  reopen` deletes it.
+- `ns:rl:...`: the rate limiter's counters (written by the `limits` library, through the
+  storage URI and prefix that `limiter_storage()` gives it).
+
+Writes are one Lua script each: the precondition check, the write, the folder indexes and the
+feed entry happen atomically in one round trip. The version is made here, not in Redis: the
+time in ms and random bits, so an ETag never repeats even when a thing is deleted and made again.
+
+Updates that depend on the stored JSON (merge patches, increments) are merged in Python and
+written with a compare-and-set on the version (optimistic concurrency, retried on conflict):
+Lua's cjson would lose number precision, so user JSON is never parsed inside Redis.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+from thingstash.config import MAX_PAGE_VALUE_BYTES
+from thingstash.model import (
+    NO_CONDITIONS,
+    VERSION_LENGTH,
+    Backlog,
+    Conditions,
+    Entry,
+    Event,
+    KeyRecord,
+    Page,
+    PreconditionFailed,
+    StorageUnavailable,
+    Thing,
+    ThingMissing,
+    TooMuchContention,
+    WriteResult,
+    new_version,
+    parse_event_id,
+)
+from thingstash.store.common import (
+    CAS_ATTEMPTS,
+    EXPIRED_BATCH,
+    FEED_BLOCK_MAX_MS,
+    PUT_MANY_CHUNK,
+    REAP_BATCH,
+    REAP_GRACE_MS,
+    UNAVAILABLE_ERRORS,
+    ancestry,
+    backlog_from,
+    encode_condition,
+    event_from_entry,
+    limiter_options,
+    load_script,
+    unavailable_on_redis_errors,
+)
+
+
+class RedisStore:
+    """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
+
+    # Each write appends its event in the same script: the feed has one thing's events in the
+    # order of its writes. (Not so on a cluster: ClusterStore.)
+    feed_in_order = True
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "ts",
+        feed_retention: int = 10_000,
+        url: str | None = None,
+    ):
+        self.client = client
+        self.url = url
+        self.prefix = prefix
+        self.feed_retention = str(feed_retention)
+        self.feed_key = f"{prefix}:feed"
+        self._get = client.register_script(load_script("get.lua"))
+        self._get_many = client.register_script(load_script("get_many.lua"))
+        self._put = client.register_script(load_script("put.lua"))
+        self._put_many = client.register_script(load_script("put_many.lua"))
+        self._delete = client.register_script(load_script("delete.lua"))
+        self._position = client.register_script(load_script("position.lua"))
+        self._feed_state = client.register_script(load_script("feed_state.lua"))
+        self._expire = client.register_script(load_script("expire.lua"))
+        self._purge = client.register_script(load_script("purge.lua"))
+        self._prune = client.register_script(load_script("prune.lua"))
+        self._reap = client.register_script(load_script("reap.lua"))
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def thing_key(self, path: str) -> str:
+        return f"{self.prefix}:t:{{{path}}}"
+
+    def folder_key(self, folder: str) -> str:
+        return f"{self.prefix}:f:{{{folder}}}"
+
+    def schedule_key(self, path: str) -> str:
+        """The expiry schedule (the shard holding `path`'s entry, on a cluster)."""
+        return f"{self.prefix}:x"
+
+    def _indexed_keys(self, path: str) -> tuple[list[str], list[str]]:
+        """KEYS and the index names for a write script: thing, feed, expiry schedule, then the
+        folder indexes."""
+        keys = [self.thing_key(path), self.feed_key, self.schedule_key(path)]
+        names = []
+        for folder, name in ancestry(path):
+            keys.append(self.folder_key(folder))
+            names.append(name)
+        return keys, names
+
+    # -- things -------------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def get(self, path: str) -> Thing | None:
+        found = self._get(keys=[self.thing_key(path)])
+        if found is None:
+            return None
+        payload, ttl_ms = found
+        return Thing.from_payload(payload, ttl_ms)
+
+    @unavailable_on_redis_errors
+    def put(
+        self,
+        path: str,
+        body: bytes,
+        ttl_seconds: int,
+        conditions: Conditions = NO_CONDITIONS,
+        event: str = "put",
+        version: str | None = None,
+    ) -> WriteResult:
+        """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole."""
+        now_ms = time.time_ns() // 1_000_000
+        version = version or new_version(now_ms)
+        ttl_ms = ttl_seconds * 1000
+        keys, names = self._indexed_keys(path)
+        args = self._put_args(
+            conditions, version.encode("ascii") + body, ttl_ms, event, path, now_ms + ttl_ms
+        )
+        status, detail = self._put(keys=keys, args=[*args, *names])
+        if status == 0:
+            raise PreconditionFailed(detail.decode("ascii") if detail else None)
+        return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
+
+    @unavailable_on_redis_errors
+    def put_many(
+        self, things: Sequence[tuple[str, bytes, int]], chunk: int = PUT_MANY_CHUNK
+    ) -> list[WriteResult]:
+        """Store many things, each `(path, body, ttl seconds)` exactly as put() stores one
+        (version, lifetime, folder indexes, a `put` event), in order.
+
+        A chunk of `chunk` things is one put_many.lua call (one round trip, atomic); the whole
+        is not: a failure part way leaves the earlier chunks written (writing them again is
+        harmless). On a Redis Cluster, ClusterStore writes a chunk in put()'s steps."""
+        results: list[WriteResult] = []
+        for start in range(0, len(things), chunk):
+            results.extend(self._put_chunk(things[start : start + chunk]))
+        return results
+
+    def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
+        """One put_many.lua call: the things, then each folder index once with all its new
+        names (siblings share their ancestors, so most of put.lua's ZADDs would repeat)."""
+        keys = [self.feed_key, self.schedule_key("")]
+        args: list[str | bytes | int] = [len(things), self.feed_retention]
+        written = []
+        folders: dict[str, dict[str, None]] = {}  # index -> names, ordered and without repeats
+        for path, body, ttl_seconds in things:
+            now_ms = time.time_ns() // 1_000_000
+            version = new_version(now_ms)
+            ttl_ms = ttl_seconds * 1000
+            keys.append(self.thing_key(path))
+            args += (version.encode("ascii") + body, ttl_ms, path, now_ms + ttl_ms)
+            written.append((version, ttl_ms))
+            for folder, name in ancestry(path):
+                names = folders.setdefault(folder, {})
+                if name in names:
+                    break  # and so is everything above it
+                names[name] = None
+        for folder, names in folders.items():
+            keys.append(self.folder_key(folder))
+            args += (len(names), *names)
+        reply = self._put_many(keys=keys, args=args)
+        return [
+            WriteResult(reply[2 * i] == 1, version, ttl_ms, reply[2 * i + 1].decode())
+            for i, (version, ttl_ms) in enumerate(written)
+        ]
+
+    def _put_args(
+        self,
+        conditions: Conditions,
+        payload: bytes,
+        ttl_ms: int,
+        event: str,
+        path: str,
+        expires_at_ms: int,
+    ) -> list[str | bytes | int]:
+        """put.lua's ARGV before the index names (see its header)."""
+        return [
+            encode_condition(conditions.if_match),
+            encode_condition(conditions.if_none_match),
+            payload,
+            ttl_ms,
+            event,
+            path,
+            self.feed_retention,
+            expires_at_ms,
+        ]
+
+    @unavailable_on_redis_errors
+    def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
+        """Delete the thing at `path`; return the feed event id. Raises ThingMissing."""
+        keys, names = self._indexed_keys(path)
+        reply = self._delete(
+            keys=keys,
+            args=[encode_condition(conditions.if_match), path, self.feed_retention, *names],
+        )
+        if reply[0] == -1:
+            raise ThingMissing(path)
+        if reply[0] == 0:
+            raise PreconditionFailed(reply[1].decode("ascii") if reply[1] else None)
+        return reply[1].decode() if reply[1] else None
+
+    def update(
+        self,
+        path: str,
+        change: Callable[[Thing | None], tuple[bytes, int]],
+        conditions: Conditions = NO_CONDITIONS,
+        event: str = "patch",
+    ) -> tuple[WriteResult, bytes]:
+        """Read-modify-write: `change(current)` returns (new body, ttl seconds) and may raise.
+
+        The write succeeds only if the thing still has the version that was read (or is still
+        absent); otherwise it is read again and `change` runs again. The caller's own
+        preconditions are checked against each version read, so they hold for the one written.
+        """
+        for attempt in range(CAS_ATTEMPTS):
+            current = self.get(path)
+            version = current.version if current else None
+            if not conditions.holds_for(version):
+                raise PreconditionFailed(version)
+            body, ttl_seconds = change(current)
+            expected = Conditions(if_match=(version,)) if version else Conditions(if_none_match="*")
+            try:
+                return self.put(path, body, ttl_seconds, expected, event), body
+            except PreconditionFailed:
+                # Another writer got in between: back off a little, randomly, to spread retries.
+                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        raise TooMuchContention(path)
+
+    # -- folders ------------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def list_folder(
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool = False,
+        max_value_bytes: int = MAX_PAGE_VALUE_BYTES,
+    ) -> Page:
+        """Up to `limit` entries directly in `folder`, by name, after the name `after`.
+
+        Each thing's JSON is read only with `values` (otherwise its `body` is empty), and then
+        only while the page's JSON stays within `max_value_bytes`: past it the page ends early,
+        with a cursor, so one page of big things cannot take a worker's (or Redis's) memory.
+        The first thing is always read, whatever its size.
+
+        Two round trips whatever the store's size: the feed position and a ZRANGE BYLEX of the
+        folder's index (position first, so a watch from it misses nothing the page lacks), then
+        the things named. An indexed thing that is gone has expired without its notification
+        being handled yet (the server was down, say): it is left out, recorded as expired
+        (which repairs the index), and the page is read once more to fill its place.
+        """
+        index = self.folder_key(folder)
+        start = b"(" + after.encode("utf-8") if after else b"-"
+        position = None
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            self._position(keys=[self.feed_key], client=pipe)
+            pipe.zrange(index, start, b"+", bylex=True, offset=0, num=limit + 1)
+            page_position, names = pipe.execute()
+            position = position or page_position.decode()
+            more = len(names) > limit
+            names = names[:limit]
+            things = [n for n in names if not n.endswith(b"/")]
+            found: dict[bytes, Thing | None] = {}
+            if things:
+                # One script call for the page: a pipeline of a call per thing costs ten times
+                # the CPU in the client (and a SCRIPT EXISTS round trip).
+                reply = self._get_many(
+                    keys=[self.thing_key(folder + n.decode()) for n in things],
+                    args=[b"values" if values else b"versions", max_value_bytes],
+                )
+                read = len(reply) // 2
+                if read < len(things):  # the byte budget ends the page before things[read]
+                    names, more = names[: names.index(things[read])], True
+                    things = things[:read]
+                for i, name in enumerate(things):
+                    payload, ttl_ms = reply[2 * i], reply[2 * i + 1]
+                    found[name] = Thing.from_payload(payload, ttl_ms) if payload else None
+            gone = [name for name in things if found[name] is None]
+            if not gone:
+                break
+            for name in gone:
+                self.record_expiry(folder + name.decode())
+        entries = [
+            Entry(name.decode(), None if name.endswith(b"/") else found[name])
+            for name in names
+            if name.endswith(b"/") or found[name] is not None
+        ]
+        return Page(entries, names[-1].decode() if more else None, position or "0-0")
+
+    @unavailable_on_redis_errors
+    def delete_tree(self, folder: str, batch: int = 500) -> int:
+        """Delete every thing below `folder` (at any depth); return how many were deleted.
+
+        Walks the folder indexes depth first, a bounded batch of names per script call, never
+        the keyspace. Each thing deleted gets a `delete` event; folders left empty are dropped
+        from their parents. Things written meanwhile may survive: there is no global lock.
+        """
+        deleted = 0
+        stack: list[tuple[str, bytes]] = [(folder, b"-")]
+        while stack:
+            current, start = stack.pop()
+            names = self.client.zrange(
+                self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+            )
+            if not names:
+                self._prune_folder(current)
+                continue
+            things = [n.decode() for n in names if not n.endswith(b"/")]
+            if things:
+                deleted += self._purge(
+                    keys=[
+                        self.folder_key(current),
+                        self.feed_key,
+                        self.schedule_key(current),
+                        *(self.thing_key(current + name) for name in things),
+                    ],
+                    args=[current, self.feed_retention, *things],
+                )
+            # Come back for the rest of this folder after its sub-folders in this batch.
+            stack.append((current, b"(" + names[-1]))
+            stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
+        return deleted
+
+    def _prune_folder(self, folder: str) -> None:
+        if not folder:
+            return
+        keys = [self.folder_key(folder)]
+        names = []
+        for parent, name in ancestry(folder):
+            keys.append(self.folder_key(parent))
+            names.append(name)
+        self._prune(keys=keys, args=names)
+
+    # -- change feed --------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def feed_position(self) -> str:
+        """The id of the last change ever logged ("0-0" before the first)."""
+        return self._position(keys=[self.feed_key]).decode()
+
+    @unavailable_on_redis_errors
+    def position_and_get(self, path: str) -> tuple[str, Thing | None]:
+        """The feed position, then the thing: a watch that starts from this state and this
+        position sees every later change (and perhaps one it already has, never a gap)."""
+        pipe = self.client.pipeline(transaction=False)
+        self._position(keys=[self.feed_key], client=pipe)
+        self._get(keys=[self.thing_key(path)], client=pipe)
+        position, found = pipe.execute()
+        return position.decode(), Thing.from_payload(*found) if found is not None else None
+
+    @unavailable_on_redis_errors
+    def feed_since(self, after: str, count: int = 1000) -> Backlog:
+        """Up to `count` events after the id `after`, or a reset when the feed no longer holds
+        all of them (trimmed past the retention), `after` was never issued (a later id, or a
+        feed that has since been emptied), or the feed may have lost events since (see
+        backlog_from)."""
+        wanted = parse_event_id(after)
+        if wanted is None:
+            raise ValueError(f"not a feed position: {after!r}")
+        pipe = self.client.pipeline(transaction=False)
+        self._feed_state(keys=[self.feed_key], client=pipe)
+        # From `after` itself: that it is still there is part of the answer.
+        pipe.xrange(self.feed_key, after, "+", count=count + 1)
+        state, entries = pipe.execute()
+        return backlog_from(wanted, after, state, entries, count)
+
+    def check_feed_node(self) -> None:
+        """On a cluster: notice a failover of the feed's node (see ClusterStore); a single
+        Redis has nothing to notice."""
+
+    @unavailable_on_redis_errors
+    def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
+        """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
+        block_ms = min(block_ms, FEED_BLOCK_MAX_MS)
+        reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [event_from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    @unavailable_on_redis_errors
+    def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """The current version of each thing (None when it does not exist), one batch: what
+        watchers check a cluster's events against (watch.Ordering)."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            pipe.getrange(self.thing_key(path), 0, VERSION_LENGTH - 1)
+        return {
+            path: raw.decode("ascii") if raw else None
+            for path, raw in zip(paths, pipe.execute(), strict=True)
+        }
+
+    # -- expiry -------------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def record_expiry(self, path: str) -> str | None:
+        """Log an `expire` event for a thing gone by expiry and drop it from the indexes; None
+        when there is nothing to do (already recorded by another process, or written again)."""
+        keys, names = self._indexed_keys(path)
+        reply = self._expire(keys=keys, args=[path, self.feed_retention, *names])
+        return reply.decode() if reply else None
+
+    @unavailable_on_redis_errors
+    def record_expiries(self, paths: Sequence[str]) -> int:
+        """record_expiry for many things, one pipelined batch; how many events were logged."""
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            keys, names = self._indexed_keys(path)
+            self._expire(keys=keys, args=[path, self.feed_retention, *names], client=pipe)
+        return sum(1 for reply in pipe.execute() if reply)
+
+    @unavailable_on_redis_errors
+    def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
+        """Reap up to `batch` things whose lifetime ended by `now_ms` (by default now, less
+        REAP_GRACE_MS), in one atomic script: each gone from Redis (its memory freed), from its
+        folder indexes (empty folders pruned) and logged as an `expire` event, once however many
+        processes reap at the same time. A thing written again since it was due is left alone.
+        Returns (expire events logged, whether more may be due)."""
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
+        schedule = self.schedule_key("")
+        due = self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch)
+        if not due:
+            return 0, False
+        keys = [schedule, self.feed_key]
+        args: list[str | bytes | int] = [now_ms, self.feed_retention]
+        for raw in due:
+            path = raw.decode("utf-8")
+            keys.append(self.thing_key(path))
+            args += (path, 0)
+            depth_at = len(args) - 1
+            for folder, name in ancestry(path):
+                keys.append(self.folder_key(folder))
+                args.append(name)
+            args[depth_at] = len(args) - depth_at - 1
+        return int(self._reap(keys=keys, args=args)), len(due) == batch
+
+    def enable_expiry_notifications(self) -> bool:
+        """Make sure Redis publishes expiry events ("Ex"); turn them on when allowed.
+        False when they are off and cannot be turned on (CONFIG refused, e.g. on a managed
+        Redis): expiries then reach listings lazily, and watchers only through them."""
+        try:
+            flags = self.client.config_get("notify-keyspace-events").get(
+                "notify-keyspace-events", ""
+            )
+            if isinstance(flags, bytes):
+                flags = flags.decode()
+            if "E" in flags and ("x" in flags or "A" in flags):
+                return True
+            wanted = "".join(sorted(set(flags) | {"E", "x"}))
+            self.client.config_set("notify-keyspace-events", wanted)
+            return True
+        except redis.RedisError:
+            return False
+
+    def expiry_channel(self) -> str:
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return f"__keyevent@{db}__:expired"
+
+    def path_of_thing_key(self, key: bytes) -> str | None:
+        """The path of a thing key of this namespace, None for any other key."""
+        head = f"{self.prefix}:t:{{".encode()
+        if not key.startswith(head) or not key.endswith(b"}"):
+            return None
+        try:
+            return key[len(head) : -1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def expired_paths(
+        self, pubsub: redis.client.PubSub, wait: float, wake_channel: str
+    ) -> list[str]:
+        """The paths of the things expired in the notifications waiting on `pubsub` (up to
+        EXPIRED_BATCH, waiting up to `wait` for the first): they come in bursts, and each
+        process hears every one (the reaper's too), so they are handled a batch at a time."""
+        paths: list[str] = []
+        message = pubsub.get_message(timeout=wait)
+        while message is not None and len(paths) < EXPIRED_BATCH:
+            if message["channel"] != wake_channel.encode():
+                path = self.path_of_thing_key(message["data"])
+                if path is not None:
+                    paths.append(path)
+            message = pubsub.get_message(timeout=0)
+        return paths
+
+    def listen_expired(
+        self,
+        handle: Callable[[list[str]], None],
+        stopped: Callable[[], bool],
+        wake_channel: str,
+    ) -> None:
+        """Call `handle(paths)` with the things of this namespace that expire, a batch at a
+        time, until `stopped()`; a message on `wake_channel` makes it look at `stopped()` at
+        once. Reconnects by itself when Redis goes away."""
+        while not stopped():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.expiry_channel(), wake_channel)
+                while not stopped():
+                    paths = self.expired_paths(pubsub, 5.0, wake_channel)
+                    if paths:
+                        handle(paths)
+            except (ConnectionError, TimeoutError, BusyLoadingError, OSError, StorageUnavailable):
+                if not stopped():
+                    time.sleep(0.5)
+            finally:
+                try:
+                    pubsub.close()
+                except redis.RedisError:
+                    pass
+
+    def wake(self, channel: str) -> None:
+        try:
+            self.client.publish(channel, b"")
+        except redis.RedisError:
+            pass
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    @property
+    def keys_key(self) -> str:
+        return f"{self.prefix}:k"
+
+    @property
+    def keys_used_key(self) -> str:
+        return f"{self.prefix}:k:used"
+
+    @property
+    def closed_key(self) -> str:
+        return f"{self.prefix}:k:closed"
+
+    @unavailable_on_redis_errors
+    def key_count(self) -> int:
+        return int(self.client.hlen(self.keys_key))
+
+    @unavailable_on_redis_errors
+    def is_closed(self) -> bool:
+        """Whether requests need a key: a key exists, or one did (the marker). One EXISTS:
+        stores from before the marker count as closed by their keys."""
+        return int(self.client.exists(self.keys_key, self.closed_key)) > 0
+
+    @unavailable_on_redis_errors
+    def reopen(self) -> bool:
+        """Open a store that has no key left (the operator's deliberate act); False while
+        keys exist."""
+        if self.key_count() > 0:
+            return False
+        self.client.delete(self.closed_key)
+        return True
+
+    @unavailable_on_redis_errors
+    def add_key(self, record: KeyRecord) -> bool:
+        """Store a new key's record; False if its id is taken (the caller draws another).
+        The marker is set first: a store is never seen with a key and without it."""
+        self.client.set(self.closed_key, b"1")
+        return bool(self.client.hsetnx(self.keys_key, record.id, record.to_json()))
+
+    @unavailable_on_redis_errors
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        raw = self.client.hget(self.keys_key, key_id)
+        return KeyRecord.from_json(key_id, raw) if raw is not None else None
+
+    @unavailable_on_redis_errors
+    def list_keys(self) -> list[KeyRecord]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys_key)
+        pipe.hgetall(self.keys_used_key)
+        records, used = pipe.execute()
+        return sorted(
+            (KeyRecord.from_json(k.decode(), v, used.get(k)) for k, v in records.items()),
+            key=lambda record: (record.created, record.id),
+        )
+
+    @unavailable_on_redis_errors
+    def revoke_key(self, key_id: str) -> bool:
+        if not self.client.hexists(self.keys_key, key_id):
+            return False
+        # Keys made before the marker existed: set it before the last key can go.
+        self.client.set(self.closed_key, b"1")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hdel(self.keys_key, key_id)
+        pipe.hdel(self.keys_used_key, key_id)
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    @unavailable_on_redis_errors
+    def touch_key(self, key_id: str, when: int) -> None:
+        self.client.hset(self.keys_used_key, key_id, when)
+
+    # -- service ------------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def approximate_things(self) -> int:
+        """Keys with an expiry in this database (INFO keyspace): every thing has one, and the
+        indexes, feed and API keys have none, so this counts things without a scan. Rate-limit
+        counters and other users of a shared database add to it."""
+        info = self.client.info("keyspace")
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return int(info.get(f"db{db}", {}).get("expires", 0))
+
+    def limiter_storage(self) -> tuple[str, dict[str, Any]] | None:
+        """The storage URI and options for the `limits` library (under flask-limiter), which
+        opens its own connection: the same server as ours, its keys under `ns:rl`. None when
+        this store was not opened from a URL."""
+        if self.url is None:
+            return None
+        uri = self.url
+        if uri.startswith("unix://"):
+            uri = "redis+unix://" + uri[len("unix://") :]
+        return uri, limiter_options(self.prefix)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (*UNAVAILABLE_ERRORS, OSError):
+            return False
+
+    def close(self) -> None:
+        self.client.close()

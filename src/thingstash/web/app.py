@@ -1,0 +1,72 @@
+"""create_app: the Flask app, its hooks in order, its blueprints, over a store."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from thingstash.config import ConfigError, Settings
+from thingstash.model import Store
+from thingstash.store import open_store
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """Build the app: settings (given, or read from the environment), the store, the routes."""
+    from thingstash.web import (
+        accesslog,
+        admission,
+        auth,
+        bodies,
+        context,
+        cors,
+        errors,
+        faces,
+        hosts,
+        keyadmin,
+        metrics,
+        ratelimit,
+        service,
+        watch,
+    )
+    from thingstash.web import imports as bulkimport
+    from thingstash.web import things as api
+
+    settings = settings or Settings.from_env()
+    if store is None:
+        if not settings.redis_url:
+            raise ConfigError(
+                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
+            )
+        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    app = Flask("thingstash")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    context.install(app, settings, store)
+    errors.init_app(app)
+    # Order matters: request id and timing first (so they count the body's arrival and the wait
+    # for a place in admission.admit too), then which host is asked, who is asking, how often, and
+    # only then a refusal (so refused requests count against the rate limit). The body is read
+    # whole before a place is taken: a slow sender holds only its own connection.
+    app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
+        admission.admit(app.wsgi_app, settings.threads), settings.max_body, settings.body_timeout
+    )
+    accesslog.init_app(app, observers=(metrics.observe,))
+    metrics.init_app(app)
+    hosts.init_app(app, settings)
+    auth.init_app(app)
+    ratelimit.init_app(app, settings.rate_limit, store)
+    auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
+    cors.init_app(app, settings.cors_origins)
+    keyadmin.init_app(app)
+    bulkimport.init_app(app)
+    if settings.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client address (rate limits, access logs) is the one the proxies saw.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies
+        )
+    service.init_app(app)
+    faces.init_app(app)
+    api.init_app(app)
+    watch.init_app(app, store, settings.keepalive)
+    return app

@@ -1,0 +1,273 @@
+"""API keys: who may do what, checked before any view runs.
+
+The keys themselves (format, hashing, making and checking one, the bind check) are the core's
+thingstash.keys; this is the Flask hook.
+
+Scopes nest: `read` (GET, HEAD, listings, watches) < `write` (also PUT, PATCH, POST, DELETE) <
+`admin` (also /_keys and /_metrics). A key's prefix is a plain string prefix of the paths it may
+touch ("sensors/" allows "sensors/a" and "sensors/b/c"); a folder above the prefix may be listed
+or watched, showing only what lies under the prefix (see `can_read`).
+
+Open and closed: a store is open (every request may do everything) only while it has never
+had a key. The first key closes it for good: revoking the last key leaves it closed (a marker
+in the store, see store/single.py) until an operator runs `thingstash keys reopen` on the store.
+A server bound to a non-loopback address without --public never serves an open store, even
+after such a reopen while it runs. On an open store keys are made only on the command line:
+POST /_keys there is refused, since whoever minted the first key would lock everyone else out.
+
+Cost on the hot path: a request with a key pays one HGET, so revoking a key takes effect on the
+very next request. A request without a key must know whether the store is closed; that answer
+is kept for KEY_PRESENCE_SECONDS per process, so an open store pays no Redis round trip for
+auth. The price: the first key created closes an open store up to that long later in processes
+that did not do it. Open watch streams check their key again as they go (`still_allowed`).
+
+A refusal (401, 403) is raised only after the rate limiter has counted the request
+(`init_enforcement`), so key guessing and unauthenticated floods are throttled like the rest.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from thingstash.config import Settings
+from thingstash.keys import SCOPES, is_loopback, verify
+from thingstash.model import Store
+from thingstash.web import accesslog
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem
+
+KEY_PRESENCE_SECONDS = 1.0
+LAST_USED_EVERY_SECONDS = 60
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_CHALLENGE = 'Bearer realm="thingstash"'
+# Service endpoints that write things named in their body (POST /_import): they need a write
+# key here, and the view checks each path against the key's prefix (may_write).
+_EACH_PATH_CHECKED = frozenset({"_import"})
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the current request may do: the key's id (None without a key), scope, prefix."""
+
+    key_id: str | None
+    scope: str
+    prefix: str
+    digest: str = ""  # the key's sha256, to tell it from a later key with its id
+
+    def allows(self, scope: str) -> bool:
+        return SCOPES.index(self.scope) >= SCOPES.index(scope)
+
+
+OPEN = Access(None, "admin", "")
+ANONYMOUS_READ = Access(None, "read", "")
+# A refused request between `_identify` and `_enforce` (the rate limiter) is nobody: no path
+# starts with NUL.
+NOBODY = Access(None, "read", "\0")
+
+
+# -- per request --------------------------------------------------------------------------------
+
+
+class _KeyPresence:
+    """Whether any key exists, remembered briefly per process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._present = False
+        self._used: dict[str, float] = {}
+        self._valid: dict[str, tuple[float, bool]] = {}
+
+    def present(self, store: Store) -> bool:
+        """Whether the store is closed (has, or has had, a key)."""
+        now = time.monotonic()
+        if now - self._checked_at > KEY_PRESENCE_SECONDS:
+            present = store.is_closed()
+            with self._lock:
+                self._present, self._checked_at = present, now
+        return self._present
+
+    def key_valid(self, store: Store, key_id: str, key_digest: str) -> bool:
+        """Whether a key still exists, asked of the store at most every KEY_PRESENCE_SECONDS
+        per key and process: a thousand open streams of one key cost one HGET a second."""
+        now = time.monotonic()
+        with self._lock:
+            checked_at, valid = self._valid.get(key_id, (float("-inf"), False))
+        if now - checked_at > KEY_PRESENCE_SECONDS:
+            record = store.get_key(key_id)
+            valid = record is not None and hmac.compare_digest(record.digest, key_digest)
+            with self._lock:
+                self._valid[key_id] = (now, valid)
+                if len(self._valid) > 10_000:  # ids of keys long gone
+                    del self._valid[next(iter(self._valid))]
+        return valid
+
+    def forget(self) -> None:
+        self._checked_at = float("-inf")
+        with self._lock:
+            self._valid.clear()
+
+    def touch_due(self, key_id: str) -> bool:
+        """True at most once a minute per key and process: last-used is kept that coarsely so
+        that a request does not pay a second round trip for it."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._used.get(key_id, float("-inf")) < LAST_USED_EVERY_SECONDS:
+                return False
+            self._used[key_id] = now
+            return True
+
+
+def _presence() -> _KeyPresence:
+    return current_app.extensions["thingstash.keys"]
+
+
+def key_created() -> None:
+    """This process made or revoked a key: don't wait for the cache to notice."""
+    _presence().forget()
+
+
+def store_is_open() -> bool:
+    """Whether a request without a key may do everything: the store never had a key, and the
+    server is on loopback or was started with --public (checked on every request, so a store
+    reopened while a public server runs is not served open)."""
+    return _open(settings(), _presence(), store())
+
+
+def _open(config: Settings, presence: _KeyPresence, store: Store) -> bool:
+    if not config.public and not is_loopback(config.host):
+        return False
+    return not presence.present(store)
+
+
+def still_allowed() -> Callable[[], bool]:
+    """For a long-running response (a watch stream), made during its request: a check that the
+    request's access still holds, callable after the request. Its key must still exist; a
+    keyless request on an open store loses its access when the store closes."""
+    access, config, presence, the_store = current(), settings(), _presence(), store()
+    if access.key_id is not None:
+        key_id, key_digest = access.key_id, access.digest
+        return lambda: presence.key_valid(the_store, key_id, key_digest)
+    if access is OPEN:
+        return lambda: _open(config, presence, the_store)
+    return lambda: True  # anonymous read: a setting of the process, it does not change
+
+
+def _unauthorized(detail: str, bad_key: bool) -> Problem:
+    challenge = _CHALLENGE + (', error="invalid_token"' if bad_key else "")
+    return Problem(401, "unauthorized", detail, {"WWW-Authenticate": challenge})
+
+
+def _forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", detail)
+
+
+def _required() -> tuple[str, str | None] | None:
+    """(scope needed, thing or folder path or None) for this request; None if it is open."""
+    if request.method == "OPTIONS":
+        return None  # CORS preflight and Allow: carry no data
+    path = request.path[1:]
+    if path.startswith("_"):
+        if path == "_keys" or path.startswith("_keys/") or path == "_metrics":
+            return "admin", None
+        if path in _EACH_PATH_CHECKED and request.method == "POST":
+            return "write", None
+        return None  # /_health, /_docs, /_ui, ...: no data of their own
+    return ("read" if request.method in _READ_METHODS else "write"), path
+
+
+def current() -> Access:
+    """What this request may do (OPEN outside a request that went through the check)."""
+    return g.get("thingstash_access", OPEN)
+
+
+def can_read(path: str) -> bool:
+    """May the current request see `path` (a thing, or a folder ending in /) in a listing or a
+    watch? Folders above the key's prefix are visible, since what they lead to is."""
+    prefix = current().prefix
+    return path.startswith(prefix) or (path.endswith("/") or path == "") and prefix.startswith(path)
+
+
+def may_write(path: str) -> bool:
+    """May the current request write the thing at `path`? For endpoints that name the things
+    they write in their body (POST /_import); the scope was checked before the view ran."""
+    access = current()
+    return access.allows("write") and _within(access.prefix, path, "write")
+
+
+def _within(prefix: str, path: str, scope: str) -> bool:
+    if path.startswith(prefix):
+        return True
+    # A folder above the prefix may be read: its listing and watch are filtered by can_read.
+    is_folder = path == "" or path.endswith("/")
+    return scope == "read" and is_folder and prefix.startswith(path)
+
+
+def _check() -> None:
+    need = _required()
+    if need is None:
+        return
+    scope, path = need
+    header = request.environ.get("HTTP_AUTHORIZATION")
+    if header is None:
+        config = settings()
+        if config.anonymous_read and scope == "read" and path is not None:
+            g.thingstash_access = ANONYMOUS_READ
+            return
+        if store_is_open():
+            g.thingstash_access = OPEN
+            return
+        raise _unauthorized("this store needs an API key: send Authorization: Bearer KEY", False)
+    kind, _, key = header.partition(" ")
+    if kind.lower() != "bearer" or not key.strip():
+        raise _unauthorized("send the API key as Authorization: Bearer KEY", True)
+    record = verify(store(), key.strip())
+    if record is None:
+        raise _unauthorized("the API key is not valid (wrong, or revoked)", True)
+    access = Access(record.id, record.scope, record.prefix, record.digest)
+    g.thingstash_access = access
+    request.environ[accesslog.KEY_ID] = record.id  # the access line names the key
+    if _presence().touch_due(record.id):
+        store().touch_key(record.id, int(time.time()))
+    if not access.allows(scope):
+        raise _forbidden(f"this key's scope is {record.scope}; this request needs {scope}")
+    if path is None:
+        if request.path[1:] in _EACH_PATH_CHECKED:
+            return  # the paths are in the body: the view asks may_write() for each
+        if record.prefix:
+            raise _forbidden("managing the service needs an admin key for the whole store")
+        return
+    if not _within(record.prefix, path, scope):
+        raise _forbidden(f"this key is limited to paths starting with {record.prefix!r}")
+
+
+def _identify() -> None:
+    """Find who asks; a refusal waits in `g` for `_enforce`, after the rate limiter counted it."""
+    try:
+        _check()
+    except Problem as refusal:
+        g.thingstash_refusal = refusal
+        g.setdefault("thingstash_access", NOBODY)
+
+
+def _enforce() -> None:
+    refusal = g.pop("thingstash_refusal", None)
+    if refusal is not None:
+        raise refusal
+
+
+def init_app(app: Flask) -> None:
+    """Who is asking (before the rate limiter, which counts per key)."""
+    app.extensions["thingstash.keys"] = _KeyPresence()
+    app.before_request(_identify)
+
+
+def init_enforcement(app: Flask) -> None:
+    """Refuse what `_identify` found not allowed (after the rate limiter)."""
+    app.before_request(_enforce)

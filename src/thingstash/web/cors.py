@@ -1,0 +1,126 @@
+"""CORS through flask-cors: which web pages' scripts may call the store, send keys and
+preconditions, and read the headers a client of this API needs (ETag for conditional writes,
+Location for pushes, Retry-After, ...).
+
+Which origins: THINGSTASH_CORS_ORIGINS (comma-separated, or "*") when set, always. Unset, it
+depends on the store: while it is open (no key, anyone may do anything) only loopback origins
+(http or https, localhost, 127.0.0.1, [::1], *.localhost, any port), so that a page on the
+internet a user visits cannot read or change their local store; once it is closed every origin
+may call it, since every request then needs a key the page must be given. The answer depends
+on the Origin, so every response says `Vary: Origin` (unless the setting is "*"), a refused
+origin's included, lest a cache hand one origin's answer to another.
+
+flask-cors matches its resource patterns and computes the headers on every request, which costs
+as much as a Redis round trip. What it adds to a request without an `Origin` header (scripts,
+sensors, curl; browsers send one on every cross-origin request) is the same every time, so it is
+computed once, by asking flask-cors itself at start, and added as is; requests with an Origin
+and OPTIONS requests still go through flask-cors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+
+from thingstash.model import StorageUnavailable
+from thingstash.web import auth
+
+EXPOSED = ["ETag", "Last-Modified", "Location", "Last-Event-ID", "Retry-After", "X-Request-ID"]
+ALLOWED = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Last-Event-ID",
+    "X-Request-ID",
+]
+LOOPBACK_ORIGIN = re.compile(
+    r"https?://(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9.-]+\.localhost)(:[0-9]{1,5})?\Z",
+    re.IGNORECASE,
+)
+
+_Hook = Callable[[Response], Response]
+
+
+def _flask_cors(app: Flask, origins: Any) -> tuple[_Hook, list[tuple[str, str]]]:
+    """flask-cors's per-request hook for these origins, and what it adds without an Origin."""
+    CORS(
+        app,
+        origins=origins,
+        expose_headers=EXPOSED,
+        allow_headers=ALLOWED,
+        methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"],
+        max_age=600,
+        # Keys travel in Authorization, not cookies: no credentials mode needed.
+        supports_credentials=False,
+        # Error responses pass through the after-request hook below like any other; flask-cors
+        # wrapping Flask's exception handlers as well would add its headers a second time.
+        intercept_exceptions=False,
+    )
+    per_request: _Hook = app.after_request_funcs[None].pop()
+    with app.test_request_context("/"):
+        plain = Response()
+        without_origin = [
+            (name, value)
+            for name, value in per_request(Response()).headers
+            if (name, value) not in plain.headers.items() and name.lower() != "vary"
+        ]
+    return per_request, without_origin
+
+
+def _store_is_open() -> bool:
+    try:
+        return auth.store_is_open()
+    except StorageUnavailable:
+        return True  # the narrower choice, while we cannot tell
+
+
+def init_app(app: Flask, origins: str | None) -> None:
+    if origins is not None and origins.strip() == "*":
+        everyone, everyone_plain = _flask_cors(app, "*")
+
+        def add_cors_headers(response: Response) -> Response:
+            environ = request.environ
+            if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
+                return everyone(response)
+            response.headers.extend(everyone_plain)
+            return response
+
+        app.after_request(add_cors_headers)
+        return
+
+    if origins is not None:
+        listed = [o.strip() for o in origins.split(",") if o.strip()]
+        configured, configured_plain = _flask_cors(app, listed)
+
+        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
+            return configured, configured_plain
+    else:
+        everyone, _ = _flask_cors(app, "*")
+        loopback, loopback_plain = _flask_cors(app, [LOOPBACK_ORIGIN])
+
+        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
+            # Without an Origin (not a browser's cross-origin call) the headers would differ
+            # by state for nobody's benefit: the loopback set (none) spares the state check.
+            if "HTTP_ORIGIN" not in request.environ and request.method != "OPTIONS":
+                return loopback, loopback_plain
+            if _store_is_open():
+                return loopback, loopback_plain
+            return everyone, []  # only asked with an Origin or a preflight: flask-cors decides
+
+    def add_varying_cors_headers(response: Response) -> Response:
+        per_request, plain = choose()
+        environ = request.environ
+        if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
+            response = per_request(response)
+        else:
+            response.headers.extend(plain)
+        if "origin" not in response.vary:
+            response.vary.add("Origin")
+        return response
+
+    app.after_request(add_varying_cors_headers)

@@ -1,0 +1,296 @@
+"""The HTTP face of things: routes, request checks, preconditions and responses.
+
+Views turn requests into calls on the store and its errors into problems; they never see a
+Redis key. A thing's JSON travels as bytes: the stored object gets `ttl` and `last_updated`
+spliced onto its end, so a read never parses or re-serialises the user's JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.http import http_date
+from werkzeug.routing import BaseConverter
+
+from thingstash import documents
+from thingstash.config import MAX_DEPTH
+from thingstash.documents import BadDocument
+from thingstash.model import (
+    NO_CONDITIONS,
+    Conditions,
+    PreconditionFailed,
+    Thing,
+    ThingMissing,
+    WriteResult,
+    version_time_ms,
+)
+from thingstash.paths import Path, is_reserved, parse_path
+from thingstash.pushids import push_id
+from thingstash.web import folders, preconditions, queryargs
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem, thing_missing
+
+bp = Blueprint("things", __name__)
+
+JSON_TYPE = "application/json"
+MERGE_PATCH_TYPE = "application/merge-patch+json"
+THING_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+FOLDER_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
+
+
+class AnyPathConverter(BaseConverter):
+    """Everything after the first slash, empty segments and trailing slash included, so that
+    the view (not the router) decides what is a bad path and says why."""
+
+    regex = r"[\s\S]*"  # newlines too: they are refused by the view, with a reason
+    part_isolating = False
+
+
+# -- request checks ---------------------------------------------------------------------------
+
+
+def _path_as_sent(routed: str) -> str:
+    """The path the client sent, without its leading slash. Werkzeug's router strips every
+    leading slash and decodes invalid UTF-8 to U+FFFD: `//a/x` would be another name for `a/x`,
+    and `/a%FF` the same thing as `/a%EF%BF%BD`. PATH_INFO (its bytes, as WSGI carries them in
+    latin-1) is what was sent."""
+    wire = request.environ.get("PATH_INFO", "")
+    if wire.isascii():  # the common case: nothing to decode, nothing replaced
+        return wire[1:] if wire.startswith("/") else routed
+    try:
+        text = wire.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise Problem(
+            400, "bad path", "the path is not valid UTF-8 (percent-encode UTF-8 bytes only)"
+        ) from None
+    return text[1:] if text.startswith("/") else routed
+
+
+def _path(raw: str) -> Path:
+    path = parse_path(_path_as_sent(raw))
+    if is_reserved(path):
+        allowed = _service_methods("/" + path.text)
+        if allowed:
+            raise Problem(
+                405,
+                "method not allowed",
+                f"/{path.text} answers {', '.join(sorted(allowed))}",
+                {"Allow": ", ".join(sorted(allowed))},
+            )
+        raise Problem(
+            404, "not found", "top-level names starting with _ are reserved for the service"
+        )
+    return path
+
+
+def _service_methods(url: str) -> set[str]:
+    """The methods of a service endpoint at exactly `url` (empty when there is none)."""
+    methods: set[str] = set()
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == url and rule.methods:
+            methods |= rule.methods
+    return methods
+
+
+def _thing_path(raw: str, method: str) -> Path:
+    path = _path(raw)
+    if path.is_folder:
+        raise Problem(
+            405,
+            "method not allowed",
+            f"{method} needs a thing's path; {path.text or '/'} is a folder (it ends in /)",
+            {"Allow": FOLDER_METHODS},
+        )
+    return path
+
+
+def _body(allowed_types: tuple[str, ...]) -> dict[str, Any]:
+    # The common exact header needs no parsing (parameters, case, spaces: the slow way).
+    content_type = request.environ.get("CONTENT_TYPE")
+    if content_type not in allowed_types:
+        content_type = request.mimetype
+    if content_type and content_type not in allowed_types:
+        raise Problem(
+            415,
+            "unsupported media type",
+            f"send the body as {' or '.join(allowed_types)}, not {content_type}",
+        )
+    return documents.loads_object(request.get_data(cache=False), MAX_DEPTH)
+
+
+def _conditions() -> Conditions:
+    # Straight from the WSGI environ: every request asks, and Headers.get costs ten calls.
+    environ = request.environ
+    if_match = environ.get("HTTP_IF_MATCH")
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_match is None and if_none_match is None:
+        return NO_CONDITIONS
+    return preconditions.from_headers(if_match, if_none_match)
+
+
+def _ttl(body_ttl: Any) -> int:
+    config = settings()
+    query_ttl = queryargs.single("ttl")
+    return documents.resolve_ttl(body_ttl, query_ttl, config.default_ttl, config.max_ttl)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _thing_response(body: bytes, ttl: int, version: str, status: int = 200) -> Response:
+    last_updated = version_time_ms(version) // 1000
+    return Response(
+        documents.thing_json(body, ttl, last_updated),
+        status=status,
+        headers=_version_header_list(version, last_updated),
+        mimetype=JSON_TYPE,
+    )
+
+
+# Formatting a date costs more than the rest of the headers; many responses share the second.
+_http_date = functools.lru_cache(maxsize=1024)(http_date)
+
+
+def _version_header_list(version: str, last_updated: int) -> list[tuple[str, str]]:
+    return [
+        ("ETag", preconditions.etag(version)),
+        ("Last-Modified", _http_date(last_updated)),
+        # Things change at any moment: let caches keep them only if they revalidate the ETag.
+        ("Cache-Control", "no-cache"),
+    ]
+
+
+def _version_headers(response: Response, version: str, last_updated: int) -> None:
+    response.headers.extend(_version_header_list(version, last_updated))
+
+
+def _written(result: WriteResult, body: bytes) -> Response:
+    return _thing_response(
+        body, result.ttl_ms // 1000, result.version, 201 if result.created else 200
+    )
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+def _not_modified_since(thing: Thing) -> bool:
+    """If-Modified-Since holds: the thing is no newer than the date the client has. Ignored
+    with If-None-Match (which decides alone) and when it is not an HTTP date (RFC 9110 13.1.3)."""
+    environ = request.environ
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if since is None or "HTTP_IF_NONE_MATCH" in environ:
+        return False
+    date = preconditions.modified_since(since)
+    return date is not None and thing.last_updated <= date
+
+
+@bp.get("/<anypath:raw>")
+def read(raw: str) -> Response:
+    path = _path(raw)
+    if path.is_folder:
+        return folders.watch(path) if folders.wants_events() else folders.read_folder(path)
+    if folders.wants_events():
+        return folders.watch(path)
+    conditions = _conditions()
+    thing = store().get(path.text)
+    version = thing.version if thing else None
+    if not conditions.if_match_holds(version):
+        raise PreconditionFailed(version)
+    if thing is None:
+        raise thing_missing(path.text)
+    if not conditions.if_none_match_holds(thing.version) or _not_modified_since(thing):
+        # For reads, a matching If-None-Match means "you already have it" (RFC 9110 13.1.2).
+        response = Response(status=304)
+        _version_headers(response, thing.version, thing.last_updated)
+        return response
+    return _thing_response(thing.body, thing.ttl, thing.version)
+
+
+@bp.put("/<anypath:raw>")
+def replace(raw: str) -> Response:
+    path = _thing_path(raw, "PUT")
+    doc = _body((JSON_TYPE,))
+    ttl = _ttl(documents.pop_reserved(doc))
+    return _write_whole(path, doc, ttl, _conditions(), "put")
+
+
+def _write_whole(
+    path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions, event: str
+) -> Response:
+    body = documents.dumps(doc)
+    # A server value's key shows in the serialised JSON as ".sv" (no letter is escaped), so
+    # one substring search spares most bodies the walk through every value.
+    if documents.SERVER_VALUE_KEY in body and documents.has_server_values(doc):
+        if documents.needs_current(doc):
+            # Increments add to what is stored: resolve them against the version written over.
+            def change(current: Thing | None) -> tuple[bytes, int]:
+                stored = documents.loads(current.body) if current else None
+                resolved = documents.resolve_thing(doc, stored, documents.now_ms())
+                return documents.dumps(resolved), ttl
+
+            result, body = store().update(path.text, change, conditions, event)
+            return _written(result, body)
+        body = documents.dumps(documents.resolve_thing(doc, None, documents.now_ms()))
+    return _written(store().put(path.text, body, ttl, conditions, event), body)
+
+
+@bp.patch("/<anypath:raw>")
+def patch(raw: str) -> Response:
+    path = _thing_path(raw, "PATCH")
+    merge = _body((MERGE_PATCH_TYPE, JSON_TYPE))
+    ttl = _ttl(documents.pop_reserved(merge))
+
+    def change(current: Thing | None) -> tuple[bytes, int]:
+        if current is None:
+            raise ThingMissing(path.text)
+        stored = documents.loads(current.body)
+        resolved = documents.resolve_thing(merge, stored, documents.now_ms())
+        merged = documents.merge_patch(stored, resolved)
+        depth = documents.nesting_depth(merged)
+        if depth > MAX_DEPTH:
+            raise BadDocument(
+                "too deeply nested",
+                f"the patched thing would nest {depth} levels; at most {MAX_DEPTH} allowed",
+            )
+        return documents.dumps(merged), ttl
+
+    result, body = store().update(path.text, change, _conditions(), "patch")
+    return _written(result, body)
+
+
+@bp.delete("/<anypath:raw>")
+def delete(raw: str) -> Response:
+    path = _path(raw)
+    if path.is_folder:
+        return folders.delete_folder(path)
+    store().delete(path.text, _conditions())
+    return Response(status=204)
+
+
+@bp.post("/<anypath:raw>")
+def push(raw: str) -> Response:
+    folder = _path(raw)
+    if not folder.is_folder:
+        raise Problem(
+            405,
+            "method not allowed",
+            f"POST creates a thing inside a folder: send it to {folder.text}/",
+            {"Allow": THING_METHODS},
+        )
+    doc = _body((JSON_TYPE,))
+    ttl = _ttl(documents.pop_reserved(doc))
+    path = Path(folder.text + push_id())
+    response = _write_whole(path, doc, ttl, Conditions(if_none_match="*"), "put")
+    response.status_code = 201
+    response.headers["Location"] = "/" + path.text
+    response.set_data(response.get_data()[:-1] + b',"path":' + documents.dumps(path.text) + b"}")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["anypath"] = AnyPathConverter
+    # "a//b" must reach the view (and be refused there), not be redirected to "a/b".
+    app.url_map.merge_slashes = False
+    app.register_blueprint(bp)
