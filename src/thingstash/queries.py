@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thingstash import documents, ordering
+from thingstash.model import Thing
 from thingstash.ordering import Field, LexRange
 
 DEFAULT_LIMIT = 100
@@ -83,10 +84,9 @@ class Query:
 
     def member_of(self, name: str, value: Any, updated_ms: int) -> bytes:
         """This query's member for a thing with JSON `value`, last written at `updated_ms`."""
-        if self.by_name:
+        if self.field is None:
             return name.encode("utf-8")
-        assert self.field is not None
-        return ordering.member(key_of(self.field, value, updated_ms), name)
+        return member_for(self.field, name, value, updated_ms)
 
 
 def _lower_order(bound: bytes) -> tuple[bytes, int]:
@@ -99,6 +99,14 @@ def _upper_order(bound: bytes) -> tuple[bytes, int]:
     if bound == b"+":
         return b"\xff" * 8, 0
     return bound[1:], 0 if bound[:1] == b"(" else 1
+
+
+def member_for(field: Field, name: str, value: Any, updated_ms: int) -> bytes:
+    """A thing's member in an index on `field`: its name alone for $name (the order of names),
+    else the key of its value, then its name."""
+    if field.is_name:
+        return name.encode("utf-8")
+    return ordering.member(key_of(field, value, updated_ms), name)
 
 
 def key_value(field: Field, name: str, value: Any, updated_ms: int) -> Any:
@@ -115,6 +123,38 @@ def key_of(field: Field, value: Any, updated_ms: int) -> bytes:
     if field.is_updated:
         return ordering.number_key(updated_ms)
     return ordering.sort_key(ordering.field_value(value, field.segments))
+
+
+class NeedsIndex(Exception):
+    """A query on a folder too large to answer without an index on its field; the detail says
+    which index to create."""
+
+    def __init__(self, folder: str, field: Field, too_big: bool = False) -> None:
+        self.folder = folder
+        self.field = field
+        self.detail = create_hint(folder, field, too_big)
+        super().__init__(self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One thing of an answer: its name, its state as read (a stored Thing), its rank in the
+    whole order and its value of the field (`key`)."""
+
+    name: str
+    thing: Thing
+    rank: int
+    key: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A query's answer: a page of things in order with the member to resume after (`next`),
+    or, for count=true, the count alone."""
+
+    found: list[Found]
+    next: bytes | None
+    count: int | None = None
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -446,11 +486,12 @@ def covering(indexes: Sequence[Index], folder: str, field: Field) -> Index | Non
     return None
 
 
-def create_hint(folder: str, field: Field) -> str:
+def create_hint(folder: str, field: Field, too_big: bool = False) -> str:
     """The detail of the 400 for a query too large to compute without an index."""
     shown_folder = folder or "/"
+    size = "holds too much JSON" if too_big else f"has more than {MAX_UNINDEXED_THINGS:,} things"
     return (
-        f"the folder {shown_folder} has more than {MAX_UNINDEXED_THINGS:,} things, too many to "
+        f"the folder {shown_folder} {size}, too much to "
         f"order by {field.text} without an index: create one with "
         f"`thingstash index create {shown_folder} '{field.text}'` (or POST /_indexes "
         f'{{"folder": "{shown_folder}", "field": "{field.text}"}} with an admin key), '
