@@ -175,6 +175,15 @@ class IndexKeeper:
             self._loaded = (generation, indexes, time.monotonic())
         return generation, indexes
 
+    def fresh(self) -> tuple[str, tuple[Index, ...]]:
+        """The declarations, checked against Redis's generation first (one round trip): for a
+        query about to be answered without an index, which no script would refuse."""
+        generation, indexes = self.declared()
+        current = self.client.get(self.generation_key)
+        if (current.decode() if current else "0") != generation:
+            return self.reload()
+        return generation, indexes
+
     def section(self) -> Section:
         generation, indexes = self.declared()
         return Section(self, generation, indexes)

@@ -69,6 +69,9 @@ class Querying:
             generation, indexes = self.keeper.declared()
             index = queries.covering(indexes, folder, field)
             if index is None:
+                generation, indexes = self.keeper.fresh()
+                index = queries.covering(indexes, folder, field)
+            if index is None:
                 return self._in_memory(folder, query)
             try:
                 return self._from_index(folder, query, index, generation, attempt)
@@ -81,7 +84,7 @@ class Querying:
         raise StorageUnavailable("the folder kept changing while it was read; try again")
 
     def _count_things(self, folder: str) -> Answer:
-        generation, indexes = self.keeper.declared()
+        generation, indexes = self.keeper.fresh()
         covering = [i for i in indexes if i.state == queries.READY and i.covers(folder)]
         if covering:
             index = covering[0]
