@@ -20,6 +20,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -585,3 +586,53 @@ def test_index_commands_on_the_store(app: Flask, client: FlaskClient, redis_serv
     assert dropped.returncode == 0
     assert thingstash("index", "drop", index_id, "--redis-url", redis_server.url).returncode == 1
     assert_problem(client.get("/cli/?order_by=score"), 400, "index create cli/")
+
+
+def test_the_query_command_over_http(served: Any) -> None:
+    folder = f"cq{uuid.uuid4().hex[:8]}"
+    with requests.Session() as http:
+        for name, score in {"a": 3, "b": 1, "c": 2}.items():
+            assert http.put(f"{served.url}/{folder}/{name}", json={"score": score}).ok
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return thingstash("query", folder, "--url", served.url, *args)
+
+        top = run("--order-by", "score", "--desc", "--limit", "2")
+        assert top.returncode == 0, top.stderr
+        answer = orjson.loads(top.stdout)  # piped: the answer as the server sent it
+        assert names(answer) == ["a", "c"] and answer["things"][0]["rank"] == 1
+        ranged = orjson.loads(run("--order-by", "score", "--start-at", "2").stdout)
+        assert names(ranged) == ["c", "a"]
+        assert orjson.loads(run("--count").stdout) == {"count": 3}
+        bad = run("--order-by", "score", "--start-at", "nope")
+        assert bad.returncode == 3 and "start_at" in bad.stderr
+        assert run().returncode == 2  # neither --order-by nor --count
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "thingstash",
+                "query",
+                folder,
+                "--url",
+                served.url,
+                "--order-by",
+                "score",
+                "--desc",
+                "--limit",
+                "1",
+                "--watch",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watcher.stdout is not None
+            assert names(orjson.loads(watcher.stdout.readline())) == ["a"]
+            assert http.put(f"{served.url}/{folder}/d", json={"score": 9}).ok
+            assert names(orjson.loads(watcher.stdout.readline())) == ["d"]
+        finally:
+            watcher.terminate()
+            watcher.wait(10)
+            if watcher.stdout is not None:
+                watcher.stdout.close()
