@@ -141,6 +141,7 @@ class IndexKeeper:
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._loaded: tuple[str, tuple[Index, ...], float] | None = None
+        self._ready = client.register_script(load_script("index_ready.lua"))
 
     def zset_key(self, index_id: str, folder: str) -> str:
         return f"{self.prefix}:q:{{{index_id}:{folder}}}"
@@ -218,8 +219,7 @@ class IndexKeeper:
 
     def mark_ready(self, index: Index) -> bool:
         """The build is done: the index answers queries. False if it was dropped meanwhile."""
-        script = self.client.register_script(load_script("index_ready.lua"))
-        done = script(
+        done = self._ready(
             keys=[self.declarations_key, self.generation_key],
             args=[index.id, replace(index, state=READY).to_json()],
         )
@@ -241,11 +241,13 @@ class IndexKeeper:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A thing read for a query: its name, its state and its member in the query's order."""
+    """A thing read for a query: its name, its state, its member in the query's order and its
+    JSON as parsed (None when the order needs no JSON and none was read)."""
 
     name: str
     thing: Thing
     member: bytes
+    value: Any = None
 
 
 def folders_matching(
@@ -295,12 +297,7 @@ def answer_of(
             entry.thing,
             rank + i,
             queries.key_value(
-                query.field,
-                entry.name,
-                documents.loads(entry.thing.body)
-                if not (query.field.is_name or query.field.is_updated)
-                else None,
-                version_time_ms(entry.thing.version),
+                query.field, entry.name, entry.value, version_time_ms(entry.thing.version)
             ),
         )
         for i, entry in enumerate(listed)

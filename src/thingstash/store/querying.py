@@ -147,7 +147,7 @@ class Querying:
             raise ThingMissing(folder + (query.around or ""))
         rank, more, members = int(reply[0]), bool(reply[1]), list(reply[2:])
         names = [self._name_of(query, member) for member in members]
-        listed, _ = self._read(folder, names, query, UNINDEXED_MAX_BYTES, page=True)
+        listed, _ = self._read(folder, names, query, MAX_PAGE_VALUE_BYTES)
         gone = [name for name, entry in zip(names, listed, strict=False) if entry is None]
         if gone:
             self.store.record_expiries([folder + name for name in gone])
@@ -178,15 +178,14 @@ class Querying:
         return ordering.split_member(member)[1]
 
     def _read(
-        self, folder: str, names: list[str], query: Query, budget: int, page: bool
+        self, folder: str, names: list[str], query: Query, budget: int
     ) -> tuple[list[Listed | None], bool]:
         """The things named, each with its member in the query's order (None when gone), read
-        in order until `budget` bytes of JSON (the first whatever its size; with `page`, the
-        listing's per-page budget). The second value says whether all of them were read."""
+        in order until `budget` bytes of JSON (the first whatever its size). The second value
+        says whether all of them were read."""
         assert query.field is not None
         needs_json = query.values or not (query.field.is_name or query.field.is_updated)
-        limit = min(budget, MAX_PAGE_VALUE_BYTES) if page else budget
-        reply = self.store.read_many([folder + name for name in names], needs_json, limit)
+        reply = self.store.read_many([folder + name for name in names], needs_json, budget)
         listed: list[Listed | None] = []
         for name, found in zip(names, reply, strict=False):
             if found is None:
@@ -194,7 +193,7 @@ class Querying:
                 continue
             value = documents.loads(found.body) if needs_json and found.body else None
             member = query.member_of(name, value, version_time_ms(found.version))
-            listed.append(Listed(name, found, member))
+            listed.append(Listed(name, found, member, value))
         return listed, len(reply) == len(names)
 
     def _thing_names(self, folder: str, field: ordering.Field) -> list[str]:
@@ -218,7 +217,7 @@ class Querying:
         left = UNINDEXED_MAX_BYTES
         for start in range(0, len(names), _READ_CHUNK):
             chunk = names[start : start + _READ_CHUNK]
-            read, complete = self._read(folder, chunk, query, left, page=False)
+            read, complete = self._read(folder, chunk, query, left)
             if not complete:
                 raise NeedsIndex(folder, query.field, too_big=True)
             for entry in read:
@@ -278,7 +277,7 @@ class Querying:
                     return False
                 batch = self.store.folder_names(folder, after, BUILD_BATCH)
                 names = [raw.decode("utf-8") for raw in batch if not raw.endswith(b"/")]
-                read, complete = self._read(folder, names, query, BUILD_BATCH_BYTES, page=False)
+                read, complete = self._read(folder, names, query, BUILD_BATCH_BYTES)
                 entries = [entry for entry in read if entry is not None]
                 if entries and not self._take_in(index, folder, entries):
                     return False  # dropped meanwhile
