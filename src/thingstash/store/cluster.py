@@ -882,6 +882,16 @@ class ClusterQuerying(Querying):
             [(zset, hash_key, name, fresh, stale) for name, stale, fresh in moved]
         )
 
+    def drop_index(self, index_id: str) -> Index | None:
+        """As on one Redis, then once more after every process has seen the drop: a write by a
+        process whose copy of the declarations was up to a second old may have set an entry
+        of the dropped index meanwhile."""
+        found = super().drop_index(index_id)
+        if found is not None and self.keeper.refresh_s is not None:
+            time.sleep(2 * self.keeper.refresh_s + 0.5)
+            super().drop_index_keys(found)
+        return found
+
     def _take_in(self, index: Index, folder: str, entries: list[Listed]) -> bool:
         """Add the entries of things read by a build where no write has set one since."""
         _, indexes = self.keeper.declared()

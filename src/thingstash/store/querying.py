@@ -66,7 +66,7 @@ class Querying:
             return self._count_things(folder)
         field = query.field
         for attempt in range(STALE_RETRIES):
-            generation, indexes = self.keeper.declared()
+            generation, indexes = self._declared()
             index = queries.covering(indexes, folder, field)
             if index is None:
                 generation, indexes = self.keeper.fresh()
@@ -82,6 +82,14 @@ class Querying:
             except _Again:
                 continue
         raise StorageUnavailable("the folder kept changing while it was read; try again")
+
+    def _declared(self) -> tuple[str, tuple[Index, ...]]:
+        """The declarations a query goes by. On one Redis the query script checks their
+        generation itself; elsewhere (a cluster) it is checked first, one round trip, so that a
+        query never reads an index dropped or not yet ready by this process's copy."""
+        if self.store.checks_generation_in_scripts:
+            return self.keeper.declared()
+        return self.keeper.fresh()
 
     def _count_things(self, folder: str) -> Answer:
         generation, indexes = self.keeper.fresh()
@@ -316,8 +324,12 @@ class Querying:
     def drop_index(self, index_id: str) -> Index | None:
         found = self.keeper.drop_declaration(index_id)
         if found is not None:
-            for folder in folders_matching(found.folder, self.store.folder_names):
-                self.client.delete(
-                    self.keeper.zset_key(found.id, folder), self.keeper.hash_key(found.id, folder)
-                )
+            self.drop_index_keys(found)
         return found
+
+    def drop_index_keys(self, index: Index) -> None:
+        """Delete an index's keys, folder by folder (found through the folder indexes)."""
+        for folder in folders_matching(index.folder, self.store.folder_names):
+            self.client.delete(
+                self.keeper.zset_key(index.id, folder), self.keeper.hash_key(index.id, folder)
+            )
