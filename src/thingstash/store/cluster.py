@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.client import PubSub
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
@@ -65,7 +65,8 @@ from thingstash.store.common import (
     ancestry,
     backlog_from,
     encode_condition,
-    event_from_entry,
+    ensure_expiry_notifications,
+    events_of_xread,
     limiter_options,
     load_script,
     unavailable_on_redis_errors,
@@ -119,9 +120,18 @@ class ClusterStore(RedisStore):
             path = feed["p"]
             pipe.zadd(self.schedule_key(path), {path: expires_at_ms}, lt=True)
         if feed is not None:
-            pipe.xadd(self.feed_key, feed, maxlen=int(self.feed_retention), approximate=True)
+            self._log_event(feed, pipe)
         results = pipe.execute()
         return results[-1].decode() if feed is not None and results else None
+
+    def _log_event(
+        self, fields: dict[str, str | bytes], client: RedisCluster | ClusterPipeline | None = None
+    ) -> Any:
+        """Append an event to the feed (XADD, trimmed to about the retention) on `client` (a
+        pipeline, or the store's client): the one place a cluster write logs its event."""
+        return (client or self.client).xadd(
+            self.feed_key, fields, maxlen=int(self.feed_retention), approximate=True
+        )
 
     def _restore_if_present(self, paths: list[str]) -> None:
         """After index entries were removed: put back the whole ancestry of those still there."""
@@ -218,12 +228,7 @@ class ClusterStore(RedisStore):
         for (path, _, _, _, args), _ in written:
             pipe.zadd(self.schedule_key(path), {path: args[-1]}, lt=True)  # see put()
         for (path, _, ttl_ms, payload, _), _ in written:
-            pipe.xadd(
-                self.feed_key,
-                {"e": "put", "p": path, "d": payload, "t": str(ttl_ms)},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "put", "p": path, "d": payload, "t": str(ttl_ms)}, pipe)
         event_ids = pipe.execute()[len(again) + len(written) :]
         if failure is not None:
             raise failure
@@ -266,12 +271,7 @@ class ClusterStore(RedisStore):
         pipe.zrem(*levels[0])
         pipe.zcard(levels[0][0])  # same key, same node: counted after the ZREM
         pipe.zrem(self.schedule_key(path), path)
-        pipe.xadd(
-            self.feed_key,
-            {"e": "delete", "p": path},
-            maxlen=int(self.feed_retention),
-            approximate=True,
-        )
+        self._log_event({"e": "delete", "p": path}, pipe)
         _, left, _, event_id = pipe.execute()
         # As on one Redis, a folder left empty leaves its parent, and so on up.
         removed = [path]
@@ -382,41 +382,22 @@ class ClusterStore(RedisStore):
         self.client.zrem(self.folder_key(folder), *names)
         self._restore_if_present([folder + name for name in names])
 
-    @unavailable_on_redis_errors
-    def delete_tree(self, folder: str, batch: int = 500) -> int:
-        """As Store.delete_tree, a batch of things at a time, each thing a key of its own slot:
+    def _delete_batch(self, folder: str, names: list[str]) -> int:
+        """As RedisStore's (its delete_tree walks the tree), each thing a key of its own slot:
         DEL them (one pipelined batch), then their index entries and feed events."""
-        deleted = 0
-        stack: list[tuple[str, bytes]] = [(folder, b"-")]
-        while stack:
-            current, start = stack.pop()
-            index = self.folder_key(current)
-            names = self.client.zrange(index, start, b"+", bylex=True, offset=0, num=batch)
-            if not names:
-                self._prune_folder(current)
-                continue
-            things = [n.decode() for n in names if not n.endswith(b"/")]
-            if things:
-                pipe = self.client.pipeline(transaction=False)
-                for name in things:
-                    pipe.delete(self.thing_key(current + name))
-                gone = [n for n, d in zip(things, pipe.execute(), strict=True) if d]
-                pipe = self.client.pipeline(transaction=False)
-                pipe.zrem(index, *things)
-                for name in gone:
-                    pipe.zrem(self.schedule_key(current + name), current + name)
-                    pipe.xadd(
-                        self.feed_key,
-                        {"e": "delete", "p": current + name},
-                        maxlen=int(self.feed_retention),
-                        approximate=True,
-                    )
-                pipe.execute()
-                deleted += len(gone)
-                self._restore_if_present([current + name for name in things])
-            stack.append((current, b"(" + names[-1]))
-            stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
-        return deleted
+        index = self.folder_key(folder)
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.delete(self.thing_key(folder + name))
+        gone = [n for n, d in zip(names, pipe.execute(), strict=True) if d]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(index, *names)
+        for name in gone:
+            pipe.zrem(self.schedule_key(folder + name), folder + name)
+            self._log_event({"e": "delete", "p": folder + name}, pipe)
+        pipe.execute()
+        self._restore_if_present([folder + name for name in names])
+        return len(gone)
 
     def _prune_folder(self, folder: str) -> None:
         """Drop `folder` from its parent while it is empty, and so on up; then put back any
@@ -469,10 +450,7 @@ class ClusterStore(RedisStore):
             after,
             target_nodes=node,
         )
-        if not reply:
-            return []
-        entries = reply[self.feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
-        return [event_from_entry(entry_id, fields) for entry_id, fields in entries]
+        return events_of_xread(reply, self.feed_key)
 
     @unavailable_on_redis_errors
     def check_feed_node(self) -> None:
@@ -489,12 +467,7 @@ class ClusterStore(RedisStore):
         with self._feed_lock:
             seen, self._feed_replid = self._feed_replid, replid
         if seen is not None and seen != replid:
-            self.client.xadd(
-                self.feed_key,
-                {"e": "reset", "p": ""},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "reset", "p": ""})
 
     # -- expiry -------------------------------------------------------------------------------
 
@@ -511,12 +484,7 @@ class ClusterStore(RedisStore):
         removed, left = pipe.execute()
         if not removed:
             return None
-        event_id = self.client.xadd(
-            self.feed_key,
-            {"e": "expire", "p": path},
-            maxlen=int(self.feed_retention),
-            approximate=True,
-        )
+        event_id = self._log_event({"e": "expire", "p": path})
         parent = path[: path.rfind("/") + 1]
         if not left and parent:
             self._prune_folder(parent)
@@ -595,12 +563,7 @@ class ClusterStore(RedisStore):
         }
         pipe = self.client.pipeline(transaction=False)
         for path in removed:
-            pipe.xadd(
-                self.feed_key,
-                {"e": "expire", "p": path},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "expire", "p": path}, pipe)
             pipe.pttl(self.thing_key(path))
         replies = pipe.execute()
         for folder in emptied - {""}:
@@ -626,16 +589,7 @@ class ClusterStore(RedisStore):
                 connection = node.redis_connection
                 if connection is None:
                     continue
-                flags = connection.config_get("notify-keyspace-events").get(
-                    "notify-keyspace-events", ""
-                )
-                if isinstance(flags, bytes):
-                    flags = flags.decode()
-                if "E" in flags and ("x" in flags or "A" in flags):
-                    continue
-                connection.config_set(
-                    "notify-keyspace-events", "".join(sorted(set(flags) | {"E", "x"}))
-                )
+                ensure_expiry_notifications(connection)
             return True
         except redis.RedisError:
             return False

@@ -229,3 +229,23 @@ def limiter_options(prefix: str) -> dict[str, Any]:
         "socket_timeout": LIMITER_TIMEOUT_S,
         "socket_connect_timeout": LIMITER_TIMEOUT_S,
     }
+
+
+def events_of_xread(reply: Any, feed_key: str) -> list[Event]:
+    """The events in an XREAD reply for the one stream `feed_key`: a list of (stream, entries)
+    pairs, or a dict by stream name (as redis-py gives it for RESP3, and for a cluster)."""
+    if not reply:
+        return []
+    entries = reply[feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
+    return [event_from_entry(entry_id, fields) for entry_id, fields in entries]
+
+
+def ensure_expiry_notifications(connection: redis.Redis) -> None:
+    """Make sure this server publishes expiry events ("Ex"), turning them on if need be;
+    raises redis.RedisError when they are off and CONFIG is refused (a managed Redis)."""
+    flags = connection.config_get("notify-keyspace-events").get("notify-keyspace-events", "")
+    if isinstance(flags, bytes):
+        flags = flags.decode()
+    if "E" in flags and ("x" in flags or "A" in flags):
+        return
+    connection.config_set("notify-keyspace-events", "".join(sorted(set(flags) | {"E", "x"})))

@@ -75,7 +75,8 @@ from thingstash.store.common import (
     ancestry,
     backlog_from,
     encode_condition,
-    event_from_entry,
+    ensure_expiry_notifications,
+    events_of_xread,
     limiter_options,
     load_script,
     unavailable_on_redis_errors,
@@ -356,19 +357,26 @@ class RedisStore:
                 continue
             things = [n.decode() for n in names if not n.endswith(b"/")]
             if things:
-                deleted += self._purge(
-                    keys=[
-                        self.folder_key(current),
-                        self.feed_key,
-                        self.schedule_key(current),
-                        *(self.thing_key(current + name) for name in things),
-                    ],
-                    args=[current, self.feed_retention, *things],
-                )
+                deleted += self._delete_batch(current, things)
             # Come back for the rest of this folder after its sub-folders in this batch.
             stack.append((current, b"(" + names[-1]))
             stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
         return deleted
+
+    def _delete_batch(self, folder: str, names: list[str]) -> int:
+        """Delete the things `names` directly in `folder`, a `delete` event each (purge.lua, one
+        atomic step); how many were there."""
+        return int(
+            self._purge(
+                keys=[
+                    self.folder_key(folder),
+                    self.feed_key,
+                    self.schedule_key(folder),
+                    *(self.thing_key(folder + name) for name in names),
+                ],
+                args=[folder, self.feed_retention, *names],
+            )
+        )
 
     def _prune_folder(self, folder: str) -> None:
         if not folder:
@@ -422,9 +430,7 @@ class RedisStore:
         """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
         block_ms = min(block_ms, FEED_BLOCK_MAX_MS)
         reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
-        if not reply:
-            return []
-        return [event_from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+        return events_of_xread(reply, self.feed_key)
 
     @unavailable_on_redis_errors
     def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
@@ -491,15 +497,7 @@ class RedisStore:
         False when they are off and cannot be turned on (CONFIG refused, e.g. on a managed
         Redis): expiries then reach listings lazily, and watchers only through them."""
         try:
-            flags = self.client.config_get("notify-keyspace-events").get(
-                "notify-keyspace-events", ""
-            )
-            if isinstance(flags, bytes):
-                flags = flags.decode()
-            if "E" in flags and ("x" in flags or "A" in flags):
-                return True
-            wanted = "".join(sorted(set(flags) | {"E", "x"}))
-            self.client.config_set("notify-keyspace-events", wanted)
+            ensure_expiry_notifications(self.client)
             return True
         except redis.RedisError:
             return False
