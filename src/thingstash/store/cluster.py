@@ -38,6 +38,7 @@ import redis
 from redis.client import PubSub
 from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, FieldT
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.model import (
@@ -61,9 +62,10 @@ from thingstash.store.common import (
     REAP_BATCH,
     REAP_GRACE_MS,
     REPLY_TIMEOUT_S,
-    UNAVAILABLE_ERRORS,
+    UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
+    byte_strings,
     encode_condition,
     ensure_expiry_notifications,
     events_of_xread,
@@ -78,17 +80,27 @@ _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when 
 # Shards of the expiry schedule: each a sorted set in a slot of its own, so the reaper reads
 # them all in one pipelined batch (one round trip per node), and one settle.lua call per shard.
 SCHEDULE_SHARDS = 16
+# A feed entry as XADD takes it: e(vent), p(ath), and for a write d(ata) and t(tl ms).
+EventFields = dict[FieldT, EncodableT]
 
 
 class ClusterStore(RedisStore):
     """Things in a Redis Cluster. Same methods and errors as RedisStore."""
 
-    client: RedisCluster
-    # Events of one thing can reach the feed in another order than its writes (see watch.py).
+    # redis-py types RedisCluster apart from Redis (no common base), though it takes every
+    # command the methods inherited from RedisStore send: hence the two ignores below.
+    client: RedisCluster  # type: ignore[assignment]
+    # Events of one thing can reach the feed in another order than its writes (see live.hub).
     feed_in_order = False
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        client: RedisCluster,
+        prefix: str = "ts",
+        feed_retention: int = 10_000,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(client, prefix, feed_retention, url)  # type: ignore[arg-type]
         self._feed_node = self.client.register_script(load_script("feed_node.lua"))
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
@@ -108,24 +120,25 @@ class ClusterStore(RedisStore):
     def _index(
         self,
         entries: Iterable[tuple[str, str]],
-        feed: dict[str, str] | None = None,
+        feed: EventFields | None = None,
         expires_at_ms: int | None = None,
-    ):
+    ) -> str | None:
         """Add names to folder indexes (and one thing's expiry to the schedule, and its event to
         the feed) in one pipelined batch; return the event id."""
         pipe = self.client.pipeline(transaction=False)
         for key, name in entries:
             pipe.zadd(key, {name: 0})
         if feed is not None and expires_at_ms is not None:
-            path = feed["p"]
+            path = str(feed["p"])
             pipe.zadd(self.schedule_key(path), {path: expires_at_ms}, lt=True)
         if feed is not None:
             self._log_event(feed, pipe)
         results = pipe.execute()
-        return results[-1].decode() if feed is not None and results else None
+        event_id: bytes | None = results[-1] if feed is not None and results else None
+        return event_id.decode() if event_id is not None else None
 
     def _log_event(
-        self, fields: dict[str, str | bytes], client: RedisCluster | ClusterPipeline | None = None
+        self, fields: EventFields, client: RedisCluster | ClusterPipeline | None = None
     ) -> Any:
         """Append an event to the feed (XADD, trimmed to about the retention) on `client` (a
         pipeline, or the store's client): the one place a cluster write logs its event."""
@@ -238,8 +251,8 @@ class ClusterStore(RedisStore):
         ]
 
     def _with_index(
-        self, entries: list[tuple[str, str]], keys: list[str], args: list
-    ) -> tuple[list, bool]:
+        self, entries: list[tuple[str, str]], keys: list[str], args: list[str | bytes | int]
+    ) -> tuple[list[Any], bool]:
         """ZADD the entries and run put.lua in one pipelined batch: the script's reply, and
         whether every ZADD succeeded."""
         pipe = self.client.pipeline(transaction=False)
@@ -272,6 +285,7 @@ class ClusterStore(RedisStore):
         pipe.zcard(levels[0][0])  # same key, same node: counted after the ZREM
         pipe.zrem(self.schedule_key(path), path)
         self._log_event({"e": "delete", "p": path}, pipe)
+        event_id: bytes
         _, left, _, event_id = pipe.execute()
         # As on one Redis, a folder left empty leaves its parent, and so on up.
         removed = [path]
@@ -325,7 +339,9 @@ class ClusterStore(RedisStore):
         batch, once the sizes are known); past it the page ends early."""
         start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
         key = self.folder_key(folder)
-        names = self.client.zrange(key, start, b"+", bylex=True, offset=0, num=limit + 1)
+        names = byte_strings(
+            self.client.zrange(key, start, b"+", bylex=True, offset=0, num=limit + 1)
+        )
         more = len(names) > limit
         names = names[:limit]
         # One pipelined batch: each thing's version, lifetime and size, whether each sub-folder
@@ -484,7 +500,7 @@ class ClusterStore(RedisStore):
         removed, left = pipe.execute()
         if not removed:
             return None
-        event_id = self._log_event({"e": "expire", "p": path})
+        event_id: bytes = self._log_event({"e": "expire", "p": path})
         parent = path[: path.rfind("/") + 1]
         if not left and parent:
             self._prune_folder(parent)
@@ -619,7 +635,7 @@ class ClusterStore(RedisStore):
                 for name, pubsub in list(listeners.items()):
                     try:
                         paths = self.expired_paths(pubsub, _POLL_S, wake_channel)
-                    except (*UNAVAILABLE_ERRORS, OSError):
+                    except UNAVAILABLE_OR_OS_ERRORS:
                         listeners.pop(name)
                         _close_quietly(pubsub)
                         continue
@@ -636,7 +652,7 @@ class ClusterStore(RedisStore):
                 for host, port in _cluster_nodes(self.client)
                 if f"{host}:{port}" not in listeners
             ]
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return
         kwargs = self.client.get_default_node().redis_connection.get_connection_kwargs()
         for name, host, port in nodes:
@@ -651,7 +667,7 @@ class ClusterStore(RedisStore):
             pubsub = node_client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.expiry_channel(), wake_channel)
-            except (*UNAVAILABLE_ERRORS, OSError):
+            except UNAVAILABLE_OR_OS_ERRORS:
                 _close_quietly(pubsub)
                 node_client.close()
                 continue
@@ -682,7 +698,7 @@ class ClusterStore(RedisStore):
         """Healthy when every primary answers: a slot without one cannot be served."""
         try:
             return bool(self.client.ping(target_nodes=RedisCluster.PRIMARIES))
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return False
 
     def close(self) -> None:
@@ -695,7 +711,7 @@ def _cluster_nodes(client: RedisCluster) -> list[tuple[str, int]]:
     return [
         (address.split(":")[0], int(address.split(":")[1].split("@")[0]))
         for address, info in nodes.items()
-        if "fail" not in info.get("flags", "") and info.get("connected", True)
+        if "fail" not in str(info.get("flags", "")) and info.get("connected", True)
     ]
 
 

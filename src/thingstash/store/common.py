@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import wraps
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -77,6 +77,8 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     AskError,  # MovedError too: redirections left over when the retries ran out
     RedisClusterException,  # SlotNotCoveredError, no reachable node
 )
+# Those, and the socket's own errors: what a probe of a node may meet.
+UNAVAILABLE_OR_OS_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, OSError)
 
 
 def unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -114,7 +116,11 @@ def event_from_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
 
 
 def backlog_from(
-    wanted: tuple[int, int], after: str, state: list | None, entries: list, count: int
+    wanted: tuple[int, int],
+    after: str,
+    state: list[Any] | None,
+    entries: list[Any] | None,
+    count: int,
 ) -> Backlog:
     """A Backlog from the feed's state (feed_state.lua) and XRANGE from `after` inclusive
     (up to count + 1 entries). A reset when events after `after` may be missing:
@@ -126,6 +132,7 @@ def backlog_from(
     - a `reset` marker follows it: written when the feed's node failed over (events appended
       just before may be lost even though `after` was kept; ClusterStore.check_feed_node).
     """
+    entries = entries or []  # (XRANGE gives a list; typed as possibly None)
     if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
         return Backlog([], wanted != (0, 0), "0-0")
     last, first, added, length = state
@@ -164,7 +171,7 @@ def ancestry(path: str) -> Iterator[tuple[str, str]]:
         name = rest[rest.rfind("/") + 1 :] + "/" if rest else ""
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str) -> redis.Redis | RedisCluster:
     """A client for `url` that retries briefly on connection errors, then lets them surface.
 
     A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
@@ -243,9 +250,22 @@ def events_of_xread(reply: Any, feed_key: str) -> list[Event]:
 def ensure_expiry_notifications(connection: redis.Redis) -> None:
     """Make sure this server publishes expiry events ("Ex"), turning them on if need be;
     raises redis.RedisError when they are off and CONFIG is refused (a managed Redis)."""
-    flags = connection.config_get("notify-keyspace-events").get("notify-keyspace-events", "")
-    if isinstance(flags, bytes):
-        flags = flags.decode()
+    reply = connection.config_get("notify-keyspace-events").get("notify-keyspace-events")
+    flags = reply.decode() if isinstance(reply, bytes) else reply or ""
     if "E" in flags and ("x" in flags or "A" in flags):
         return
     connection.config_set("notify-keyspace-events", "".join(sorted(set(flags) | {"E", "x"})))
+
+
+# Our clients never decode responses (decode_responses is off): Redis's strings arrive as bytes.
+# redis-py types its replies for both settings; these state which one ours are, in one place.
+
+
+def byte_strings(reply: object) -> list[bytes]:
+    """A reply that is a list of strings (ZRANGE, ZRANGEBYSCORE without scores)."""
+    return cast(list[bytes], reply)
+
+
+def byte_string(reply: object) -> bytes | None:
+    """A reply that is one string, or nil (GET, HGET)."""
+    return cast(bytes | None, reply)

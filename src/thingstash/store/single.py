@@ -71,9 +71,11 @@ from thingstash.store.common import (
     PUT_MANY_CHUNK,
     REAP_BATCH,
     REAP_GRACE_MS,
-    UNAVAILABLE_ERRORS,
+    UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
+    byte_string,
+    byte_strings,
     encode_condition,
     ensure_expiry_notifications,
     events_of_xread,
@@ -349,8 +351,10 @@ class RedisStore:
         stack: list[tuple[str, bytes]] = [(folder, b"-")]
         while stack:
             current, start = stack.pop()
-            names = self.client.zrange(
-                self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+            names = byte_strings(
+                self.client.zrange(
+                    self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+                )
             )
             if not names:
                 self._prune_folder(current)
@@ -393,7 +397,8 @@ class RedisStore:
     @unavailable_on_redis_errors
     def feed_position(self) -> str:
         """The id of the last change ever logged ("0-0" before the first)."""
-        return self._position(keys=[self.feed_key]).decode()
+        position: bytes = self._position(keys=[self.feed_key])
+        return position.decode()
 
     @unavailable_on_redis_errors
     def position_and_get(self, path: str) -> tuple[str, Thing | None]:
@@ -476,7 +481,7 @@ class RedisStore:
         if now_ms is None:
             now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
         schedule = self.schedule_key("")
-        due = self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch)
+        due = byte_strings(self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch))
         if not due:
             return 0, False
         keys = [schedule, self.feed_key]
@@ -606,7 +611,7 @@ class RedisStore:
 
     @unavailable_on_redis_errors
     def get_key(self, key_id: str) -> KeyRecord | None:
-        raw = self.client.hget(self.keys_key, key_id)
+        raw = byte_string(self.client.hget(self.keys_key, key_id))
         return KeyRecord.from_json(key_id, raw) if raw is not None else None
 
     @unavailable_on_redis_errors
@@ -661,7 +666,7 @@ class RedisStore:
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return False
 
     def close(self) -> None:

@@ -118,7 +118,7 @@ class AccessLog:
 
 def _path(environ: dict[str, Any]) -> str:
     # PEP 3333 hands the path over as latin-1 code points of the raw bytes.
-    raw = environ.get("PATH_INFO", "")[:_LONGEST_PATH]
+    raw: str = environ.get("PATH_INFO", "")[:_LONGEST_PATH]
     return raw.encode("latin-1", "replace").decode("utf-8", "replace")
 
 

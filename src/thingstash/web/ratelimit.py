@@ -45,7 +45,7 @@ def _too_many(limit: RequestLimit) -> Response:
 
 def _render(error: RateLimitExceeded) -> Response:
     # The response made by _too_many, which the generic HTTPException handler would drop.
-    if error.response is not None:
+    if isinstance(error.response, Response):  # always so: _too_many made it
         return error.response
     return problem_response(429, "too many requests", str(error.description), {"Retry-After": "1"})
 
