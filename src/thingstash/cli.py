@@ -85,10 +85,10 @@ main.add_command(keys)
 
 
 def _add_client_commands() -> None:
-    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
-    from thingstash.client import commands as clientcli
+    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (client/commands.py).
+    from thingstash.client import commands
 
-    clientcli.register(main)
+    commands.register(main)
 
 
 _add_client_commands()

@@ -198,7 +198,7 @@ class ClusterStore(RedisStore):
         return WriteResult(created, version, ttl_ms, event_id)
 
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
-        """Store.put_many's chunk in put()'s steps, each one pipelined batch for the chunk: the
+        """RedisStore.put_many's chunk in put()'s steps, each one pipelined batch for the chunk: the
         folder index entries (each folder once), the things (put.lua on each thing's key), then
         the entries again for the things created, and the feed events."""
         calls = []
@@ -450,7 +450,7 @@ class ClusterStore(RedisStore):
 
     @unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
-        """As Store.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
+        """As RedisStore.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
         its arguments) redis-py would first ask its default node where the key is, so the
         reader would stop while that node, whatever it holds, fails over. A connection error
         here makes the client re-read the slot map, so the next call finds the new primary."""

@@ -11,7 +11,7 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
   size of the store.
 - `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
   ends (unix ms), kept by the same scripts that write and delete things. Each service process
-  reaps what is due every half second (watch.ExpiryReaper), so an expired thing leaves listings
+  reaps what is due every half second (live.expiry), so an expired thing leaves listings
   and reaches watchers as an `expire` event within about a second, whatever the store's size:
   Redis's own expiry finds keys only at its pace (a few hundred a second among many long-lived
   ones). On a Redis Cluster it is split in shards (ClusterStore).
@@ -86,7 +86,7 @@ from thingstash.store.common import (
 
 
 class RedisStore:
-    """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
+    """Things in one Redis: model.Store on Redis. Methods raise model's errors, never HTTP ones."""
 
     # Each write appends its event in the same script: the feed has one thing's events in the
     # order of its writes. (Not so on a cluster: ClusterStore.)
@@ -440,7 +440,7 @@ class RedisStore:
     @unavailable_on_redis_errors
     def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
         """The current version of each thing (None when it does not exist), one batch: what
-        watchers check a cluster's events against (watch.Ordering)."""
+        watchers check a cluster's events against (live.hub.Ordering)."""
         paths = list(paths)
         if not paths:
             return {}

@@ -21,14 +21,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         errors,
         faces,
         hosts,
+        imports,
         keyadmin,
         metrics,
         ratelimit,
         service,
+        things,
         watch,
     )
-    from thingstash.web import imports as bulkimport
-    from thingstash.web import things as api
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
-    bulkimport.init_app(app)
+    imports.init_app(app)
     if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -67,6 +67,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         )
     service.init_app(app)
     faces.init_app(app)
-    api.init_app(app)
+    things.init_app(app)
     watch.init_app(app, store, settings.keepalive)
     return app
