@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from thingstash.config import ConfigError, Settings
 from thingstash.model import Store
@@ -39,13 +40,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
     app = Flask("thingstash")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):  # always: no other provider is set
+        app.json.sort_keys = False
     context.install(app, settings, store)
     errors.init_app(app)
     # Order matters: request id and timing first (so they count the body's arrival and the wait
     # for a place in admission.admit too), then which host is asked, who is asking, how often, and
     # only then a refusal (so refused requests count against the rate limit). The body is read
     # whole before a place is taken: a slow sender holds only its own connection.
+    # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
+    # method, hence the ignores here and for ProxyFix below.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
         admission.admit(app.wsgi_app, settings.threads), settings.max_body, settings.body_timeout
     )
