@@ -1,8 +1,9 @@
 """Where a request's time goes, without HTTP or load-generator noise.
 
 Calls each app's WSGI callable in-process against an embedded Redis and prints the CPU time per
-request (this process only: Redis runs apart), for thingstash and the floor; `--profile NAME`
-then runs cProfile on that scenario and prints the top functions by cumulative and own time.
+request (this process only: Redis runs apart), for thingstash, the naive floor (floor.py) and
+the lean floor (leanfloor.py); `--profile NAME` then runs cProfile on that scenario and prints
+the top functions by cumulative and own time.
 
     .venv/bin/python bench/hotpath.py [--requests 20000] [--profile GET|PUT|PATCH|increment]
 """
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", default="", help="cProfile this case")
     parser.add_argument("--only", default="", help="run just this case (for py-spy, callgrind)")
-    parser.add_argument("--app", default="thingstash", help="with --only: thingstash or floor")
+    parser.add_argument("--app", default="thingstash", help="with --only: thingstash, floor, lean")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         redis = EmbeddedRedis(Path(tmp) / "redis")
@@ -100,23 +101,28 @@ def main() -> None:
         try:
             sys.path.insert(0, str(Path(__file__).parent))
             import floor
+            import leanfloor
 
             from thingstash.web.app import create_app
 
             ours = create_app()
             for i in range(1000):  # things to read, patch and list
-                for app in (ours, floor.app):
+                for app in (ours, floor.app, leanfloor.app):
                     env = environ("PUT", f"/bench/get/{i}", BODY, "application/json")
                     list(app(env, lambda *a: None))
             if args.only:
-                runner(ours if args.app == "thingstash" else floor.app, args.only, args.requests)()
+                apps = {"thingstash": ours, "floor": floor.app, "lean": leanfloor.app}
+                runner(apps[args.app], args.only, args.requests)()
                 return
             for case in ("GET", "PUT"):
-                runner(floor.app, case, 2000)()  # warm up
-                floor_us = cpu_us(runner(floor.app, case, args.requests), args.requests)
-                runner(ours, case, 2000)()
-                ours_us = cpu_us(runner(ours, case, args.requests), args.requests)
-                print(f"{case:9} thingstash {ours_us:6.0f} us  floor {floor_us:6.0f} us CPU")
+                measured = {}
+                for name, app in (("floor", floor.app), ("lean", leanfloor.app), ("ours", ours)):
+                    runner(app, case, 2000)()  # warm up
+                    measured[name] = cpu_us(runner(app, case, args.requests), args.requests)
+                print(
+                    f"{case:9} thingstash {measured['ours']:6.0f} us  "
+                    f"floor {measured['floor']:6.0f} us  lean floor {measured['lean']:6.0f} us CPU"
+                )
             for case in ("PATCH", "increment", "listing"):
                 ours_us = cpu_us(runner(ours, case, args.requests // 10), args.requests // 10)
                 print(f"{case:9} thingstash {ours_us:6.0f} us")

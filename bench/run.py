@@ -6,7 +6,10 @@ apps, which are started one at a time so that they never compete for the CPU:
 
 - thingstash, started with `thingstash serve --redis-url ...` (granian, the settings users get);
 - the prototype (bench/prototype.py) under gunicorn with 4 sync workers, as it was deployed;
-- the floor (bench/floor.py), one Redis round trip per request, on `thingstash.serve.server`.
+- the naive floor (bench/floor.py), a Flask view making one redis-py call per request, on
+  `thingstash.serve.server` with the settings of `thingstash serve`;
+- the lean floor (bench/leanfloor.py), the same view with its one call on a raw per-thread
+  redis-py connection (no pool, no retry wrapper): what the stack itself can do.
 
 Each scenario is a wrk run (`-t1`, Lua scripts in bench/wrk/) at 16 and 64 connections. Then Redis
 memory per thing is measured for 100,000 things of three sizes, stored through thingstash's
@@ -76,7 +79,10 @@ APPS = {
     "thingstash": list(SCENARIOS),
     "prototype": ["PUT", "GET", "create 2000"],
     "floor": ["PUT", "GET", "create 2000"],
+    "lean": ["PUT", "GET", "create 2000"],
 }
+REFERENCES = ("prototype", "floor", "lean")
+TITLES = {"prototype": "prototype", "floor": "naive floor", "lean": "lean floor"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,10 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
     if app == "prototype":
         command = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "prototype:app"]
         return command + ["--log-level", "warning", "--chdir", str(HERE)], env
-    run_floor = f"from thingstash.serve import server; server.run('127.0.0.1', {port}, 'floor:app')"
+    module = "leanfloor" if app == "lean" else "floor"
+    run_floor = (
+        f"from thingstash.serve import server; server.run('127.0.0.1', {port}, '{module}:app')"
+    )
     return [sys.executable, "-c", run_floor], env
 
 
@@ -291,23 +300,78 @@ def ratio(ours: Result | None, theirs: Result | None) -> str:
 
 
 def print_table(results: dict[str, dict[tuple[str, int], Result]]) -> None:
-    ours, proto, floor = (results.get(a, {}) for a in ("thingstash", "prototype", "floor"))
+    ours = results.get("thingstash", {})
+    references = [(name, results.get(name, {})) for name in REFERENCES]
     head = "req/s  p50ms   p99ms "
     print()
-    print(f"{'':17}| {'thingstash':^24}| {'prototype':^24}| {'floor':^24}| vs     | vs")
-    print(f"{'scenario':12} conns| {head}  | {head}  | {head}  | proto  | floor")
-    print("-" * 112)
+    print(
+        f"{'':17}| {'thingstash':^24}| "
+        + "".join(f"{TITLES[name]:^24}| " for name, _ in references)
+        + " | ".join(f"{'vs ' + name[:5]:>7} " for name, _ in references)
+    )
+    print(f"{'scenario':12} conns| {head}  | " + f"{head}  | " * len(references) + "(req/s)")
+    print("-" * (43 + 35 * len(references)))
     for name in SCENARIOS:
         for connections in CONNECTIONS:
             key = (name, connections)
-            if not any(key in r for r in (ours, proto, floor)):
+            if not any(key in r for r in (ours, *(ref for _, ref in references))):
                 continue
             print(
-                f"{name:12} {connections:5}| {cell(ours.get(key))}| {cell(proto.get(key))}| "
-                f"{cell(floor.get(key))}| {ratio(ours.get(key), proto.get(key))} | "
-                f"{ratio(ours.get(key), floor.get(key))}"
+                f"{name:12} {connections:5}| {cell(ours.get(key))}| "
+                + "".join(f"{cell(ref.get(key))}| " for _, ref in references)
+                + " | ".join(f"{ratio(ours.get(key), ref.get(key))} " for _, ref in references)
             )
     print("(! = some requests failed or errored; see the lines above)")
+    print_targets(ours, dict(references))
+
+
+def print_targets(
+    ours: dict[tuple[str, int], Result], refs: dict[str, dict[tuple[str, int], Result]]
+) -> None:
+    """The issue's targets, each with what this run measured."""
+
+    def rate(results: dict[tuple[str, int], Result], key: tuple[str, int]) -> float | None:
+        found = results.get(key)
+        return found.rate if found else None
+
+    def line(text: str, value: float | None, goal: float, unit: str = "x") -> None:
+        if value is None:
+            return
+        verdict = "met" if value >= goal else f"missed by {(1 - value / goal) * 100:.0f}%"
+        print(f"  {text:52} {value:6.2f}{unit} (target {goal}{unit}: {verdict})")
+
+    def share(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
+    print("\ntargets:")
+    for scenario in ("PUT", "GET"):
+        key = (scenario, 16)
+        line(
+            f"{scenario} c=16 vs naive floor", share(rate(ours, key), rate(refs["floor"], key)), 1.0
+        )
+        line(f"{scenario} c=16 vs lean floor", share(rate(ours, key), rate(refs["lean"], key)), 0.9)
+        line(
+            f"{scenario} c=16 vs prototype",
+            share(rate(ours, key), rate(refs["prototype"], key)),
+            2.5,
+        )
+    for scenario in ("PATCH", "increment"):
+        key = (scenario, 16)
+        line(f"{scenario} c=16 vs PUT", share(rate(ours, key), rate(ours, ("PUT", 16))), 0.6)
+    line(
+        "listing page (100) c=16 vs GET",
+        share(rate(ours, ("listing", 16)), rate(ours, ("GET", 16))),
+        0.5,
+    )
+    for scenario in ("PUT", "GET"):
+        mine, naive = ours.get((scenario, 64)), refs["floor"].get((scenario, 64))
+        if mine and naive:
+            # Lower is better: shown as the floor's p99 over ours, so that >= 1.0 is met.
+            line(
+                f"{scenario} c=64 p99 (floor {naive.p99_ms:.1f} / ours {mine.p99_ms:.1f} ms)",
+                naive.p99_ms / mine.p99_ms,
+                1.0,
+            )
 
 
 def machine() -> str:
@@ -323,7 +387,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
-    parser.add_argument("--apps", default="prototype,floor,thingstash", help="which apps to run")
+    parser.add_argument(
+        "--apps", default="prototype,floor,lean,thingstash", help="which apps to run"
+    )
     parser.add_argument("--only", default="", help="scenarios to run, comma separated")
     parser.add_argument("--things", type=int, default=100_000, help="things per memory sample")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")

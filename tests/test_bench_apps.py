@@ -74,6 +74,23 @@ def test_floor_does_one_set_or_get_per_request(
     assert client.get("/a/c").status_code == 404
 
 
+def test_lean_floor_does_one_set_or_get_per_request_on_its_own_connection(
+    plain_redis: RedisServer, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lean = _load("leanfloor", plain_redis.url, monkeypatch)
+    client = lean.app.test_client()
+    assert client.put("/a/b", data=BODY, content_type="application/json").status_code == 201
+    assert redis_client.get("lean:a/b") == BODY
+    assert redis_client.ttl("lean:a/b") > 31103990
+    read = client.get("/a/b")
+    assert (read.status_code, read.data) == (200, BODY)
+    assert client.get("/a/c").status_code == 404
+    # No pool involved: the calls went over the thread's own connection.
+    assert lean._pool._created_connections == 0
+    assert lean._local.connection.is_connected
+    lean._local.connection.disconnect()
+
+
 def test_wrk_scripts_are_there_for_every_scenario() -> None:
     run = _import_run()
     for scenario in run.SCENARIOS.values():

@@ -35,6 +35,7 @@ from thingstash.model import (
     Thing,
     parse_event_id,
 )
+from thingstash.store.lean import LeanRedis
 
 PUT_MANY_CHUNK = 500  # things per put_many.lua call (per pipelined step on a cluster)
 REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
@@ -177,7 +178,9 @@ def connect(url: str) -> redis.Redis | RedisCluster:
     A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
     (it speaks the same commands; keys are routed to their slot's node).
     """
-    client = redis.Redis.from_url(
+    # Its commands go over a per-thread connection, without the pool checkout and the retry
+    # wrapper of every call (lean.py); pipelines and pub/sub keep the pool.
+    client = LeanRedis.from_url(
         url,
         socket_timeout=REPLY_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,

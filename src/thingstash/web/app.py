@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         cors,
         errors,
         faces,
+        fastpath,
         hosts,
         imports,
         keyadmin,
@@ -48,10 +49,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # for a place in admission.admit too), then which host is asked, who is asking, how often, and
     # only then a refusal (so refused requests count against the rate limit). The body is read
     # whole before a place is taken: a slow sender holds only its own connection.
+    # Plain reads and writes of a thing are answered in front of Flask (fastpath.py), switched
+    # on at the end once it can check that it knows every hook the app has.
+    fast = fastpath.FastPath(app.wsgi_app)
+    app.extensions[fastpath.EXTENSION] = fast
     # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
     # method, hence the ignores here and for ProxyFix below.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
-        admission.admit(app.wsgi_app, settings.threads), settings.max_body, settings.body_timeout
+        admission.admit(fast, settings.threads), settings.max_body, settings.body_timeout
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
@@ -73,4 +78,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     faces.init_app(app)
     things.init_app(app)
     watch.init_app(app, store, settings.keepalive)
+    fastpath.switch_on_if_known(app, fast, settings, store)
     return app

@@ -147,6 +147,12 @@ def _open(config: Settings, presence: _KeyPresence, store: Store) -> bool:
     return not presence.present(store)
 
 
+def open_check(app: Flask, config: Settings, the_store: Store) -> Callable[[], bool]:
+    """store_is_open for `app`, callable outside a request (the fast path asks it)."""
+    presence: _KeyPresence = app.extensions["thingstash.keys"]
+    return lambda: _open(config, presence, the_store)
+
+
 def still_allowed() -> Callable[[], bool]:
     """For a long-running response (a watch stream), made during its request: a check that the
     request's access still holds, callable after the request. Its key must still exist; a

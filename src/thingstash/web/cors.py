@@ -88,6 +88,11 @@ def _store_is_open() -> bool:
         return True  # the narrower choice, while we cannot tell
 
 
+# Where init_app leaves the headers every answer to a request without an Origin ends with (the
+# fast path adds them itself).
+PLAIN_HEADERS = "thingstash.cors.plain"
+
+
 def init_app(app: Flask, origins: str | None) -> None:
     if origins is not None and origins.strip() == "*":
         everyone, everyone_plain = _flask_cors(app, "*")
@@ -100,6 +105,7 @@ def init_app(app: Flask, origins: str | None) -> None:
             return response
 
         app.after_request(add_cors_headers)
+        app.extensions[PLAIN_HEADERS] = list(everyone_plain)
         return
 
     if origins is not None:
@@ -133,3 +139,6 @@ def init_app(app: Flask, origins: str | None) -> None:
         return response
 
     app.after_request(add_varying_cors_headers)
+    # Without an Origin, choose() gives the listed origins' or the loopback set's headers.
+    plain = configured_plain if origins is not None else loopback_plain
+    app.extensions[PLAIN_HEADERS] = [*plain, ("Vary", "Origin")]

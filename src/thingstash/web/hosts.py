@@ -12,6 +12,7 @@ without a Host header (HTTP/1.0) comes from no browser and passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Flask, request
@@ -44,11 +45,26 @@ def allowed(name: str, listed: tuple[str, ...], loopback: bool) -> bool:
     return False
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def host_check(settings: Settings) -> Callable[[str], bool] | None:
+    """Whether a Host header names this server; None when it answers any name."""
     loopback = keys.is_loopback(settings.host)
     listed = settings.allowed_hosts
     if not loopback and not listed:
-        return  # a public server answers to whatever names point at it
+        return None  # a public server answers to whatever names point at it
+
+    def answered(header: str) -> bool:
+        name = hostname(header)
+        return name is not None and allowed(name, listed, loopback)
+
+    return answered
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    answered = host_check(settings)
+    if answered is None:
+        return
+    loopback = keys.is_loopback(settings.host)
+    listed = settings.allowed_hosts
     loopback_names = ["localhost, 127.0.0.1, [::1], *.localhost"] if loopback else []
     names = ", ".join([*loopback_names, *listed])
 
@@ -56,8 +72,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         header = request.environ.get("HTTP_HOST")
         if header is None:
             return
-        name = hostname(header)
-        if name is None or not allowed(name, listed, loopback):
+        if not answered(header):
             raise Problem(
                 421,
                 "host not served here",

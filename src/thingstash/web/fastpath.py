@@ -1,0 +1,301 @@
+"""The hot path: plain reads and writes of one thing answered without Flask's request machinery.
+
+GET, HEAD, PUT and PATCH of a thing are most of what a store serves, and Flask spends more CPU on
+each (request context, proxies, routing, before/after hooks, a `Response` and its `Headers`)
+than the thing itself does (bench/hotpath.py). So these are answered here, in front of the
+Flask app, with exactly what the app would answer: same status line, same headers in the same
+order, same body; an error by the app's own handler (errors.HANDLERS). Any request that is not
+plain goes to the app, unchanged:
+
+- another method, or a service path (`/_...`), a folder, a path that is not ASCII or not valid,
+  a path the app routes elsewhere (Flask's /static/);
+- a query string (`?ttl=`, listings), `Accept: text/event-stream` (a watch), any precondition
+  (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS), an `Authorization` (keys);
+- a store that needs a key (closed), a rate limit, a Host the app would refuse;
+- a body whose Content-Type is not exactly one the view takes without parsing the header, was
+  refused on arrival, or is not a JSON object with a good `ttl` (the app says what is wrong);
+  a PUT with server values (`.sv`).
+
+What the app's hooks do for such a request is done here too, each at its cheapest: the Host
+check (hosts.py; its answer per Host header is remembered), the key check (auth.py: an open
+store lets a keyless request do anything; the answer is the one auth keeps per process), the
+CORS headers of a request without an Origin (cors.py computes them once). The access log,
+metrics, the body's arrival and the admission gate are WSGI layers around both paths.
+
+It is switched on only when the app's hooks are exactly the ones it stands in for: a feature
+that adds a hook turns it off until this learns what that hook does.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response
+
+from thingstash import documents
+from thingstash.config import MAX_DEPTH, Settings
+from thingstash.documents import BadDocument
+from thingstash.model import (
+    NO_CONDITIONS,
+    StorageUnavailable,
+    Store,
+    ThingMissing,
+    TooMuchContention,
+    WriteResult,
+    version_time_ms,
+)
+from thingstash.paths import BadPath, parse_path
+from thingstash.web import errors
+from thingstash.web.preconditions import etag
+from thingstash.web.things import PATCH_TYPES, merge_patch_change
+
+log = logging.getLogger(__name__)
+
+_StartResponse = Callable[..., Any]
+_WSGIApp = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
+Header = tuple[str, str]
+
+JSON_TYPE = "application/json"
+# Request headers that make a request not plain: each needs the app's own handling.
+_NOT_PLAIN = (
+    "HTTP_ORIGIN",
+    "HTTP_AUTHORIZATION",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+)
+EXTENSION = "thingstash.fastpath"  # where create_app keeps it
+_WRITTEN = {True: "201 CREATED", False: "200 OK"}
+_HOSTS_REMEMBERED = 256
+
+
+class FastPath:
+    """WSGI: plain GET, HEAD and PUT of a thing here, everything else to `app`. Off until
+    `switch_on` is given what it stands in for, once the app is complete."""
+
+    def __init__(self, app: _WSGIApp) -> None:
+        self.app = app
+        self.on = False
+        self.hosts: dict[str, bool] = {}
+
+    def switch_on(
+        self,
+        settings: Settings,
+        store: Store,
+        is_open: Callable[[], bool],
+        host_allowed: Callable[[str], bool] | None,
+        cors_headers: list[Header],
+        http_date: Callable[[int], str],
+        other_routes: tuple[str, ...],
+    ) -> None:
+        self.store = store
+        self.is_open = is_open
+        self.host_allowed = host_allowed
+        # Added to every answer without an Origin, after the app's own headers (cors.py).
+        self.cors_headers = cors_headers
+        self.http_date = http_date
+        # Paths the app routes elsewhere than to things (Flask's /static/, say): left to it.
+        self.other_routes = other_routes
+        self.default_ttl = settings.default_ttl
+        self.max_ttl = settings.max_ttl
+        self.anonymous_read = settings.anonymous_read
+        self.on = True
+
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        if not self.on:
+            return self.app(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        if method == "GET" or method == "HEAD":
+            if "text/event-stream" in environ.get("HTTP_ACCEPT", ""):
+                return self.app(environ, start_response)
+            respond = self._read
+        elif method == "PUT":
+            respond = self._replace
+        elif method == "PATCH":
+            respond = self._patch
+        else:
+            return self.app(environ, start_response)
+        path = self._plain_path(environ)
+        if path is None:
+            return self.app(environ, start_response)
+        try:
+            return respond(path, method, environ, start_response)
+        except (StorageUnavailable, ThingMissing, BadDocument, TooMuchContention) as error:
+            # Raised before anything was written: the app's own answer to each.
+            return self._error(error, environ, start_response)
+
+    def _plain_path(self, environ: dict[str, Any]) -> str | None:
+        """The thing's path when the request is plain (see the module docstring), else None."""
+        if environ.get("QUERY_STRING"):
+            return None
+        for name in _NOT_PLAIN:
+            if name in environ:
+                return None
+        wire = environ.get("PATH_INFO", "")
+        if not wire.isascii() or wire[:1] != "/" or wire[1:2] == "_" or wire[-1:] == "/":
+            return None
+        if wire.startswith(self.other_routes):
+            return None
+        if self.host_allowed is not None:
+            host = environ.get("HTTP_HOST")
+            if host is not None and not self._host_ok(host):
+                return None
+        try:
+            return parse_path(wire[1:]).text
+        except BadPath:
+            return None
+
+    def _host_ok(self, host: str) -> bool:
+        known = self.hosts.get(host)
+        if known is None:
+            assert self.host_allowed is not None
+            known = self.host_allowed(host)
+            if len(self.hosts) < _HOSTS_REMEMBERED:  # a client picks the header: stay small
+                self.hosts[host] = known
+        return known
+
+    def _read(
+        self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        if not (self.anonymous_read or self.is_open()):
+            return self.app(environ, start_response)
+        thing = self.store.get(path)
+        if thing is None:
+            return self._error(errors.thing_missing(path), environ, start_response)
+        last_updated = version_time_ms(thing.version) // 1000
+        body = documents.thing_json(thing.body, thing.ttl, last_updated)
+        start_response("200 OK", self._headers(thing.version, last_updated, len(body)))
+        return [body] if method == "GET" else []
+
+    def _replace(
+        self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        doc = self._document(environ, (JSON_TYPE,))
+        if doc is None:
+            return self.app(environ, start_response)
+        try:
+            ttl = documents.resolve_ttl(
+                documents.pop_reserved(doc), None, self.default_ttl, self.max_ttl
+            )
+            body = documents.dumps(doc)
+        except BadDocument:
+            return self.app(environ, start_response)  # it says what is wrong
+        if documents.SERVER_VALUE_KEY in body and documents.has_server_values(doc):
+            return self.app(environ, start_response)
+        result = self.store.put(path, body, ttl, NO_CONDITIONS, "put")
+        return self._written(result, body, start_response)
+
+    def _document(
+        self, environ: dict[str, Any], content_types: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """The body, a JSON object, when the request may be answered here: the store is open,
+        the Content-Type is exactly one of `content_types`, and the body is a thing's (else
+        None, and the app answers, saying what is wrong; the buffered body is still unread)."""
+        stream = environ.get("wsgi.input")
+        if environ.get("CONTENT_TYPE") not in content_types or type(stream) is not io.BytesIO:
+            return None
+        if not self.is_open():
+            return None
+        try:
+            return documents.loads_object(stream.getvalue(), MAX_DEPTH)
+        except BadDocument:
+            return None
+
+    def _written(
+        self, result: WriteResult, body: bytes, start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        last_updated = version_time_ms(result.version) // 1000
+        answer = documents.thing_json(body, result.ttl_ms // 1000, last_updated)
+        start_response(
+            _WRITTEN[result.created], self._headers(result.version, last_updated, len(answer))
+        )
+        return [answer]
+
+    def _patch(
+        self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        merge = self._document(environ, PATCH_TYPES)
+        if merge is None:
+            return self.app(environ, start_response)
+        try:
+            ttl = documents.resolve_ttl(
+                documents.pop_reserved(merge), None, self.default_ttl, self.max_ttl
+            )
+        except BadDocument:
+            return self.app(environ, start_response)
+        change = merge_patch_change(path, merge, ttl)
+        result, body = self.store.update(path, change, NO_CONDITIONS, "patch")
+        return self._written(result, body, start_response)
+
+    def _headers(self, version: str, last_updated: int, length: int) -> list[Header]:
+        """What the app's thing responses carry (api.py), in its order, then CORS's."""
+        return [
+            ("ETag", etag(version)),
+            ("Last-Modified", self.http_date(last_updated)),
+            ("Cache-Control", "no-cache"),
+            ("Content-Type", JSON_TYPE),
+            ("Content-Length", str(length)),
+            *self.cors_headers,
+        ]
+
+    def _error(
+        self, error: Exception, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        """`error` answered by the app's own handler (errors.py), with the CORS headers."""
+        handler = next(errors.HANDLERS[c] for c in type(error).__mro__ if c in errors.HANDLERS)
+        response: Response = handler(error)
+        response.headers.extend(self.cors_headers)
+        return response(environ, start_response)
+
+
+# The app's request hooks whose work the fast path does, by (module, name): the Host check, the
+# key check and its refusal, the CORS headers. Any other hook keeps the fast path off.
+KNOWN_HOOKS = frozenset(
+    {
+        ("thingstash.web.hosts", "init_app.<locals>.check_host"),
+        ("thingstash.web.auth", "_identify"),
+        ("thingstash.web.auth", "_enforce"),
+        ("thingstash.web.cors", "init_app.<locals>.add_cors_headers"),
+        ("thingstash.web.cors", "init_app.<locals>.add_varying_cors_headers"),
+    }
+)
+THING_RULE = "/<anypath:raw>"
+
+
+def switch_on_if_known(app: Flask, fast: FastPath, settings: Settings, store: Store) -> bool:
+    """Switch `fast` on when `app` does nothing to a plain request that the fast path does not
+    do too; whether it did."""
+    from thingstash.web import auth, cors, hosts, things
+
+    if settings.rate_limit:
+        return False  # the limiter counts every request in Redis: the app's way
+    registries = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+        app.url_value_preprocessors,
+    )
+    for registry in registries:
+        for hooks in registry.values():
+            for hook in hooks:
+                if (hook.__module__, hook.__qualname__) not in KNOWN_HOOKS:
+                    log.info("fast path off: the app has a hook it does not know, %r", hook)
+                    return False
+    if cors.PLAIN_HEADERS not in app.extensions:
+        return False
+    other_routes = tuple(
+        rule.rule.split("<", 1)[0] for rule in app.url_map.iter_rules() if rule.rule != THING_RULE
+    )
+    fast.switch_on(
+        settings,
+        store,
+        auth.open_check(app, settings, store),
+        hosts.host_check(settings),
+        app.extensions[cors.PLAIN_HEADERS],
+        things.cached_http_date,
+        other_routes,
+    )
+    return True
