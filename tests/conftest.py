@@ -52,6 +52,7 @@ CLUSTER_MODULES = frozenset(
         "test_edges.py",
         "test_import.py",
         "test_expiry.py",
+        "test_queries.py",
     }
 )
 

@@ -168,6 +168,32 @@ def test_console_browse_view_create_edit_watch_delete(
     shot(browser, "08b-folder-live-update")
 
 
+def test_console_runs_and_watches_a_query(
+    browser: WebDriver, api: httpx.Client, served: Served
+) -> None:
+    for name, score in {"ann": 30, "bob": 10, "cy": 20}.items():
+        put(api, f"players/{name}", {"score": score})
+    browser.get(f"{served.url}/_ui#/players/")
+    find(browser, "#view details.query-panel summary").click()
+    wait(browser, lambda d: "No index on this folder" in text_of(d, "#view .indexes"))
+    form = find(browser, "#view form.query")
+    form.find_element(By.NAME, "order_by").send_keys("score")
+    form.find_element(By.NAME, "desc").click()
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    def rows(d: WebDriver) -> list[str]:
+        return [r.text for r in d.find_elements(By.CSS_SELECTOR, "#view tr.answer-row")]
+
+    wait(browser, lambda d: rows(d) == ["#1 ann 30", "#2 cy 20", "#3 bob 10"])
+    find(browser, "#view [data-act=watch-query]").click()
+    wait(browser, lambda d: find(d, "#conn").get_attribute("data-state") == "live")
+    put(api, "players/dee", {"score": 99})
+    wait(browser, lambda d: rows(d)[:2] == ["#1 dee 99", "#2 ann 30"])
+    shot(browser, "10-live-query")
+    find(browser, "#view [data-act=watch-query]").click()
+    wait(browser, lambda d: find(d, "#conn").get_attribute("data-state") == "off")
+
+
 def test_console_fits_a_phone_screen(browser: WebDriver, api: httpx.Client, served: Served) -> None:
     put(api, "sensors/kitchen/temp", {"value": 21.5, "note": "a long-ish text " * 8})
     browser.set_window_size(390, 844)

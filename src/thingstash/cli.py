@@ -8,6 +8,7 @@ import os
 import click
 
 from thingstash.config import ConfigError, Settings
+from thingstash.indexcli import index
 from thingstash.keycli import keys
 from thingstash.storeopts import redis_or_embedded, store_options
 
@@ -82,6 +83,7 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
 
 
 main.add_command(keys)
+main.add_command(index)
 
 
 def _add_client_commands() -> None:

@@ -13,9 +13,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+
+if TYPE_CHECKING:
+    import threading
+
+    from thingstash.queries import Answer, Index, Query
 
 VERSION_LENGTH = 16
 
@@ -295,6 +300,16 @@ class Store(Protocol):
     def revoke_key(self, key_id: str) -> bool: ...
 
     def touch_key(self, key_id: str, when: int) -> None: ...
+
+    def query(self, folder: str, query: Query) -> Answer: ...
+
+    def indexes(self) -> list[Index]: ...
+
+    def create_index(self, folder: str, field: str) -> tuple[Index, bool]: ...
+
+    def drop_index(self, index_id: str) -> Index | None: ...
+
+    def build_indexes(self, stop: threading.Event | None = None) -> int: ...
 
     def approximate_things(self) -> int: ...
 

@@ -1,5 +1,5 @@
-"""The client side of the `thingstash` command: get, put, patch, rm, ls, watch, export, import
-and bench against a running server, over HTTP only.
+"""The client side of the `thingstash` command: get, put, patch, rm, ls, watch, query, export,
+import and bench against a running server, over HTTP only.
 
 Exit codes: 0 success, 1 not found (404), 2 usage (bad arguments or bad JSON given), 3 any other
 HTTP error (the problem's title and detail go to stderr), 4 the server cannot be reached.
@@ -210,6 +210,75 @@ def watch(
             return
 
 
+def _query_line(answer: dict[str, Any]) -> str:
+    if not _to_terminal():
+        return documents.dumps(answer).decode()
+    if "count" in answer:
+        return str(answer["count"])
+    rows = [
+        f"{thing['rank']:>6}  {thing['path']}  {documents.dumps(thing['key']).decode()}"
+        for thing in answer.get("things", [])
+    ]
+    return "\n".join(rows) if rows else "(nothing)"
+
+
+@click.command()
+@click.argument("folder")
+@click.option("--order-by", "order_by", help="The field: `score`, `stats/level`, `$name`, ...")
+@click.option("--desc", is_flag=True, help="Highest first.")
+@click.option("--limit", type=click.IntRange(1, 1000), help="Things per page (default 100).")
+@click.option("--start-at", help="JSON: the first value (inclusive), e.g. 10 or '\"b\"'.")
+@click.option("--end-at", help="JSON: the last value (inclusive).")
+@click.option("--count", is_flag=True, help="Print how many (in the range) instead.")
+@click.option("--watch", is_flag=True, help="Print the answer again whenever it changes.")
+@_server_options
+@_exits_cleanly
+def query(
+    folder: str,
+    order_by: str | None,
+    desc: bool,
+    limit: int | None,
+    start_at: str | None,
+    end_at: str | None,
+    count: bool,
+    watch: bool,
+    url: str,
+    key: str | None,
+) -> None:
+    """Ask the things directly in FOLDER in the order of a field: rank, path, value.
+
+    Piped, each answer is printed as the server sent it, one JSON document per line."""
+    if order_by is None and not count:
+        raise click.UsageError("give --order-by FIELD (or --count)")
+    params: dict[str, str] = {}
+    for name, value in (
+        ("order_by", order_by),
+        ("limit", None if limit is None else str(limit)),
+        ("start_at", start_at),
+        ("end_at", end_at),
+    ):
+        if value is not None:
+            params[name] = value
+    if desc:
+        params["desc"] = "true"
+    if count:
+        params["count"] = "true"
+    folder = folder.strip("/") + "/" if folder.strip("/") else ""
+    with _client(url, key) as client:
+        if not watch:
+            answer = client.request("GET", folder, params=params).content
+            click.echo(_query_line(documents.loads(answer)))
+            return
+        try:
+            for event in client.watch(folder, params=params):
+                if event.event == "query":
+                    if _to_terminal():
+                        click.echo(f"-- {time.strftime('%H:%M:%S')}")
+                    click.echo(_query_line(event.data))
+        except KeyboardInterrupt:
+            return
+
+
 @click.command("export")
 @click.argument("prefix", required=False, default="")
 @_server_options
@@ -332,7 +401,7 @@ def bench(things: int, concurrency: int, url: str, key: str | None) -> None:
         sys.exit(error.exit_code)
 
 
-COMMANDS = (get, put, patch, rm, ls, watch, export_, import_, bench)
+COMMANDS = (get, put, patch, rm, ls, watch, query, export_, import_, bench)
 
 
 def register(group: click.Group) -> None:

@@ -356,7 +356,12 @@ class Client:
 
     # -- watching -------------------------------------------------------------------------
 
-    def watch(self, path: str, last_event_id: str | None = None) -> Iterator[Event]:
+    def watch(
+        self,
+        path: str,
+        last_event_id: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Iterator[Event]:
         """Events for a thing or a folder, forever: after a dropped connection it reconnects
         with Last-Event-ID so nothing is missed. Fails (ClientError) only when the first
         connection cannot be made or the server refuses the watch."""
@@ -371,6 +376,7 @@ class Client:
                     self.http,
                     "GET",
                     quote_path(path),
+                    params=params,
                     headers=headers,
                     timeout=httpx.Timeout(10.0, read=None),
                 ) as source:

@@ -1,11 +1,13 @@
 """The process's live parts, typed against model.Store and free of Flask: the feed reader
-(hub.py) and the expiry reaper and listener (expiry.py), started and stopped together as `Live`.
+(hub.py), the expiry reaper and listener (expiry.py) and the index builder (indexer.py), started
+and stopped together as `Live`.
 """
 
 from __future__ import annotations
 
 from thingstash.live.expiry import ExpiryListener, ExpiryReaper
 from thingstash.live.hub import Hub
+from thingstash.live.indexer import IndexBuilder
 from thingstash.model import Store
 
 
@@ -16,6 +18,7 @@ class Live:
         self.hub = Hub(store)
         self.reaper = ExpiryReaper(store)
         self.expiry = ExpiryListener(store)
+        self.indexer = IndexBuilder(store)
         self.keepalive = keepalive
 
     def health(self) -> dict[str, object]:
@@ -27,9 +30,11 @@ class Live:
         self.hub.close()
         self.reaper.close()
         self.expiry.close()
+        self.indexer.close()
 
     def stop(self) -> None:
         """Like close, without waiting: safe in a signal handler."""
         self.hub.close()
         self.reaper.close(wait=False)
         self.expiry.close(wait=False)
+        self.indexer.close(wait=False)

@@ -56,6 +56,7 @@ from thingstash.model import (
     new_version,
     parse_event_id,
 )
+from thingstash.queries import Index
 from thingstash.store.common import (
     CONNECT_TIMEOUT_S,
     FEED_BLOCK_MAX_MS,
@@ -73,6 +74,8 @@ from thingstash.store.common import (
     load_script,
     unavailable_on_redis_errors,
 )
+from thingstash.store.indexes import Listed
+from thingstash.store.querying import Querying
 from thingstash.store.single import RedisStore
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
@@ -92,6 +95,10 @@ class ClusterStore(RedisStore):
     client: RedisCluster  # type: ignore[assignment]
     # Events of one thing can reach the feed in another order than its writes (see live.hub).
     feed_in_order = False
+    # The index declarations live in another slot than the things: no write script can check
+    # them, so each process reads them again when they are a second old (docs/cluster.md).
+    checks_generation_in_scripts = False
+    declarations_refresh_s = 1.0
 
     def __init__(
         self,
@@ -101,6 +108,8 @@ class ClusterStore(RedisStore):
         url: str | None = None,
     ) -> None:
         super().__init__(client, prefix, feed_retention, url)  # type: ignore[arg-type]
+        self._index_entry = self.client.register_script(load_script("index_entry.lua"))
+        self.querying = ClusterQuerying(self, self.index_keeper)
         self._feed_node = self.client.register_script(load_script("feed_node.lua"))
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
@@ -158,6 +167,93 @@ class ClusterStore(RedisStore):
         if entries:
             self._index(entries)
 
+    # -- query indexes ------------------------------------------------------------------------
+    # The thing and its query index entries are in different slots: an entry follows its
+    # thing's write, delete or expiry as a step of its own (scripts/index_entry.lua), after
+    # it, so an interrupted write leaves an entry at worst stale, never missing for a thing
+    # that exists. A query checks each entry it shows against the thing it reads and repairs
+    # it (ClusterQuerying.repair); docs/cluster.md says what follows.
+
+    def set_index_entries(self, operations: Sequence[tuple[str, str, str, bytes, bytes]]) -> None:
+        """index_entry.lua for each (sorted set, hash, name, member, when), one pipelined batch."""
+        if not operations:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for zset, hash_key, name, member, when in operations:
+            # (the evalsha method is refused in cluster pipelines; the command routes by its key)
+            pipe.execute_command(
+                "EVALSHA", self._index_entry.sha, 2, zset, hash_key, name, member, when
+            )
+        replies = pipe.execute(raise_on_error=False)
+        for (zset, hash_key, name, member, when), reply in zip(operations, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                self._index_entry(keys=[zset, hash_key], args=[name, member, when])
+            elif isinstance(reply, Exception):
+                raise reply
+
+    def _reindex(self, written: Sequence[tuple[str, bytes, str]]) -> None:
+        """The entries of things just written (path, body, version) in every index of their
+        folder: no round trip when none covers it."""
+        section = self.index_keeper.section()
+        for path, body, version in written:
+            section.put(path, body, version)
+        self.set_index_entries(
+            [
+                (zset, hash_key, name, member, b"")
+                for zset, hash_key, name, member in section.operations()
+            ]
+        )
+
+    def _unindex(self, paths: Sequence[str]) -> None:
+        """Take things found gone out of every index of their folder; one written again
+        meanwhile (its entry may have been set before this step) gets its entry back."""
+        section = self.index_keeper.section()
+        for path in paths:
+            section.remove(path, 0)
+        operations = [(z, h, name, b"", b"") for z, h, name, _ in section.operations()]
+        if not operations:
+            return
+        self.set_index_entries(operations)
+        back = [
+            (path, found.body, found.version)
+            for path, found in zip(paths, self.read_many(paths, True, 2**62), strict=False)
+            if found is not None
+        ]
+        if back:
+            self._reindex(back)
+
+    def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
+        """As RedisStore.read_many, each thing in its own slot: its version, lifetime and size
+        in one pipelined batch, then (with `values`) the things that fit in `budget`."""
+        if not paths:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for path in paths:
+            key = self.thing_key(path)
+            pipe.getrange(key, 0, VERSION_LENGTH - 1)
+            pipe.pttl(key)
+            pipe.strlen(key)
+        replies = pipe.execute()
+        states = []
+        used = 0
+        for i in range(len(paths)):
+            version, ttl_ms, size = replies[3 * i : 3 * i + 3]
+            if values and used > 0 and used + size > budget:
+                break
+            used += size
+            states.append((version, ttl_ms))
+        bodies: list[bytes | None] = []
+        if values:
+            pipe = self.client.pipeline(transaction=False)
+            for path in paths[: len(states)]:
+                pipe.get(self.thing_key(path))
+            bodies = pipe.execute()
+        found: list[Thing | None] = []
+        for i, (version, ttl_ms) in enumerate(states):
+            payload = bodies[i] if values else version
+            found.append(Thing.from_payload(payload, ttl_ms) if payload and ttl_ms != -2 else None)
+        return found
+
     # -- things -------------------------------------------------------------------------------
 
     @unavailable_on_redis_errors
@@ -195,6 +291,7 @@ class ClusterStore(RedisStore):
             {"e": event, "p": path, "d": payload, "t": str(ttl_ms)},
             now_ms + ttl_ms,
         )
+        self._reindex([(path, body, version)])
         return WriteResult(created, version, ttl_ms, event_id)
 
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
@@ -243,6 +340,12 @@ class ClusterStore(RedisStore):
         for (path, _, ttl_ms, payload, _), _ in written:
             self._log_event({"e": "put", "p": path, "d": payload, "t": str(ttl_ms)}, pipe)
         event_ids = pipe.execute()[len(again) + len(written) :]
+        self._reindex(
+            [
+                (path, payload[VERSION_LENGTH:], version)
+                for (path, version, _, payload, _), _ in written
+            ]
+        )
         if failure is not None:
             raise failure
         return [
@@ -301,6 +404,7 @@ class ClusterStore(RedisStore):
             folder = folder[: folder[:-1].rfind("/") + 1]
         # A write below may have come in between: put back whatever is there after all.
         self._restore_if_present(removed)
+        self._unindex([path])
         return event_id.decode()
 
     # -- folders ------------------------------------------------------------------------------
@@ -398,7 +502,7 @@ class ClusterStore(RedisStore):
         self.client.zrem(self.folder_key(folder), *names)
         self._restore_if_present([folder + name for name in names])
 
-    def _delete_batch(self, folder: str, names: list[str]) -> int:
+    def _purge_batch(self, folder: str, names: list[str]) -> int:
         """As RedisStore's (its delete_tree walks the tree), each thing a key of its own slot:
         DEL them (one pipelined batch), then their index entries and feed events."""
         index = self.folder_key(folder)
@@ -413,6 +517,7 @@ class ClusterStore(RedisStore):
             self._log_event({"e": "delete", "p": folder + name}, pipe)
         pipe.execute()
         self._restore_if_present([folder + name for name in names])
+        self._unindex([folder + name for name in gone])
         return len(gone)
 
     def _prune_folder(self, folder: str) -> None:
@@ -493,6 +598,7 @@ class ClusterStore(RedisStore):
         (only the process whose ZREM removes it logs the event), then folders left empty."""
         if self.client.exists(self.thing_key(path)):
             return None
+        self._unindex([path])
         levels = self._ancestry_keys(path)
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(*levels[0])
@@ -567,6 +673,7 @@ class ClusterStore(RedisStore):
         returns how many `expire` events were logged."""
         if not paths:
             return 0
+        self._unindex(paths)
         pipe = self.client.pipeline(transaction=False)
         for path in paths:
             key, name = next(iter(self._ancestry_keys(path)))
@@ -728,3 +835,41 @@ def close_cluster(client: RedisCluster) -> None:
         if node.redis_connection is not None:
             node.redis_connection.connection_pool.disconnect()
     client.close()
+
+
+class ClusterQuerying(Querying):
+    """Queries on a cluster: as on one Redis, but an index entry follows its thing (a step of
+    its own), so a build and a repair set an entry only where no write got in first."""
+
+    store: ClusterStore
+
+    def repair(self, index: Index, folder: str, moved: list[tuple[str, bytes, bytes]]) -> None:
+        """Set each entry found stale to the member of the thing as read, unless it changed
+        since (a write's own step wins)."""
+        zset = self.keeper.zset_key(index.id, folder)
+        hash_key = self.keeper.hash_key(index.id, folder)
+        self.store.set_index_entries(
+            [(zset, hash_key, name, fresh, stale) for name, stale, fresh in moved]
+        )
+
+    def drop_index(self, index_id: str) -> Index | None:
+        """As on one Redis, then once more after every process has seen the drop: a write by a
+        process whose copy of the declarations was up to a second old may have set an entry
+        of the dropped index meanwhile."""
+        found = super().drop_index(index_id)
+        if found is not None and self.keeper.refresh_s is not None:
+            time.sleep(2 * self.keeper.refresh_s + 0.5)
+            super().drop_index_keys(found)
+        return found
+
+    def _take_in(self, index: Index, folder: str, entries: list[Listed]) -> bool:
+        """Add the entries of things read by a build where no write has set one since."""
+        _, indexes = self.keeper.declared()
+        if all(i.id != index.id for i in indexes):
+            return False
+        zset = self.keeper.zset_key(index.id, folder)
+        hash_key = self.keeper.hash_key(index.id, folder)
+        self.store.set_index_entries(
+            [(zset, hash_key, entry.name, entry.member, b"-") for entry in entries]
+        )
+        return True

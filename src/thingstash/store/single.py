@@ -38,6 +38,7 @@ Lua's cjson would lose number precision, so user JSON is never parsed inside Red
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -64,6 +65,7 @@ from thingstash.model import (
     new_version,
     parse_event_id,
 )
+from thingstash.queries import Answer, Index, Query
 from thingstash.store.common import (
     CAS_ATTEMPTS,
     EXPIRED_BATCH,
@@ -83,6 +85,8 @@ from thingstash.store.common import (
     load_script,
     unavailable_on_redis_errors,
 )
+from thingstash.store.indexes import IndexKeeper, Section, write_script
+from thingstash.store.querying import Querying
 
 
 class RedisStore:
@@ -91,6 +95,9 @@ class RedisStore:
     # Each write appends its event in the same script: the feed has one thing's events in the
     # order of its writes. (Not so on a cluster: ClusterStore.)
     feed_in_order = True
+    # Write scripts check the index declarations' generation (one Redis: the same server).
+    checks_generation_in_scripts = True
+    declarations_refresh_s: float | None = None
 
     def __init__(
         self,
@@ -106,15 +113,18 @@ class RedisStore:
         self.feed_key = f"{prefix}:feed"
         self._get = client.register_script(load_script("get.lua"))
         self._get_many = client.register_script(load_script("get_many.lua"))
-        self._put = client.register_script(load_script("put.lua"))
-        self._put_many = client.register_script(load_script("put_many.lua"))
-        self._delete = client.register_script(load_script("delete.lua"))
+        # The scripts that write or remove things keep the query indexes too (indexes.lua).
+        self._put = write_script(client, "put.lua")
+        self._put_many = write_script(client, "put_many.lua")
+        self._delete = write_script(client, "delete.lua")
         self._position = client.register_script(load_script("position.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
-        self._expire = client.register_script(load_script("expire.lua"))
-        self._purge = client.register_script(load_script("purge.lua"))
+        self._expire = write_script(client, "expire.lua")
+        self._purge = write_script(client, "purge.lua")
         self._prune = client.register_script(load_script("prune.lua"))
-        self._reap = client.register_script(load_script("reap.lua"))
+        self._reap = write_script(client, "reap.lua")
+        self.index_keeper = IndexKeeper(client, prefix, self.declarations_refresh_s)
+        self.querying = Querying(self, self.index_keeper)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -166,7 +176,12 @@ class RedisStore:
         args = self._put_args(
             conditions, version.encode("ascii") + body, ttl_ms, event, path, now_ms + ttl_ms
         )
-        status, detail = self._put(keys=keys, args=[*args, *names])
+
+        def write(section: Section) -> Any:
+            section.put(path, body, version)
+            return self._put(keys=[*keys, *section.keys], args=[*args, *names, *section.args()])
+
+        status, detail = self.index_keeper.run(write)
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
@@ -193,9 +208,11 @@ class RedisStore:
         args: list[str | bytes | int] = [len(things), self.feed_retention]
         written = []
         folders: dict[str, dict[str, None]] = {}  # index -> names, ordered and without repeats
+        indexed: list[tuple[str, bytes, str]] = []  # path, body, version: for the query indexes
         for path, body, ttl_seconds in things:
             now_ms = time.time_ns() // 1_000_000
             version = new_version(now_ms)
+            indexed.append((path, body, version))
             ttl_ms = ttl_seconds * 1000
             keys.append(self.thing_key(path))
             args += (version.encode("ascii") + body, ttl_ms, path, now_ms + ttl_ms)
@@ -208,7 +225,13 @@ class RedisStore:
         for folder, names in folders.items():
             keys.append(self.folder_key(folder))
             args += (len(names), *names)
-        reply = self._put_many(keys=keys, args=args)
+
+        def write(section: Section) -> Any:
+            for path, body, version in indexed:
+                section.put(path, body, version)
+            return self._put_many(keys=[*keys, *section.keys], args=[*args, *section.args()])
+
+        reply = self.index_keeper.run(write)
         return [
             WriteResult(reply[2 * i] == 1, version, ttl_ms, reply[2 * i + 1].decode())
             for i, (version, ttl_ms) in enumerate(written)
@@ -239,10 +262,13 @@ class RedisStore:
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
         """Delete the thing at `path`; return the feed event id. Raises ThingMissing."""
         keys, names = self._indexed_keys(path)
-        reply = self._delete(
-            keys=keys,
-            args=[encode_condition(conditions.if_match), path, self.feed_retention, *names],
-        )
+        args = [encode_condition(conditions.if_match), path, self.feed_retention, *names]
+
+        def remove(section: Section) -> Any:
+            section.remove(path, 1)
+            return self._delete(keys=[*keys, *section.keys], args=[*args, *section.args()])
+
+        reply = self.index_keeper.run(remove)
         if reply[0] == -1:
             raise ThingMissing(path)
         if reply[0] == 0:
@@ -361,26 +387,32 @@ class RedisStore:
                 continue
             things = [n.decode() for n in names if not n.endswith(b"/")]
             if things:
-                deleted += self._delete_batch(current, things)
+                deleted += self._purge_batch(current, things)
             # Come back for the rest of this folder after its sub-folders in this batch.
             stack.append((current, b"(" + names[-1]))
             stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
         return deleted
 
-    def _delete_batch(self, folder: str, names: list[str]) -> int:
-        """Delete the things `names` directly in `folder`, a `delete` event each (purge.lua, one
-        atomic step); how many were there."""
-        return int(
-            self._purge(
-                keys=[
-                    self.folder_key(folder),
-                    self.feed_key,
-                    self.schedule_key(folder),
-                    *(self.thing_key(folder + name) for name in names),
-                ],
-                args=[folder, self.feed_retention, *names],
+    def _purge_batch(self, folder: str, things: list[str]) -> int:
+        """One purge.lua call: a batch of things of one folder, out of every index too."""
+        keys = [
+            self.folder_key(folder),
+            self.feed_key,
+            self.schedule_key(folder),
+            *(self.thing_key(folder + name) for name in things),
+        ]
+
+        def remove(section: Section) -> int:
+            for position, name in enumerate(things, start=4):
+                section.remove(folder + name, position)
+            return int(
+                self._purge(
+                    keys=[*keys, *section.keys],
+                    args=[folder, self.feed_retention, *things, *section.args()],
+                )
             )
-        )
+
+        return self.index_keeper.run(remove)
 
     def _prune_folder(self, folder: str) -> None:
         if not folder:
@@ -459,17 +491,35 @@ class RedisStore:
         """Log an `expire` event for a thing gone by expiry and drop it from the indexes; None
         when there is nothing to do (already recorded by another process, or written again)."""
         keys, names = self._indexed_keys(path)
-        reply = self._expire(keys=keys, args=[path, self.feed_retention, *names])
+
+        def record(section: Section) -> Any:
+            section.remove(path, 1)
+            return self._expire(
+                keys=[*keys, *section.keys],
+                args=[path, self.feed_retention, *names, *section.args()],
+            )
+
+        reply = self.index_keeper.run(record)
         return reply.decode() if reply else None
 
     @unavailable_on_redis_errors
     def record_expiries(self, paths: Sequence[str]) -> int:
         """record_expiry for many things, one pipelined batch; how many events were logged."""
-        pipe = self.client.pipeline(transaction=False)
-        for path in paths:
-            keys, names = self._indexed_keys(path)
-            self._expire(keys=keys, args=[path, self.feed_retention, *names], client=pipe)
-        return sum(1 for reply in pipe.execute() if reply)
+
+        def record(section: Section) -> int:
+            pipe = self.client.pipeline(transaction=False)
+            for path in paths:
+                keys, names = self._indexed_keys(path)
+                section.remove(path, 1)
+                self._expire(
+                    keys=[*keys, *section.keys],
+                    args=[path, self.feed_retention, *names, *section.args()],
+                    client=pipe,
+                )
+                section.clear()
+            return sum(1 for reply in pipe.execute() if reply)
+
+        return self.index_keeper.run(record)
 
     @unavailable_on_redis_errors
     def reap(self, now_ms: int | None = None, batch: int = REAP_BATCH) -> tuple[int, bool]:
@@ -486,16 +536,24 @@ class RedisStore:
             return 0, False
         keys = [schedule, self.feed_key]
         args: list[str | bytes | int] = [now_ms, self.feed_retention]
+        removed: list[tuple[str, int]] = []  # path, position of its key in KEYS (1-based)
         for raw in due:
             path = raw.decode("utf-8")
             keys.append(self.thing_key(path))
+            removed.append((path, len(keys)))
             args += (path, 0)
             depth_at = len(args) - 1
             for folder, name in ancestry(path):
                 keys.append(self.folder_key(folder))
                 args.append(name)
             args[depth_at] = len(args) - depth_at - 1
-        return int(self._reap(keys=keys, args=args)), len(due) == batch
+
+        def reap(section: Section) -> int:
+            for path, position in removed:
+                section.remove(path, position)
+            return int(self._reap(keys=[*keys, *section.keys], args=[*args, *section.args()]))
+
+        return self.index_keeper.run(reap), len(due) == batch
 
     def enable_expiry_notifications(self) -> bool:
         """Make sure Redis publishes expiry events ("Ex"); turn them on when allowed.
@@ -640,6 +698,52 @@ class RedisStore:
     @unavailable_on_redis_errors
     def touch_key(self, key_id: str, when: int) -> None:
         self.client.hset(self.keys_used_key, key_id, when)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @unavailable_on_redis_errors
+    def query(self, folder: str, query: Query) -> Answer:
+        """The answer to a query of the things directly in `folder` (thingstash.queries)."""
+        return self.querying.answer(folder, query)
+
+    @unavailable_on_redis_errors
+    def indexes(self) -> list[Index]:
+        return list(self.index_keeper.reload()[1])
+
+    @unavailable_on_redis_errors
+    def create_index(self, folder: str, field: str) -> tuple[Index, bool]:
+        """Declare an index (folder pattern, field); each process's builder takes in what is
+        stored. (The index, False) when the same one is declared already."""
+        return self.index_keeper.create(folder, field)
+
+    @unavailable_on_redis_errors
+    def drop_index(self, index_id: str) -> Index | None:
+        return self.querying.drop_index(index_id)
+
+    @unavailable_on_redis_errors
+    def build_indexes(self, stop: threading.Event | None = None) -> int:
+        """Build the indexes still building (bounded steps); how many became ready."""
+        return self.querying.build_indexes(stop)
+
+    def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
+        """The things at `paths` in one script call (None for one that is gone), whole with
+        `values` (else their version only), read in order while their JSON stays within
+        `budget` bytes (the first whatever its size): shorter than `paths` when it ran out."""
+        if not paths:
+            return []
+        reply = self._get_many(
+            keys=[self.thing_key(path) for path in paths],
+            args=[b"values" if values else b"versions", budget],
+        )
+        return [
+            Thing.from_payload(reply[2 * i], reply[2 * i + 1]) if reply[2 * i] else None
+            for i in range(len(reply) // 2)
+        ]
+
+    def folder_names(self, folder: str, after: bytes, count: int) -> list[bytes]:
+        """Up to `count` names in a folder's index after `after` (ZRANGE BYLEX syntax)."""
+        index = self.folder_key(folder)
+        return byte_strings(self.client.zrange(index, after, b"+", bylex=True, offset=0, num=count))
 
     # -- service ------------------------------------------------------------------------------
 

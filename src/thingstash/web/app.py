@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         fastpath,
         hosts,
         imports,
+        indexadmin,
         keyadmin,
         metrics,
         ratelimit,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
+    indexadmin.init_app(app)
     imports.init_app(app)
     if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -181,7 +181,7 @@ def _required() -> tuple[str, str | None] | None:
         return None  # CORS preflight and Allow: carry no data
     path = request.path[1:]
     if path.startswith("_"):
-        if path == "_keys" or path.startswith("_keys/") or path == "_metrics":
+        if path.partition("/")[0] in ("_keys", "_indexes") or path == "_metrics":
             return "admin", None
         if path in _EACH_PATH_CHECKED and request.method == "POST":
             return "write", None

@@ -26,6 +26,7 @@ from thingstash.model import (
     TooMuchContention,
 )
 from thingstash.paths import BadPath
+from thingstash.queries import BadQuery, NeedsIndex
 from thingstash.web.preconditions import BadPrecondition, etag
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,14 @@ def _render_http_exception(error: HTTPException) -> Response:
     return problem_response(status, title, error.description or title, headers)
 
 
+def _render_bad_query(error: BadQuery) -> Response:
+    return problem_response(400, error.title, error.detail)
+
+
+def _render_needs_index(error: NeedsIndex) -> Response:
+    return problem_response(400, "index needed", error.detail)
+
+
 def _render_unavailable(error: StorageUnavailable) -> Response:
     log.warning("storage unavailable: %s", error)
     return problem_response(
@@ -146,6 +155,8 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     BadPath: _render_bad_path,
     BadPrecondition: _render_bad_precondition,
     BadLine: _render_bad_line,
+    BadQuery: _render_bad_query,
+    NeedsIndex: _render_needs_index,
     PreconditionFailed: _render_precondition_failed,
     ThingMissing: _render_thing_missing,
     TooMuchContention: _render_contention,

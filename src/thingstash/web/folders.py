@@ -13,6 +13,7 @@ from flask import Response, request
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.paths import Path
 from thingstash.web import auth, queryargs
+from thingstash.web import queries as folderqueries
 from thingstash.web import watch as watching
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
@@ -60,6 +61,9 @@ def _values() -> bool:
 
 
 def read_folder(folder: Path) -> Response:
+    query = folderqueries.asked()
+    if query is not None:
+        return folderqueries.read_query(folder, query)
     limit, after, values = _limit(), _cursor(), _values()
     # With values, a page ends early (with `next`) once its things' JSON passes a few MiB.
     page = store().list_folder(folder.text, after, limit, values, MAX_PAGE_VALUE_BYTES)
@@ -91,6 +95,9 @@ def read_folder(folder: Path) -> Response:
 
 
 def watch(path: Path) -> Response:
+    query = folderqueries.asked() if path.is_folder else None
+    if query is not None:
+        return folderqueries.watch_query(path, query)
     return watching.stream(path)
 
 

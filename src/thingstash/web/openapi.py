@@ -162,6 +162,56 @@ def _parameters(settings: Settings) -> dict[str, Any]:
             "(with `next`) once its things' JSON passes 4 MiB.",
             "schema": {"type": "string", "enum": ["true", "false"]},
         },
+        "OrderBy": {
+            "name": "order_by",
+            "in": "query",
+            "description": "Query: answer the things directly in the folder in the order of "
+            "this field of their JSON (`score`, `stats/level`), or `$name`, or `$updated` "
+            "(last write, Unix ms): missing/null, false, true, numbers, strings, then arrays "
+            "and objects; ties by name. A folder of more than 1,000 things needs an index "
+            "(`/_indexes`).",
+            "schema": {"type": "string"},
+        },
+        "Desc": {
+            "name": "desc",
+            "in": "query",
+            "description": "Query: `true` reverses the whole order (ranks too).",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+        "StartAt": {
+            "name": "start_at",
+            "in": "query",
+            "description": 'Query: the first value, inclusive, as JSON (`10`, `"10"`, '
+            "`true`, `null`), in the order asked (with `desc`, the highest).",
+            "schema": {"type": "string"},
+        },
+        "EndAt": {
+            "name": "end_at",
+            "in": "query",
+            "description": "Query: the last value, inclusive, as JSON.",
+            "schema": {"type": "string"},
+        },
+        "EqualTo": {
+            "name": "equal_to",
+            "in": "query",
+            "description": "Query: only this value (JSON); not with start_at or end_at.",
+            "schema": {"type": "string"},
+        },
+        "Around": {
+            "name": "around",
+            "in": "query",
+            "description": "Query: the page of `limit` things centred on this thing's name, "
+            "with ranks; not with cursor or bounds. 404 when there is no such thing.",
+            "schema": {"type": "string"},
+        },
+        "Count": {
+            "name": "count",
+            "in": "query",
+            "description": '`true`: answer `{"count": N}`, the things directly in the folder '
+            "(with order_by and bounds, those in the range); not with values, limit, cursor "
+            "or around.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
         "Recursive": {
             "name": "recursive",
             "in": "query",
@@ -231,6 +281,49 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "next": {"type": ["string", "null"], "description": "Cursor of the next page"},
             },
             "required": ["things", "folders", "next"],
+        },
+        "QueryAnswer": {
+            "type": "object",
+            "description": "A query's page, in order.",
+            "properties": {
+                "things": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "ttl": {"type": "integer"},
+                            "last_updated": {"type": "integer"},
+                            "rank": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "Position in the whole order asked",
+                            },
+                            "key": {"description": "The field's value (null when absent)"},
+                            "value": {"type": "object", "description": "With ?values=true"},
+                        },
+                        "required": ["path", "ttl", "last_updated", "rank", "key"],
+                    },
+                },
+                "next": {"type": ["string", "null"], "description": "Cursor of the next page"},
+            },
+            "required": ["things", "next"],
+        },
+        "Count": {
+            "type": "object",
+            "properties": {"count": {"type": "integer", "minimum": 0}},
+            "required": ["count"],
+        },
+        "Index": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "folder": {"type": "string", "description": "A segment may be `*`"},
+                "field": {"type": "string"},
+                "created": {"type": "integer"},
+                "state": {"type": "string", "enum": ["building", "ready"]},
+            },
+            "required": ["id", "folder", "field", "created", "state"],
         },
         "Deleted": {
             "type": "object",
@@ -386,23 +479,40 @@ def _folder_operations(root: bool) -> dict[str, Any]:
     }
     operations: dict[str, Any] = {
         "get": {
-            "summary": f"List {which} (or watch it, with Accept: text/event-stream)",
+            "summary": f"List {which}, or query it (order_by, count), or watch either "
+            "(Accept: text/event-stream)",
             "operationId": "listRoot" if root else "listFolder",
             "tags": ["folders"],
             "parameters": [
                 {"$ref": "#/components/parameters/Limit"},
                 {"$ref": "#/components/parameters/Cursor"},
                 {"$ref": "#/components/parameters/Values"},
+                {"$ref": "#/components/parameters/OrderBy"},
+                {"$ref": "#/components/parameters/Desc"},
+                {"$ref": "#/components/parameters/StartAt"},
+                {"$ref": "#/components/parameters/EndAt"},
+                {"$ref": "#/components/parameters/EqualTo"},
+                {"$ref": "#/components/parameters/Around"},
+                {"$ref": "#/components/parameters/Count"},
                 {"$ref": "#/components/parameters/Accept"},
                 {"$ref": "#/components/parameters/LastEventId"},
             ],
             "responses": {
                 "200": {
-                    "description": "What is directly inside, sorted by name, or the event "
-                    "stream of every change below it when watching",
+                    "description": "What is directly inside, sorted by name; with order_by or "
+                    "count, the query's answer; watching, the event stream of every change "
+                    "below it (a query: `query` events, each a whole answer)",
                     "headers": listing_headers,
                     "content": {
-                        JSON: {"schema": {"$ref": "#/components/schemas/Listing"}},
+                        JSON: {
+                            "schema": {
+                                "anyOf": [
+                                    {"$ref": "#/components/schemas/Listing"},
+                                    {"$ref": "#/components/schemas/QueryAnswer"},
+                                    {"$ref": "#/components/schemas/Count"},
+                                ]
+                            }
+                        },
                         **_events_content(),
                     },
                 },
@@ -464,6 +574,8 @@ def _service_paths() -> dict[str, Any]:
     admin = _errors("401", "403", "429", "503")
     key_ref = {JSON: {"schema": {"$ref": "#/components/schemas/Key"}}}
     key_id = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    index_ref = {JSON: {"schema": {"$ref": "#/components/schemas/Index"}}}
+    index_id = {"name": "index_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "/_health": {
             "get": {
@@ -605,6 +717,86 @@ def _service_paths() -> dict[str, Any]:
                 },
             },
         },
+        "/_indexes": {
+            "get": {
+                "summary": "List query indexes (admin)",
+                "operationId": "listIndexes",
+                "tags": ["indexes"],
+                "responses": {
+                    "200": {
+                        "description": "The indexes, each building or ready",
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "indexes": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Index"},
+                                        }
+                                    },
+                                    "required": ["indexes"],
+                                }
+                            }
+                        },
+                    },
+                    **admin,
+                },
+            },
+            "post": {
+                "summary": "Index a field of the things of a folder (admin)",
+                "description": "The folder may name one segment `*` (`games/*/scores/`). What "
+                "is stored is taken in in the background (`state` building, then ready); every "
+                "write keeps it current. The same index again answers 200 with it.",
+                "operationId": "createIndex",
+                "tags": ["indexes"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "folder": {"type": "string"},
+                                    "field": {"type": "string"},
+                                },
+                                "required": ["folder", "field"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Declared",
+                        "headers": {"Location": _header("The index's URL")},
+                        "content": index_ref,
+                    },
+                    "200": {"description": "Declared already", "content": index_ref},
+                    **_errors("400", "415"),
+                    **admin,
+                },
+            },
+        },
+        "/_indexes/{index_id}": {
+            "parameters": [index_id],
+            "get": {
+                "summary": "One index (admin)",
+                "operationId": "getIndex",
+                "tags": ["indexes"],
+                "responses": {
+                    "200": {"description": "The index", "content": index_ref},
+                    **_errors("404"),
+                    **admin,
+                },
+            },
+            "delete": {
+                "summary": "Drop an index (admin)",
+                "operationId": "dropIndex",
+                "tags": ["indexes"],
+                "responses": {"204": {"description": "Dropped"}, **_errors("404"), **admin},
+            },
+        },
         "/_keys/{key_id}": {
             "parameters": [key_id],
             "get": {
@@ -638,14 +830,19 @@ def build_document(settings: Settings | None = None) -> dict[str, Any]:
             "title": "thingstash",
             "version": "0.1.0",
             "description": "An instant JSON store over HTTP: PUT a JSON object at any path, GET "
-            "it back, list folders, watch changes live. Every error is "
+            "it back, list folders, query them in the order of a field (ranks, counts, live "
+            "answers), watch changes live. Every error is "
             "application/problem+json.",
         },
         "tags": [
             {"name": "things", "description": "JSON objects at paths"},
-            {"name": "folders", "description": "Listings, watching, push and recursive delete"},
+            {
+                "name": "folders",
+                "description": "Listings, queries, watching, push and recursive delete",
+            },
             {"name": "service", "description": "The service's own endpoints"},
             {"name": "keys", "description": "API keys (admin)"},
+            {"name": "indexes", "description": "Query indexes (admin)"},
         ],
         "security": [{}, {"bearer": []}],
         "paths": {

@@ -35,6 +35,7 @@ def init_app(app: Flask, store: Store, keepalive: float = 15.0) -> Live:
     live = Live(store, keepalive)
     live.reaper.start()
     live.expiry.start()
+    live.indexer.start()
     app.extensions[_LIVE] = live
     return live
 

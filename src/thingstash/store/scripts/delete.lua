@@ -30,6 +30,7 @@ for i = 4, #KEYS do
     break
   end
 end
+apply_indexes()
 local id = false
 if KEYS[2] then
   id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', 'delete', 'p', ARGV[2])

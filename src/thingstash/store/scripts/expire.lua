@@ -12,6 +12,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return false
 end
 redis.call('ZREM', KEYS[3], ARGV[1])  -- nothing left for the reaper to do
+apply_indexes()
 if redis.call('ZREM', KEYS[4], ARGV[3]) == 0 then
   return false
 end

@@ -19,4 +19,5 @@ for i = 4, #KEYS do
   redis.call('ZREM', KEYS[3], path)
   redis.call('ZREM', KEYS[1], name)
 end
+apply_indexes()
 return deleted

@@ -33,6 +33,7 @@ end
 for i = 4, #KEYS do
   redis.call('ZADD', KEYS[i], 0, ARGV[i + 5])
 end
+apply_indexes()
 local id = false
 if KEYS[2] then
   id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',

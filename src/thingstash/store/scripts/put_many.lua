@@ -21,6 +21,7 @@ for i = 1, n do
   replies[2 * i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
     'e', 'put', 'p', ARGV[at + 2], 'd', ARGV[at], 't', ARGV[at + 1])
 end
+apply_indexes()
 local at = 4 * n + 3
 for k = n + 3, #KEYS do
   local count = tonumber(ARGV[at])

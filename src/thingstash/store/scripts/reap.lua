@@ -41,4 +41,5 @@ while a <= #ARGV do
   k = k + 1 + depth
   a = a + 2 + depth
 end
+apply_indexes()
 return logged

@@ -192,8 +192,9 @@ function setConnection(stateName, text) {
 // dropped connection is resumed with Last-Event-ID so no change is missed.
 
 class Watcher {
-  constructor(path, lastEventId, onEvent) {
+  constructor(path, lastEventId, onEvent, query = null) {
     this.path = path;
+    this.query = query; // a query's parameters: its answer, live (`query` events)
     this.lastEventId = lastEventId;
     this.onEvent = onEvent;
     this.stopped = false;
@@ -215,7 +216,8 @@ class Watcher {
     const headers = authHeaders({ Accept: "text/event-stream" });
     if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
     try {
-      const response = await fetch(encodePath(this.path), {
+      const search = this.query ? "?" + new URLSearchParams(this.query) : "";
+      const response = await fetch(encodePath(this.path) + search, {
         headers,
         cache: "no-store",
         signal: this.controller.signal,
@@ -379,6 +381,7 @@ async function showFolder(folder) {
   $("[data-act=refresh]", view).onclick = () => route();
   $("[data-act=watch]", view).onclick = (event) => toggleFolderWatch(folder, event.target);
   $("[data-act=more]", view).onclick = () => loadListing(folder, state.cursor);
+  setupQuery(folder, view);
   await loadListing(folder, null);
 }
 
@@ -744,6 +747,91 @@ $("#key-button").onclick = async () => {
     route();
   }
 };
+// -- queries: a folder's things in the order of a field, with ranks, once or live -----------
+
+function queryParameters(form) {
+  const query = { order_by: form.order_by.value.trim() };
+  if (form.desc.checked) query.desc = "true";
+  for (const name of ["limit", "start_at", "end_at"]) {
+    if (form[name].value.trim()) query[name] = form[name].value.trim();
+  }
+  return query;
+}
+
+function showAnswer(view, folder, answer) {
+  const body = $(".answer tbody", view);
+  if (!body) return;
+  body.textContent = "";
+  for (const thing of answer.things) {
+    const row = body.insertRow();
+    row.className = "answer-row";
+    row.dataset.path = thing.path;
+    const rank = row.insertCell();
+    rank.className = "num";
+    rank.textContent = "#" + thing.rank;
+    const link = document.createElement("a");
+    link.href = "#/" + thing.path.split("/").map(encodeURIComponent).join("/");
+    link.textContent = thing.path.slice(folder.length);
+    row.insertCell().append(link);
+    const key = row.insertCell();
+    key.className = "key";
+    key.textContent = JSON.stringify(thing.key);
+  }
+  if (!answer.things.length) {
+    const cell = body.insertRow().insertCell();
+    cell.className = "empty";
+    cell.textContent = "Nothing in this order and range.";
+  }
+}
+
+async function showIndexes(folder, view) {
+  const line = $(".indexes", view);
+  try {
+    const response = await api("GET", "_indexes");
+    const { indexes } = await response.json();
+    const here = indexes.filter((index) => {
+      const pattern = index.folder.split("/");
+      const actual = folder.split("/");
+      return pattern.length === actual.length && pattern.every((p, i) => p === "*" || p === actual[i]);
+    });
+    line.textContent = here.length
+      ? "Indexes: " + here.map((i) => `${i.field} (${i.state})`).join(", ")
+      : "No index on this folder: queries are computed for up to 1,000 things.";
+  } catch (error) {
+    line.textContent = "Indexes: " + error.message;
+  }
+}
+
+function setupQuery(folder, view) {
+  const panel = $(".query-panel", view);
+  const form = $("form.query", view);
+  panel.addEventListener("toggle", () => panel.open && showIndexes(folder, view), { once: true });
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      const response = await api("GET", folder, { query: queryParameters(form) });
+      showAnswer(view, folder, await response.json());
+      clearMessage();
+    } catch (error) {
+      showMessage(`query refused: ${error.message}`, "error");
+    }
+  };
+  $("[data-act=watch-query]", view).onclick = (event) => {
+    const button = event.target;
+    if (state.watcher) {
+      state.watcher.stop();
+      state.watcher = null;
+      button.textContent = "Watch query";
+      button.classList.remove("on");
+      return;
+    }
+    button.textContent = "Stop watching";
+    button.classList.add("on");
+    const onEvent = (kind, answer) => kind === "query" && showAnswer(view, folder, answer);
+    state.watcher = new Watcher(folder, null, onEvent, queryParameters(form));
+  };
+}
+
 window.addEventListener("hashchange", route);
 updateKeyButton();
 refreshTree();

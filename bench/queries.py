@@ -1,0 +1,181 @@
+"""Benchmark (not a test), part of `make bench`: ordered queries at 1,000 and 1,000,000 things,
+the cost of indexes on writes, and the Redis memory an index takes per thing.
+
+A fresh Redis-compatible server (the valkey-server the package uses, no persistence, so memory
+is what the data takes), the app in process (the handler plus Redis, not a network):
+
+- query page: GET /<folder>/?order_by=score&limit=100 on a folder of 1,000 things and on one of
+  1,000,000 (loaded with put_many, the index declared first so that the writes keep it), the
+  first page, the last (desc) and pages from random start_at values: p50/p99;
+- writes: PUT through the app, one at a time, to a folder with 0, 1 and 3 indexes;
+- memory: used_memory before and after building an index over --memory-things things.
+
+    .venv/bin/python bench/queries.py [--things 1000000] [--memory-things 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+import orjson
+import redis
+
+from thingstash.config import Settings
+from thingstash.serve.embedded import scratch_command
+from thingstash.web.app import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+TTL = 3600
+
+
+def start_server(port: int, directory: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        scratch_command(port, directory), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis did not start")
+
+
+def body(i: int) -> bytes:
+    return orjson.dumps({"score": (i * 7919) % 100_000, "stats": {"level": i % 50}, "n": i})
+
+
+def percentiles(samples: list[float]) -> str:
+    samples = sorted(samples)
+    p50 = statistics.median(samples)
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return f"p50 {p50 * 1000:6.2f} ms, p99 {p99 * 1000:6.2f} ms"
+
+
+def timed(client: Any, url: str, times: int) -> list[float]:
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.data
+    return samples
+
+
+def load(store: Any, folder: str, count: int) -> float:
+    started = time.monotonic()
+    chunk = 20_000
+    for first in range(0, count, chunk):
+        store.put_many(
+            [(f"{folder}t{i:07d}", body(i), TTL) for i in range(first, min(count, first + chunk))]
+        )
+    return time.monotonic() - started
+
+
+def build(store: Any, index_id: str) -> float:
+    started = time.monotonic()
+    while not any(i.id == index_id and i.state == "ready" for i in store.indexes()):
+        store.build_indexes()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--things", type=int, default=1_000_000)
+    parser.add_argument("--memory-things", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5, help="1 s of PUTs per index count")
+    options = parser.parse_args()
+    directory = tempfile.mkdtemp(prefix="thingstash-bench-")
+    port = free_port()
+    server = start_server(port, directory)
+    try:
+        app = create_app(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+        app.extensions["thingstash.live"].close()  # no background threads: this process measures
+        store = app.extensions["thingstash.store"]
+        raw = redis.Redis(port=port)
+        client = app.test_client()
+        rng = random.Random(1)
+
+        print("\n## ordered query page (limit 100), index on score, in process")
+        pages: dict[int, list[float]] = {}
+        for count, folder in ((1000, "q1k/"), (options.things, "qbig/")):
+            index, _ = store.create_index(folder, "score")
+            build(store, index.id)  # empty: ready at once, then every write keeps it
+            seconds = load(store, folder, count)
+            print(f"{count:>9,} things: loaded with put_many in {seconds:.1f} s")
+            url = f"/{folder}?order_by=score&limit=100"
+            first = timed(client, url, options.samples)
+            last = timed(client, url + "&desc=true", options.samples)
+            middle = []
+            for _ in range(options.samples):
+                started = time.perf_counter()
+                response = client.get(f"{url}&start_at={rng.randrange(100_000)}")
+                middle.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            pages[count] = first + last + middle
+            print(f"{'':>9}  first page {percentiles(first)}; last (desc) {percentiles(last)}")
+            print(f"{'':>9}  from a random start_at {percentiles(middle)}")
+        small, big = (statistics.median(pages[n]) for n in (1000, options.things))
+        print(f"page at {options.things:,} vs at 1,000 things (p50): {big / small:.2f}x")
+
+        print("\n## PUT through the app, one at a time, by indexes on the folder")
+        fields = ["score", "stats/level", "$updated"]
+        latencies: dict[int, list[float]] = {0: [], 1: [], 3: []}
+        for wanted in latencies:
+            for field in fields[:wanted]:
+                index, _ = store.create_index(f"w{wanted}/", field)
+                build(store, index.id)
+        i = 0
+        for _ in range(options.rounds):  # interleaved, so that a busy moment hits all three
+            for wanted, samples in latencies.items():
+                started = time.monotonic()
+                while time.monotonic() - started < 1:
+                    i += 1
+                    t = time.perf_counter()
+                    response = client.put(
+                        f"/w{wanted}/t{i % 1000}", data=body(i), content_type="application/json"
+                    )
+                    samples.append(time.perf_counter() - t)
+                    assert response.status_code in (200, 201)
+        for wanted, samples in latencies.items():
+            rate = len(samples) / options.rounds
+            print(f"{wanted} indexes: {rate:7,.0f} PUT/s, {percentiles(samples)}")
+
+        print(f"\n## Redis memory of an index, {options.memory_things:,} things")
+        load(store, "mem/", options.memory_things)
+        index, _ = store.create_index("mem/", "score")
+        seconds = build(store, index.id)
+        keeper = store.index_keeper
+        used = sum(
+            int(raw.memory_usage(key, samples=0) or 0)
+            for key in (keeper.zset_key(index.id, "mem/"), keeper.hash_key(index.id, "mem/"))
+        )
+        print(
+            f"built over {options.memory_things:,} stored things in {seconds:.1f} s; "
+            f"{used / options.memory_things:.0f} bytes per indexed thing (MEMORY USAGE of the "
+            "sorted set and the name->member hash; names like t0000123, numbers as the field)"
+        )
+        store.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+        subprocess.run(["rm", "-rf", directory], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Queries of a folder over HTTP (API.md, "Queries"): `GET /<folder>/?order_by=...` answers
+the things directly in it in the order of a field, a page at a time, with ranks, or a count;
+with `Accept: text/event-stream` the same answer live, as `query` events.
+
+The parameters are checked by thingstash.queries (pure); the store answers; this module only
+turns the answer into JSON and keeps keys within their prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from flask import Response, request
+
+from thingstash import documents, ordering, queries
+from thingstash.live import Live
+from thingstash.live.hub import Subscription
+from thingstash.model import StorageUnavailable, ThingMissing
+from thingstash.paths import Path
+from thingstash.queries import Answer, Query
+from thingstash.web import auth, metrics
+from thingstash.web.context import store
+from thingstash.web.errors import Problem
+from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED, live
+
+log = logging.getLogger(__name__)
+
+
+def asked() -> Query | None:
+    """The query this folder GET asks (None for a listing); BadQuery becomes a 400."""
+    if not request.environ.get("QUERY_STRING"):
+        return None
+    return queries.parse_query(request.args.to_dict(flat=False))
+
+
+def _check_prefix(folder: Path) -> None:
+    prefix = auth.current().prefix
+    if not folder.text.startswith(prefix):
+        raise Problem(
+            403,
+            "forbidden",
+            f"this key is limited to paths starting with {prefix!r}: it may query folders "
+            "inside that prefix only",
+        )
+
+
+def render(folder: str, query: Query, answer: Answer, ttl: bool = True) -> bytes:
+    """The answer as the API shows it (without the ttls: to compare two answers)."""
+    if answer.count is not None:
+        return orjson.dumps({"count": answer.count})
+    things: list[dict[str, Any]] = []
+    for found in answer.found:
+        item: dict[str, Any] = {
+            "path": folder + found.name,
+            "ttl": found.thing.ttl if ttl else None,
+            "last_updated": found.thing.last_updated,
+            "rank": found.rank,
+            # exact JSON, big ints included
+            "key": orjson.Fragment(documents.dumps(found.key)),
+        }
+        if query.values:
+            item["value"] = orjson.Fragment(found.thing.body)
+        things.append(item)
+    cursor = ordering.encode_cursor(answer.next) if answer.next is not None else None
+    return orjson.dumps({"things": things, "next": cursor})
+
+
+def read_query(folder: Path, query: Query) -> Response:
+    _check_prefix(folder)
+    answer = store().query(folder.text, query)
+    response = Response(render(folder.text, query, answer), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def watch_query(folder: Path, query: Query) -> Response:
+    """The answer as `query` events: the current one, then each new one (API.md)."""
+    _check_prefix(folder)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":
+        return Response(mimetype="text/event-stream", headers=headers)
+    current = live()
+    # Subscribed before the first answer is read, so no change falls in between.
+    subscription = current.hub.subscribe(folder.text, True)
+    allowed = auth.still_allowed()
+    try:
+        first = store().query(folder.text, query)  # its errors (400, 404) answer the request
+    except BaseException:
+        current.hub.unsubscribe(subscription)
+        raise
+    return Response(
+        _events(current, subscription, folder.text, query, first, allowed),
+        mimetype="text/event-stream",
+        headers=headers,
+    )
+
+
+def _frame(body: bytes) -> bytes:
+    return b"event: query\ndata: " + body + b"\n\n"
+
+
+def _events(
+    current: Live,
+    subscription: Subscription,
+    folder: str,
+    query: Query,
+    first: Answer,
+    allowed: Callable[[], bool],
+) -> Iterator[bytes]:
+    """The stream: the first answer, then a new one each time a change to a thing directly in
+    the folder (a write, a delete, an expiry) changes the answer. Changes arriving within
+    MIN_INTERVAL of each other are answered once, so a burst costs one query and the last
+    event always shows the state after it."""
+    hub, store = current.hub, current.hub.store
+    metrics.WATCHES.inc()
+    try:
+        yield b": watching a query of /" + folder.encode("utf-8") + b"\n\n"
+        yield _frame(render(folder, query, first))
+        # A new answer is sent when something but the ttls (counting down) changed.
+        last = render(folder, query, first, ttl=False)
+        quiet_since = time.monotonic()
+        dirty_since: float | None = None
+        while not hub.closed:
+            now = time.monotonic()
+            if dirty_since is None:
+                wait = current.keepalive - (now - quiet_since)
+            else:
+                wait = dirty_since + MIN_INTERVAL - now
+            taken = subscription.take(max(wait, 0.0))
+            now = time.monotonic()
+            if taken is not None:
+                deliveries, lagging, closed = taken
+                if closed:
+                    return
+                if dirty_since is None and (
+                    lagging or any(_directly_in(folder, d.event.path) for d in deliveries)
+                ):
+                    dirty_since = now
+            if dirty_since is None:
+                if taken is None:
+                    if not _still(allowed):
+                        yield REVOKED
+                        return
+                    yield b": keep-alive\n\n"
+                    quiet_since = now
+                continue
+            if taken is not None and now - dirty_since < MIN_INTERVAL:
+                continue  # more of the burst may come: answer once, a little later
+            try:
+                answer = store.query(folder, query)
+            except StorageUnavailable as error:
+                log.warning("live query of %s waits for the store: %s", folder, error)
+                time.sleep(RETRY_S)
+                continue
+            except ThingMissing:  # the thing `around` centres on is gone
+                answer = Answer([], None)
+            dirty_since = None
+            compared = render(folder, query, answer, ttl=False)
+            if compared == last:
+                continue
+            if not _still(allowed):
+                yield REVOKED
+                return
+            last = compared
+            yield _frame(render(folder, query, answer))
+            quiet_since = time.monotonic()
+    finally:
+        metrics.WATCHES.dec()
+        hub.unsubscribe(subscription)
+
+
+def _directly_in(folder: str, path: str) -> bool:
+    return path.startswith(folder) and "/" not in path[len(folder) :]
+
+
+def _still(allowed: Callable[[], bool]) -> bool:
+    try:
+        return bool(allowed())
+    except StorageUnavailable:
+        return True

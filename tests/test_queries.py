@@ -1,0 +1,638 @@
+"""Queries of a folder over HTTP against real Redis (API.md, "Queries"): order, bounds, pages,
+ranks, counts, around, indexes (declared, built beside writes, kept by every write, delete and
+expiry), live queries, keys limited to a prefix, and every bad combination as a 400.
+
+Ranks and counts are checked against a brute-force Python computation of Firebase's order
+(tests/test_ordering.firebase_order), with and without an index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+import redis
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .test_auth import bearer, make_key
+from .test_errors import assert_problem
+from .test_ordering import firebase_order, scalars
+
+MIXED = [None, False, True, -3, 0, 2.5, 3, 10**30, "", "B", "a", "é", [1], {"x": 1}]
+
+
+def q(client: FlaskClient, folder: str, **params: Any) -> Any:
+    """GET a query, 200 expected: its JSON."""
+    response = client.get("/" + folder, query_string=params)
+    assert response.status_code == 200, response.data
+    return response.get_json()
+
+
+def names(answer: dict[str, Any]) -> list[str]:
+    return [thing["path"].rsplit("/", 1)[1] for thing in answer["things"]]
+
+
+def put_scores(client: FlaskClient, folder: str, scores: dict[str, Any]) -> None:
+    for name, score in scores.items():
+        body = {} if score is ... else {"score": score}
+        assert client.put(f"/{folder}{name}", json=body).status_code in (200, 201)
+
+
+def create_index(client: FlaskClient, folder: str, field: str, headers: Any = None) -> str:
+    response = client.post("/_indexes", json={"folder": folder, "field": field}, headers=headers)
+    assert response.status_code in (200, 201), response.data
+    return response.get_json()["id"]
+
+
+def wait_ready(client: FlaskClient, index_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/_indexes/{index_id}")
+        assert response.status_code == 200, response.data
+        if response.get_json()["state"] == "ready":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"index {index_id} not ready in {timeout} s")
+
+
+def brute(scores: dict[str, Any], desc: bool = False) -> list[str]:
+    def value(name: str) -> Any:
+        return None if scores[name] is ... else scores[name]
+
+    return sorted(scores, key=lambda n: firebase_order(value(n), n), reverse=desc)
+
+
+@pytest.fixture(params=["computed", "indexed"])
+def way(request: pytest.FixtureRequest, client: FlaskClient) -> str:
+    """Each test of the answers runs on a folder without an index (computed in Python) and on
+    one with a ready index: both must give the same answers."""
+    if request.param == "indexed":
+        wait_ready(client, create_index(client, "s/", "score"))
+    return request.param
+
+
+# -- order, pages, bounds, ranks -----------------------------------------------------------
+
+
+def test_mixed_types_order_as_firebase_orders_them(client: FlaskClient, way: str) -> None:
+    scores: dict[str, Any] = {f"t{i:02}": v for i, v in enumerate(MIXED)}
+    scores["missing"] = ...
+    put_scores(client, "s/", scores)
+    answer = q(client, "s/", order_by="score")
+    assert names(answer) == brute(scores)
+    assert [t["rank"] for t in answer["things"]] == list(range(1, len(scores) + 1))
+    keys = {t["path"]: t["key"] for t in answer["things"]}
+    assert keys["s/t07"] == 10**30  # exact JSON, not a float
+    assert keys["s/missing"] is None and keys["s/t13"] == {"x": 1}
+    assert answer["next"] is None
+    assert names(q(client, "s/", order_by="score", desc="true")) == brute(scores, desc=True)
+
+
+def test_pages_follow_the_cursor_with_ranks_in_the_whole_order(
+    client: FlaskClient, way: str
+) -> None:
+    scores = {f"p{i:02}": i % 7 for i in range(23)}
+    put_scores(client, "s/", scores)
+    for desc in (False, True):
+        seen, ranks, cursor = [], [], None
+        while True:
+            params = {"order_by": "score", "limit": 5, "desc": str(desc).lower()}
+            if cursor:
+                params["cursor"] = cursor
+            answer = q(client, "s/", **params)
+            seen += names(answer)
+            ranks += [t["rank"] for t in answer["things"]]
+            cursor = answer["next"]
+            if cursor is None:
+                break
+        assert seen == brute(scores, desc)
+        assert ranks == list(range(1, 24))
+
+
+def test_bounds_are_inclusive_and_ranks_ignore_them(client: FlaskClient, way: str) -> None:
+    scores = {"a": 1, "b": 5, "c": 5, "d": 9, "e": "5", "f": None}
+    put_scores(client, "s/", scores)
+    answer = q(client, "s/", order_by="score", start_at="5", end_at="9")
+    assert names(answer) == ["b", "c", "d"]
+    assert [t["rank"] for t in answer["things"]] == [3, 4, 5]
+    assert names(q(client, "s/", order_by="score", equal_to="5")) == ["b", "c"]
+    assert names(q(client, "s/", order_by="score", equal_to='"5"')) == ["e"]
+    assert names(q(client, "s/", order_by="score", equal_to="null")) == ["f"]
+    # with desc the bounds are in the descending order: from 9 down to 5
+    desc = q(client, "s/", order_by="score", desc="true", start_at="9", end_at="5")
+    assert names(desc) == ["d", "c", "b"]
+    assert [t["rank"] for t in desc["things"]] == [2, 3, 4]
+    assert q(client, "s/", order_by="score", count="true", start_at="5", end_at="9") == {"count": 3}
+    assert q(client, "s/", order_by="score", start_at="10", end_at="2")["things"] == []
+
+
+def test_values_and_nested_fields(client: FlaskClient, way: str) -> None:
+    client.put("/s/x", json={"score": 2, "stats": {"level": 7}})
+    client.put("/s/y", json={"score": 1, "stats": {"level": 3}})
+    answer = q(client, "s/", order_by="score", values="true")
+    assert [t["value"] for t in answer["things"]] == [
+        {"score": 1, "stats": {"level": 3}},
+        {"score": 2, "stats": {"level": 7}},
+    ]
+    assert set(answer["things"][0]) == {"path", "ttl", "last_updated", "rank", "key", "value"}
+    nested = q(client, "s/", order_by="stats/level", desc="true")
+    assert names(nested) == ["x", "y"] and nested["things"][0]["key"] == 7
+    assert "value" not in q(client, "s/", order_by="score")["things"][0]
+
+
+def test_name_and_updated_orders(client: FlaskClient) -> None:
+    for name in ["b", "a", "c"]:
+        client.put(f"/n/{name}", json={})
+        time.sleep(0.002)
+    client.put("/n/sub/deeper", json={})  # a sub-folder is not a thing of n/
+    assert names(q(client, "n/", order_by="$name")) == ["a", "b", "c"]
+    assert names(q(client, "n/", order_by="$name", start_at='"b"')) == ["b", "c"]
+    by_time = q(client, "n/", order_by="$updated", desc="true")
+    assert names(by_time) == ["c", "a", "b"]
+    assert all(isinstance(t["key"], int) for t in by_time["things"])
+    assert q(client, "n/", count="true") == {"count": 3}
+
+
+def test_around_centres_the_page_on_a_thing(client: FlaskClient, way: str) -> None:
+    scores = {f"p{i:02}": i for i in range(20)}
+    put_scores(client, "s/", scores)
+    answer = q(client, "s/", order_by="score", around="p10", limit=5)
+    assert names(answer) == ["p08", "p09", "p10", "p11", "p12"]
+    assert [t["rank"] for t in answer["things"]] == [9, 10, 11, 12, 13]
+    top = q(client, "s/", order_by="score", desc="true", around="p19", limit=3)
+    assert names(top) == ["p19", "p18", "p17"] and top["things"][0]["rank"] == 1
+    assert_problem(client.get("/s/?order_by=score&around=nobody"), 404, "thing doesn't exist")
+
+
+def test_count(client: FlaskClient, way: str) -> None:
+    put_scores(client, "s/", {"a": 1, "b": 2, "c": ...})
+    client.put("/s/deeper/x", json={"score": 1})
+    assert q(client, "s/", count="true") == {"count": 3}
+    assert q(client, "s/", order_by="score", count="true", start_at="2") == {"count": 1}
+    assert q(client, "empty/", count="true") == {"count": 0}
+
+
+# -- against brute force ---------------------------------------------------------------------
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    scores=st.dictionaries(
+        st.text(alphabet="abcdéz😀", min_size=1, max_size=3), scalars, max_size=25
+    ),
+    start=st.one_of(st.none(), scalars),
+    end=st.one_of(st.none(), scalars),
+    desc=st.booleans(),
+    limit=st.integers(1, 8),
+)
+def test_ranks_pages_and_counts_match_brute_force(
+    client: FlaskClient,
+    indexed_pattern: str,
+    scores: dict[str, Any],
+    start: Any,
+    end: Any,
+    desc: bool,
+    limit: int,
+) -> None:
+    from thingstash import documents
+
+    expected_all = brute(scores, desc)
+    rank_of = {name: i + 1 for i, name in enumerate(expected_all)}
+
+    def within(name: str) -> bool:
+        mine = firebase_order(scores[name], "")
+        low, high = (end, start) if desc else (start, end)
+        return (low is None or firebase_order(low, "") <= mine) and (
+            high is None or mine <= firebase_order(high, "")
+        )
+
+    expected = [n for n in expected_all if within(n)]
+    for folder in (f"h/{uuid.uuid4().hex}/", f"plain/{uuid.uuid4().hex}/"):
+        put_scores(client, folder, scores)
+        params: dict[str, Any] = {"order_by": "score", "desc": str(desc).lower(), "limit": limit}
+        if start is not None:
+            params["start_at"] = documents.dumps(start).decode()
+        if end is not None:
+            params["end_at"] = documents.dumps(end).decode()
+        seen: list[str] = []
+        cursor = None
+        for _ in range(30):
+            answer = q(client, folder, **params, **({"cursor": cursor} if cursor else {}))
+            assert [t["rank"] for t in answer["things"]] == [rank_of[n] for n in names(answer)]
+            seen += names(answer)
+            cursor = answer["next"]
+            if cursor is None:
+                break
+        assert seen == expected, folder
+        count = q(client, folder, **{k: v for k, v in params.items() if k != "limit"}, count="true")
+        assert count == {"count": len(expected)}
+
+
+@pytest.fixture
+def indexed_pattern(client: FlaskClient) -> str:
+    """An index on every folder h/<anything>/ (ready before any thing is stored)."""
+    index_id = create_index(client, "h/*/", "score")
+    wait_ready(client, index_id)
+    return index_id
+
+
+# -- indexes ---------------------------------------------------------------------------------
+
+
+def test_a_large_folder_needs_an_index_and_the_400_names_it(
+    app: Flask, client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(f"big/t{i:04}", orjson.dumps({"score": i % 50}), 600) for i in range(1001)])
+    keys_before = set(redis_client.keys("*"))
+    body = assert_problem(client.get("/big/?order_by=score&limit=3"), 400, "index")
+    assert "thingstash index create big/ 'score'" in body["detail"]
+    assert set(redis_client.keys("*")) == keys_before  # a refused query creates nothing
+    assert_problem(client.get("/big/?count=true"), 400, "$name")
+    index_id = create_index(client, "big/", "score")
+    wait_ready(client, index_id)
+    answer = q(client, "big/", order_by="score", desc="true", limit=3)
+    assert [t["key"] for t in answer["things"]] == [49, 49, 49]
+    assert q(client, "big/", order_by="score", count="true", equal_to="0") == {"count": 21}
+
+
+def test_an_index_built_while_writes_go_on_ends_equal_to_a_recount(
+    app: Flask, client: FlaskClient
+) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(f"w/t{i:04}", orjson.dumps({"score": i}), 600) for i in range(3000)])
+    stop = threading.Event()
+    truth: dict[str, Any] = {f"t{i:04}": i for i in range(3000)}
+    lock = threading.Lock()
+
+    def writer(offset: int) -> None:
+        other = app.test_client()
+        step = 0
+        while not stop.is_set():
+            name = f"t{(offset + step * 7) % 3300:04}"
+            step += 1
+            if step % 5 == 0:
+                with lock:
+                    if other.delete(f"/w/{name}").status_code == 204:
+                        truth.pop(name, None)
+            else:
+                score = (step * 31 + offset) % 1000
+                with lock:
+                    assert other.put(f"/w/{name}", json={"score": score}).status_code in (200, 201)
+                    truth[name] = score
+
+    threads = [threading.Thread(target=writer, args=(i * 1000,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        index_id = create_index(client, "w/", "score")
+        wait_ready(client, index_id)
+        time.sleep(0.2)  # writes go on after the index is ready
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    with lock:
+        expected = brute(truth)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        answer = q(
+            client, "w/", order_by="score", limit=1000, **({"cursor": cursor} if cursor else {})
+        )
+        seen += names(answer)
+        cursor = answer["next"]
+        if cursor is None:
+            break
+    assert seen == expected
+    assert q(client, "w/", order_by="score", count="true") == {"count": len(truth)}
+
+
+def test_writes_deletes_and_patches_keep_the_index(client: FlaskClient) -> None:
+    wait_ready(client, create_index(client, "k/", "score"))
+    put_scores(client, "k/", {"a": 1, "b": 2, "c": 3})
+    client.patch("/k/a", json={"score": 10})
+    client.delete("/k/b")
+    client.put("/k/d", json={"score": {".sv": {"increment": 5}}})
+    answer = q(client, "k/", order_by="score")
+    assert names(answer) == ["c", "d", "a"]
+    assert [t["key"] for t in answer["things"]] == [3, 5, 10]
+    client.delete("/k/?recursive=true")
+    assert q(client, "k/", order_by="score") == {"things": [], "next": None}
+
+
+def test_expiry_leaves_no_index_entry(
+    app: Flask, client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    index_id = create_index(client, "e/", "score")
+    wait_ready(client, index_id)
+    client.put("/e/short?ttl=1", json={"score": 1})
+    client.put("/e/long", json={"score": 2})
+    assert names(q(client, "e/", order_by="score")) == ["short", "long"]
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline
+        and redis_client.exists(f"ts:qm:{{{index_id}:e/}}")
+        and redis_client.hexists(f"ts:qm:{{{index_id}:e/}}", "short")
+    ):
+        time.sleep(0.05)
+    assert not redis_client.hexists(f"ts:qm:{{{index_id}:e/}}", "short")
+    assert redis_client.zrange(f"ts:q:{{{index_id}:e/}}", 0, -1) == [
+        redis_client.hget(f"ts:qm:{{{index_id}:e/}}", "long")
+    ]
+    assert names(q(client, "e/", order_by="score")) == ["long"]
+    assert q(client, "e/", order_by="score", count="true") == {"count": 1}
+
+
+def test_a_process_with_stale_declarations_still_keeps_the_index(
+    make_app: Callable[..., Flask],
+) -> None:
+    first, second = make_app(), make_app()  # two processes' worth of caches
+    # `second` only writes: without its builder thread nothing reloads its declarations
+    second.extensions["thingstash.live"].close()
+    one, two = first.test_client(), second.test_client()
+    two.put("/stale/warm", json={"score": 0})  # `second` caches "no index" now
+    wait_ready(one, create_index(one, "stale/", "score"))
+    two.put("/stale/late", json={"score": 5})  # refused as stale inside Redis, sent again
+    two.delete("/stale/warm")
+    assert names(q(one, "stale/", order_by="score")) == ["late"]
+
+
+def test_index_admin(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thingstash.web import auth
+
+    monkeypatch.setattr(auth, "KEY_PRESENCE_SECONDS", -1.0)
+    admin = bearer(make_key(app, "admin"))
+    writer = bearer(make_key(app, "write"))
+    assert_problem(client.get("/_indexes", headers=writer), 403, "admin")
+    assert_problem(client.post("/_indexes", json={"folder": "a/", "field": "x"}), 401)
+    created = client.post("/_indexes", json={"folder": "g/*/s", "field": "score"}, headers=admin)
+    assert created.status_code == 201
+    index = created.get_json()
+    assert index["folder"] == "g/*/s/" and index["field"] == "score"
+    assert created.headers["Location"] == f"/_indexes/{index['id']}"
+    again = client.post("/_indexes", json={"folder": "g/*/s/", "field": "score"}, headers=admin)
+    assert again.status_code == 200 and again.get_json()["id"] == index["id"]
+    listed = client.get("/_indexes", headers=admin).get_json()["indexes"]
+    assert [i["id"] for i in listed] == [index["id"]]
+    for bad, says in [
+        ({"folder": "a//b/", "field": "x"}, "empty segment"),
+        ({"folder": "a/", "field": "x//y"}, "empty segment"),
+        ({"folder": "g*/", "field": "x"}, "whole segment"),
+        ({"folder": "a/"}, "strings"),
+        ({"folder": "a/", "field": "x", "extra": 1}, "nothing else"),
+        ([1], "json object"),
+    ]:
+        assert_problem(client.post("/_indexes", json=bad, headers=admin), 400, says)
+    assert client.delete(f"/_indexes/{index['id']}", headers=admin).status_code == 204
+    assert_problem(client.delete(f"/_indexes/{index['id']}", headers=admin), 404, "no index")
+    assert client.get("/_indexes", headers=admin).get_json() == {"indexes": []}
+
+
+def test_dropping_an_index_removes_its_entries(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    put_scores(client, "d/x/", {"a": 1})
+    put_scores(client, "d/y/", {"b": 2})
+    index_id = create_index(client, "d/*/", "score")
+    wait_ready(client, index_id)
+    assert redis_client.exists(f"ts:q:{{{index_id}:d/x/}}", f"ts:q:{{{index_id}:d/y/}}") == 2
+    assert client.delete(f"/_indexes/{index_id}").status_code == 204
+    assert redis_client.keys(f"ts:q*{index_id}*") == []
+    assert names(q(client, "d/x/", order_by="score")) == ["a"]  # computed again
+
+
+# -- bad queries ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, status, words",
+    [
+        ("order_by=a&equal_to=1&start_at=0", 400, ["either equal_to"]),
+        ("order_by=a&around=x&cursor=AQ", 400, ["drop cursor"]),
+        ("order_by=a&around=x&end_at=3", 400, ["drop end_at"]),
+        ("order_by=a&count=true&values=true", 400, ["drop values"]),
+        ("order_by=a&start_at=abc", 400, ["json value"]),
+        ("order_by=a%2F%2Fb", 400, ["empty segment"]),
+        ("order_by=a&limit=0", 400, ["from 1 to 1000"]),
+        ("order_by=a&limit=1001", 400, ["from 1 to 1000"]),
+        ("order_by=a&order_by=b", 400, ["at most once"]),
+        ("start_at=1", 400, ["add order_by"]),
+        ("order_by=a&cursor=%21", 400, ["`next`"]),
+        ("order_by=$size", 400, ["$name"]),
+    ],
+)
+def test_bad_queries_are_400_saying_what_to_send(
+    client: FlaskClient, redis_client: redis.Redis, query: str, status: int, words: list[str]
+) -> None:
+    client.put("/b/x", json={"a": 1})
+    before = set(redis_client.keys("*"))
+    assert_problem(client.get("/b/?" + query), status, *words)
+    assert set(redis_client.keys("*")) == before
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def test_a_prefix_limited_key_queries_inside_its_prefix_only(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thingstash.web import auth
+
+    monkeypatch.setattr(auth, "KEY_PRESENCE_SECONDS", -1.0)
+    admin = bearer(make_key(app, "admin"))
+    reader = bearer(make_key(app, "read", "games/g1/"))
+    for folder in ("games/g1/", "games/g2/"):
+        client.put(f"/{folder}a", json={"score": 1}, headers=admin)
+    ok = client.get("/games/g1/?order_by=score", headers=reader)
+    assert ok.status_code == 200 and names(ok.get_json()) == ["a"]
+    assert_problem(client.get("/games/g2/?order_by=score", headers=reader), 403)
+    assert_problem(client.get("/games/?order_by=score", headers=reader), 403, "inside")
+    assert_problem(client.get("/games/?count=true", headers=reader), 403)
+    assert_problem(
+        client.get(
+            "/games/g2/?order_by=score",
+            headers={**reader, "Accept": "text/event-stream"},
+        ),
+        403,
+    )
+
+
+# -- live ----------------------------------------------------------------------------------
+
+
+class QueryStream:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def answer(self) -> dict[str, Any]:
+        """The next `query` event's answer, skipping comments."""
+        while True:
+            while b"\n\n" not in self.buffer:
+                self.buffer += next(self.chunks)
+            raw, self.buffer = self.buffer.split(b"\n\n", 1)
+            fields = dict(
+                line.partition(": ")[::2] for line in raw.decode().split("\n") if line[:1] != ":"
+            )
+            if fields:
+                assert fields["event"] == "query"
+                return orjson.loads(fields["data"])
+
+
+@contextmanager
+def watching_query(client: FlaskClient, url: str) -> Iterator[QueryStream]:
+    response = client.get(url, headers={"Accept": "text/event-stream"}, buffered=False)
+    assert response.status_code == 200, response.get_data()
+    assert response.mimetype == "text/event-stream"
+    try:
+        yield QueryStream(iter(response.response))
+    finally:
+        response.close()
+
+
+def test_a_live_query_follows_its_answer(client: FlaskClient) -> None:
+    put_scores(client, "live/", {"a": 1, "b": 2})
+    with watching_query(client, "/live/?order_by=score&desc=true&limit=2") as stream:
+        assert names(stream.answer()) == ["b", "a"]
+        client.put("/live/c", json={"score": 3})  # an insert at the top
+        assert names(stream.answer()) == ["c", "b"]
+        client.put("/live/a", json={"score": 9})  # an update that moves one into the page
+        assert names(stream.answer()) == ["a", "c"]
+        client.put("/live/a", json={"score": 0})  # and out of it
+        assert names(stream.answer()) == ["c", "b"]
+        client.put("/live/deeper/x", json={"score": 99})  # not in the folder: no event
+        client.delete("/live/c")  # a delete
+        assert names(stream.answer()) == ["b", "a"]
+        client.put("/live/brief?ttl=1", json={"score": 5})
+        assert names(stream.answer()) == ["brief", "b"]
+        assert names(stream.answer()) == ["b", "a"]  # its expiry, within about a second
+
+
+def test_a_burst_of_writes_is_coalesced_and_ends_on_the_current_answer(
+    client: FlaskClient,
+) -> None:
+    with watching_query(client, "/burst/?order_by=score&desc=true&limit=1") as stream:
+        assert stream.answer()["things"] == []
+        for i in range(50):
+            client.put(f"/burst/t{i}", json={"score": i})
+        answers = []
+        while True:
+            answers.append(stream.answer())
+            if names(answers[-1]) == ["t49"]:
+                break
+        assert len(answers) < 50
+
+
+def test_a_live_query_is_refused_like_the_query(client: FlaskClient) -> None:
+    response = client.get(
+        "/x/?order_by=a&equal_to=1&start_at=2", headers={"Accept": "text/event-stream"}
+    )
+    assert_problem(response, 400, "either")
+
+
+def test_quote_free_field_names_work_encoded(client: FlaskClient) -> None:
+    client.put("/u/a", json={"é t": {"x/y": 1, "z": 2}})
+    client.put("/u/b", json={"é t": {"z": 1}})
+    assert names(q(client, "u/", order_by="é t/z")) == ["b", "a"]
+    assert names(client.get("/u/?order_by=" + quote("é t/z")).get_json()) == ["b", "a"]
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def thingstash(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "thingstash", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_index_commands_on_the_store(app: Flask, client: FlaskClient, redis_server: Any) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(f"cli/t{i:04}", orjson.dumps({"score": -i}), 600) for i in range(1500)])
+    made = thingstash("index", "create", "cli", "score", "--redis-url", redis_server.url)
+    assert made.returncode == 0, made.stderr
+    assert "ready" in made.stderr
+    index_id = made.stderr.split("index ", 1)[1].split()[0]
+    listed = thingstash("index", "list", "--redis-url", redis_server.url)
+    assert listed.returncode == 0 and index_id in listed.stdout and "ready" in listed.stdout
+    assert "cli/" in listed.stdout and "score" in listed.stdout
+    top = q(client, "cli/", order_by="score", limit=2)  # 1,500 things: served by the index
+    assert names(top) == ["t1499", "t1498"]
+    again = thingstash("index", "create", "cli/", "score", "--redis-url", redis_server.url)
+    assert again.returncode == 0 and "already declared" in again.stderr
+    bad = thingstash("index", "create", "cli", "a//b", "--redis-url", redis_server.url)
+    assert bad.returncode == 2 and "empty segment" in bad.stderr
+    dropped = thingstash("index", "drop", index_id, "--redis-url", redis_server.url)
+    assert dropped.returncode == 0
+    assert thingstash("index", "drop", index_id, "--redis-url", redis_server.url).returncode == 1
+    assert_problem(client.get("/cli/?order_by=score"), 400, "index create cli/")
+
+
+def test_the_query_command_over_http(served: Any) -> None:
+    folder = f"cq{uuid.uuid4().hex[:8]}"
+    with requests.Session() as http:
+        for name, score in {"a": 3, "b": 1, "c": 2}.items():
+            assert http.put(f"{served.url}/{folder}/{name}", json={"score": score}).ok
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return thingstash("query", folder, "--url", served.url, *args)
+
+        top = run("--order-by", "score", "--desc", "--limit", "2")
+        assert top.returncode == 0, top.stderr
+        answer = orjson.loads(top.stdout)  # piped: the answer as the server sent it
+        assert names(answer) == ["a", "c"] and answer["things"][0]["rank"] == 1
+        ranged = orjson.loads(run("--order-by", "score", "--start-at", "2").stdout)
+        assert names(ranged) == ["c", "a"]
+        assert orjson.loads(run("--count").stdout) == {"count": 3}
+        bad = run("--order-by", "score", "--start-at", "nope")
+        assert bad.returncode == 3 and "start_at" in bad.stderr
+        assert run().returncode == 2  # neither --order-by nor --count
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "thingstash",
+                "query",
+                folder,
+                "--url",
+                served.url,
+                "--order-by",
+                "score",
+                "--desc",
+                "--limit",
+                "1",
+                "--watch",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watcher.stdout is not None
+            assert names(orjson.loads(watcher.stdout.readline())) == ["a"]
+            assert http.put(f"{served.url}/{folder}/d", json={"score": 9}).ok
+            assert names(orjson.loads(watcher.stdout.readline())) == ["d"]
+        finally:
+            watcher.terminate()
+            watcher.wait(10)
+            if watcher.stdout is not None:
+                watcher.stdout.close()
