@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import redis
 from flask import Flask
@@ -39,6 +40,32 @@ def test_a_killed_connection_is_replaced_without_an_error(
     assert response.status_code == 200 and response.get_json()["v"] == 1
     assert client.put("/lean/k", json={"v": 2}).status_code == 200
     assert _thread_connection(app) is own and own.is_connected  # connected anew
+
+
+def test_a_write_whose_reply_is_lost_is_not_sent_again(
+    app: Flask, client: FlaskClient, topology: str
+) -> None:
+    if topology == "cluster":
+        return  # the cluster client keeps its own connections (see test_cluster_failover)
+    assert client.put("/lean/n", json={"n": 0}).status_code == 201
+    own = _thread_connection(app)
+    real = own.read_response
+    replies = []
+
+    def lose_the_writes_reply(*args: Any, **kwargs: Any) -> Any:
+        reply = real(*args, **kwargs)  # Redis ran the command...
+        replies.append(reply)
+        if len(replies) == 2:  # ...the increment's read, then its write: the reply is lost
+            own.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+    with mock.patch.object(own, "read_response", side_effect=lose_the_writes_reply):
+        response = client.patch("/lean/n", json={"n": {".sv": {"increment": 1}}})
+    # The client is told the store could not answer (a write may have happened), and the
+    # increment counted once: sent again, it would have been counted twice.
+    assert response.status_code == 503
+    assert client.get("/lean/n").get_json()["n"] == 1
 
 
 def test_a_dropped_connection_answers_503_then_recovers_by_itself(tmp_path: Path) -> None:

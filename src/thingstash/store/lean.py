@@ -10,12 +10,15 @@ client is unchanged: its settings, `Script` objects, pipelines and pub/sub (whic
 pool), and whatever wraps `execute_command`.
 
 What the pool and the retry wrapper did and this keeps:
-- reconnection: a connection that is gone (Redis restarted, the socket closed) is dropped by
-  redis-py as the error surfaces, and a command that met a `ConnectionError` is sent again on a
-  new one, twice at most, after a short pause (as the client's Retry did). A `TimeoutError` is
-  not retried: a Redis that did not answer within the reply timeout will not answer the next
-  attempt either, and a script that timed out may have run. The connection is dropped with it,
-  so a late reply can never be read as the answer to the next command.
+- reconnection: a connection that Redis closed while it sat idle (a restart, CLIENT KILL, a
+  proxy's idle timeout) is seen before the command is sent (it reads as ended, as the pool's
+  own check does) and made anew. A command that met a `ConnectionError` before it was sent
+  whole is sent again on a new connection, twice at most, after a short pause. One that was sent
+  is never sent again: Redis may have run it and lost only the reply, and a write script run
+  twice would answer 200 for a creation or count an increment twice; the caller gets the error
+  (503, which a client may retry, knowing the write may have happened). A `TimeoutError` is not
+  retried either. The connection is dropped with it, so a late reply can never be read as the
+  answer to the next command.
 - scripts: `Script` objects send EVALSHA and, told NOSCRIPT (a new Redis, a restart, SCRIPT
   FLUSH), load the script and send it again, on the same thread's connection.
 - fork safety: a connection made in another process is never used (a forked worker makes its
@@ -70,15 +73,17 @@ class LeanRedis(redis.Redis):
         for attempt in range(RETRIES + 1):
             connection = self.thread_connection()
             try:
-                # redis-py's connection methods carry no type hints.
+                _drop_if_closed(connection)
                 packed = connection.pack_command(*args)  # type: ignore[no-untyped-call]
                 connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
-                return self.parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
             except ConnectionError:
-                # redis-py has closed the connection; the next attempt connects anew.
+                # Not sent: redis-py has closed the connection; the next attempt connects anew.
                 if attempt == RETRIES:
                     raise
                 time.sleep(RETRY_PAUSE_S * (attempt + 1))
+                continue
+            # Sent: the reply or the error, never a second sending (see the module docstring).
+            return self.parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -87,3 +92,17 @@ class LeanRedis(redis.Redis):
         for connection in list(self._made):
             connection.disconnect()  # type: ignore[no-untyped-call]
         super().close()
+
+
+def _drop_if_closed(connection: AbstractConnection) -> None:
+    """Disconnect a connection that Redis has closed (or that holds a stray reply), so that the
+    command is sent on a new one rather than lost on this one. An idle connection has nothing
+    to read: anything there (the end of the stream, an error) means it is done."""
+    if getattr(connection, "_sock", None) is None:
+        return  # not connected yet: sending connects
+    try:
+        stale = connection.can_read(timeout=0)
+    except (ConnectionError, OSError):
+        stale = True
+    if stale:
+        connection.disconnect()  # type: ignore[no-untyped-call]
