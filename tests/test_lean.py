@@ -1,8 +1,10 @@
 """The store's lean Redis client (store/lean.py): each thread's own connection, replaced by
-itself when it is dropped, and a 503 while Redis cannot be reached."""
+itself when it is dropped, and a 503 while Redis cannot be reached; and how many workers
+serve runs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,10 @@ def test_a_dropped_connection_answers_503_then_recovers_by_itself(tmp_path: Path
     finally:
         close_app(app)
         server.stop()
+
+
+def test_workers_follow_the_cores_unless_set() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert Settings.from_env({}).workers == max(2, cores)
+    assert Settings.from_env({"THINGSTASH_WORKERS": "5"}).workers == 5
+    assert Settings.from_env({}).threads == 8

@@ -18,7 +18,19 @@ DEFAULT_MAX_TTL = 311_040_000
 DEFAULT_MAX_BODY = 1024 * 1024
 # Seconds a request body may take to arrive: 1 MiB at ~20 KB/s, a slow mobile link.
 DEFAULT_BODY_TIMEOUT = 60
-DEFAULT_WORKERS = 2  # granian worker processes (serve/server.py says why)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset
+    narrow), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
+
+
+# Granian worker processes: one per core, at least 2 (serve/server.py says why).
+DEFAULT_WORKERS = max(2, available_cores())
 # Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
 DEFAULT_THREADS = 8
 MAX_DEPTH = 64

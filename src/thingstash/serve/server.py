@@ -7,6 +7,13 @@ high: each open watch stream holds one, and hundreds must not starve ordinary re
 requests a worker works on at once is set apart, by web.admission.admit (THINGSTASH_THREADS,
 default 8): at 64 connections that gave ~20% more req/s than letting every thread in (wrk, 2
 cores). Workers and threads come from Settings (THINGSTASH_WORKERS, THINGSTASH_THREADS).
+
+Workers follow the cores (config.DEFAULT_WORKERS: one per core the process may use, at least
+2): a worker runs Python on one core at a time (its GIL), so fewer leave cores idle, and more
+only add processes, Redis connections and memory. Measured again once the fast path made a
+request ~50 us of Python (wrk, GET and PUT at 16 and 64 connections, 2 cores shared with wrk,
+Redis and other work): 1 worker gave about half the req/s of 2; 2x8, 2x4, 3x4 and 4x2 came out
+within the run-to-run noise of each other (+-30% on that machine), so 8 places a worker stay.
 """
 
 from __future__ import annotations
