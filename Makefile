@@ -21,9 +21,11 @@ install: $(STAMP) ## Create .venv and install thingstash with its test tools
 run: $(STAMP) ## Start the service on http://127.0.0.1:8080 with an embedded Redis
 	$(BIN)/thingstash serve
 
-test: $(STAMP) browser ## Lint, then run every test against real Redis servers
+test: $(STAMP) browser ## Lint, check imports and types, then run every test against real Redis
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # The console's browser test drives Debian's Chromium (a test tool's own browser download cannot
@@ -53,4 +55,4 @@ bench-cluster: $(STAMP) ## PUT/GET req/s on one Redis vs a local Redis Cluster, 
 	$(BIN)/python bench/cluster.py
 
 clean: ## Remove the virtualenv and caches (not your data in .thingstash/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis src/*.egg-info

@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.clusters import LocalCluster, _free_ports  # noqa: E402
+from tests.clusters import LocalCluster  # noqa: E402
+from tests.ports import free_ports  # noqa: E402
 
 from thingstash.serve.embedded import scratch_command  # noqa: E402
 
@@ -53,7 +54,7 @@ CLIENTS = {
 
 
 def start_single(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     process = subprocess.Popen(
         scratch_command(port, directory),
         stdout=subprocess.DEVNULL,
@@ -63,7 +64,7 @@ def start_single(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start_service(redis_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     env = {**os.environ, "THINGSTASH_WORKERS": str(workers)}
     process = subprocess.Popen(
         [sys.executable, "-m", "thingstash", "serve", "--port", str(port)]

@@ -20,8 +20,10 @@ import base64
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
@@ -29,6 +31,11 @@ from thingstash.config import Settings
 from thingstash.model import new_version
 from thingstash.serve.embedded import scratch_command
 from thingstash.web.app import create_app
+
+# The repository root, for tests/ports.py (free ports, shared with the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.ports import free_port  # noqa: E402
 
 BODY = b'{"temperature":21.5,"unit":"C","sensor":"kitchen","ok":true}'
 TTL_MS = 3600 * 1000
@@ -88,9 +95,7 @@ def percentiles(samples: list[float]) -> str:
 
 def scenario(name: str, paths: list[str], folders: list[str], max_load: float) -> None:
     directory = tempfile.mkdtemp(prefix="thingstash-bench-")
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = start_server(port, directory)
     try:
         app = create_app(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))

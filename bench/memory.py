@@ -1,8 +1,9 @@
 """Redis memory per thing: thingstash's storage next to the same JSON kept as plain strings.
 
-For each size, N things are written (1) through `thingstash.storage.Store.put`, exactly as the
-API writes them: the thing's key, its folder indexes, and the change feed; and (2) as plain
-`SET path json EX 31104000`. Memory is Redis's own `used_memory` after minus before, over N.
+For each size, N things are written (1) through `thingstash.store.single.RedisStore.put`,
+exactly as the API writes them: the thing's key, its folder indexes, and the change feed; and
+(2) as plain `SET path json EX 31104000`. Memory is Redis's own `used_memory` after minus
+before, over N.
 
 The expiry schedule (a sorted set of every thing's path by when its lifetime ends, what lets
 expiries reach listings and watchers within a second) costs per thing, with the path's length:

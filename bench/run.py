@@ -25,7 +25,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,11 @@ from pathlib import Path
 import memory
 
 from thingstash.serve.embedded import EmbeddedRedis
+
+# The repository root, for tests/ports.py (free ports, shared with the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.ports import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -118,12 +122,6 @@ def cpu_seconds(root: int) -> float:
         if walk == root:
             total += seconds
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[str, str]]:

@@ -25,6 +25,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
+
+# The repository root, for tests/ports.py (free ports, shared with the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.ports import free_port  # noqa: E402
 
 PUT_SCRIPT = """
 wrk.method = "PUT"
@@ -36,12 +42,6 @@ request = function()
   return wrk.format(nil, "/bench/hot/t" .. (counter % 1000))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Streams:

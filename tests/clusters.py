@@ -4,32 +4,18 @@ on free loopback ports, joined by `valkey-cli --cluster create`. Nothing is fake
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from tests.ports import free_ports
 from thingstash.serve.embedded import scratch_command, server_binary
 
 PRIMARIES = 3
 # Small, so a replica takes over a killed primary within a couple of seconds.
 NODE_TIMEOUT_MS = 1000
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (each node needs a client port and a bus port)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _wait(check, what: str, timeout: float = 30.0) -> None:
@@ -51,7 +37,7 @@ class LocalCluster:
     def __init__(self, directory: Path, primaries: int = PRIMARIES) -> None:
         self.directory = directory
         count = primaries * 2
-        ports = _free_ports(count * 2)
+        ports = free_ports(count * 2)
         self.ports = ports[:count]
         self.bus_ports = ports[count:]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}

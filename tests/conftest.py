@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from thingstash.web import ratelimit
 from thingstash.web.app import create_app
 
 from .clusters import LocalCluster
+from .ports import free_port
 
 # Test modules whose every test also runs on the cluster: the HTTP-level behaviour of things,
 # listings, the feed and access control. Add a module here to run it on both topologies.
@@ -55,12 +55,6 @@ CLUSTER_MODULES = frozenset(
         "test_queries.py",
     }
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

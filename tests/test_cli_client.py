@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import RedisServer, Served, free_port, thingstash_command
+from tests.conftest import RedisServer, Served, thingstash_command
+from tests.ports import free_port
 from thingstash import documents, keys
 from thingstash.client.http import Client
 from thingstash.store import open_store

@@ -19,7 +19,8 @@ import yaml
 
 from thingstash.config import Settings
 
-from .conftest import RedisServer, Served, free_port
+from .conftest import RedisServer, Served
+from .ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import requests
 
 from thingstash.serve import server
 
-from .conftest import Served, free_port
+from .conftest import Served
+from .ports import free_port
 
 pytestmark = pytest.mark.slow
 

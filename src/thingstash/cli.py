@@ -10,6 +10,7 @@ import click
 from thingstash.config import ConfigError, Settings
 from thingstash.indexcli import index
 from thingstash.keycli import keys
+from thingstash.storeopts import redis_or_embedded, store_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,18 +23,9 @@ def main() -> None:
 @click.option(
     "--port", envvar="PORT", default=8080, type=click.IntRange(1, 65535), show_default=True
 )
-@click.option(
-    "--redis-url",
-    envvar=["THINGSTASH_REDIS_URL", "REDIS_URL", "REDISCLOUD_URL"],
-    help="Use this Redis (redis://, rediss://, unix://) instead of an embedded one.",
-)
-@click.option(
-    "--data-dir",
-    envvar="THINGSTASH_DATA_DIR",
-    default=".thingstash",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the embedded Redis keeps its data.",
+@store_options(
+    "Use this Redis (redis://, rediss://, unix://) instead of an embedded one.",
+    "Where the embedded Redis keeps its data.",
 )
 @click.option(
     "--public",
@@ -46,7 +38,7 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
     from thingstash.keys import OpenStoreRefused, check_bind
     from thingstash.model import StorageUnavailable
     from thingstash.serve import server
-    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis, Watchdog
+    from thingstash.serve.embedded import Watchdog
     from thingstash.store import open_store
     from thingstash.web import accesslog
 
@@ -58,13 +50,7 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
         settings = Settings.from_env()  # refuse bad settings here, once, not in every worker
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    embedded = None
-    if not redis_url:
-        embedded = EmbeddedRedis(data_dir)
-        try:
-            redis_url = embedded.start()
-        except EmbeddedError as error:
-            raise click.ClickException(str(error)) from None
+    redis_url, embedded = redis_or_embedded(redis_url, data_dir, use_running=False)
     try:
         store = open_store(redis_url, settings.key_prefix)
         try:
@@ -101,10 +87,10 @@ main.add_command(index)
 
 
 def _add_client_commands() -> None:
-    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (clientcli.py).
-    from thingstash.client import commands as clientcli
+    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (client/commands.py).
+    from thingstash.client import commands
 
-    clientcli.register(main)
+    commands.register(main)
 
 
 _add_client_commands()

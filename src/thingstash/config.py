@@ -92,7 +92,7 @@ class Settings:
     # it is closed. "*" or a comma-separated list: exactly those, whatever the store's state.
     cors_origins: str | None = None
     # The address `thingstash serve` binds: on loopback only the Host names below are answered
-    # (hosts.py), and on any other address the store is never served open (auth.py).
+    # (web/hosts.py), and on any other address the store is never served open (keys.py).
     host: str = "127.0.0.1"
     allowed_hosts: tuple[str, ...] = ()
     rate_limit: str | None = None

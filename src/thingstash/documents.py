@@ -15,7 +15,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -216,6 +216,7 @@ def nesting_depth(value: Any) -> int:
     """Levels of objects and arrays; a flat object is 1. Iterative, so no input can recurse."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
+    children: Iterable[Any]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
@@ -321,7 +322,8 @@ def resolve_thing(doc: Document, current: Any, now_ms: int) -> Document:
             "the body must be a JSON object; a server value stands for one value inside it "
             '(send {"at": {".sv": "timestamp"}}, not {".sv": "timestamp"})',
         )
-    return resolve_server_values(doc, current, now_ms)
+    resolved: Document = resolve_server_values(doc, current, now_ms)  # an object stays one
+    return resolved
 
 
 def resolve_server_values(value: Any, current: Any, now_ms: int) -> Any:

@@ -16,52 +16,29 @@ import click
 
 from thingstash.config import ConfigError, Settings
 from thingstash.keys import SCOPES, create_key
+from thingstash.storeopts import redis_or_embedded
+from thingstash.storeopts import store_options as options
 
 if TYPE_CHECKING:
     from thingstash.model import Store
 
 
-_store_options = [
-    click.option(
-        "--redis-url",
-        envvar=["THINGSTASH_REDIS_URL", "REDIS_URL", "REDISCLOUD_URL"],
-        help="The store's Redis (else the embedded one of --data-dir).",
-    ),
-    click.option(
-        "--data-dir",
-        envvar="THINGSTASH_DATA_DIR",
-        default=".thingstash",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="The embedded Redis's data, running or not.",
-    ),
-]
-
-
-def store_options(func):  # type: ignore[no-untyped-def]
-    for option in reversed(_store_options):
-        func = option(func)
-    return func
+store_options = options(
+    "The store's Redis (else the embedded one of --data-dir).",
+    "The embedded Redis's data, running or not.",
+)
 
 
 @contextmanager
 def open_keys_store(redis_url: str | None, data_dir: str) -> Iterator[Store]:
     from thingstash.model import StorageUnavailable
-    from thingstash.serve.embedded import EmbeddedError, EmbeddedRedis
     from thingstash.store import open_store
 
     try:
         prefix = Settings.from_env().key_prefix
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    embedded = None
-    url = redis_url or EmbeddedRedis.running_url(data_dir)
-    if url is None:
-        embedded = EmbeddedRedis(data_dir)
-        try:
-            url = embedded.start()
-        except EmbeddedError as error:
-            raise click.ClickException(str(error)) from None
+    url, embedded = redis_or_embedded(redis_url, data_dir, use_running=True)
     store = open_store(url, prefix)
     try:
         yield store

@@ -326,8 +326,8 @@ class Client:
                 half = len(batch) // 2
                 return post(batch[:half]) + post(batch[half:])
             if status >= 400:
-                error = _problem(httpx.Response(status, content=body))
-                return [(_line_span(batch), _renumbered(error, batch))]
+                problem = _problem(httpx.Response(status, content=body))
+                return [(_line_span(batch), _renumbered(problem, batch))]
             if on_done is not None:
                 on_done(len(batch))
             return []

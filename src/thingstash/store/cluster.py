@@ -36,8 +36,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.client import PubSub
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, FieldT
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.model import (
@@ -62,11 +63,13 @@ from thingstash.store.common import (
     REAP_BATCH,
     REAP_GRACE_MS,
     REPLY_TIMEOUT_S,
-    UNAVAILABLE_ERRORS,
+    UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
+    byte_strings,
     encode_condition,
-    event_from_entry,
+    ensure_expiry_notifications,
+    events_of_xread,
     limiter_options,
     load_script,
     unavailable_on_redis_errors,
@@ -80,21 +83,31 @@ _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when 
 # Shards of the expiry schedule: each a sorted set in a slot of its own, so the reaper reads
 # them all in one pipelined batch (one round trip per node), and one settle.lua call per shard.
 SCHEDULE_SHARDS = 16
+# A feed entry as XADD takes it: e(vent), p(ath), and for a write d(ata) and t(tl ms).
+EventFields = dict[FieldT, EncodableT]
 
 
 class ClusterStore(RedisStore):
     """Things in a Redis Cluster. Same methods and errors as RedisStore."""
 
-    client: RedisCluster
-    # Events of one thing can reach the feed in another order than its writes (see watch.py).
+    # redis-py types RedisCluster apart from Redis (no common base), though it takes every
+    # command the methods inherited from RedisStore send: hence the two ignores below.
+    client: RedisCluster  # type: ignore[assignment]
+    # Events of one thing can reach the feed in another order than its writes (see live.hub).
     feed_in_order = False
     # The index declarations live in another slot than the things: no write script can check
     # them, so each process reads them again when they are a second old (docs/cluster.md).
     checks_generation_in_scripts = False
     declarations_refresh_s = 1.0
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        client: RedisCluster,
+        prefix: str = "ts",
+        feed_retention: int = 10_000,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(client, prefix, feed_retention, url)  # type: ignore[arg-type]
         self._index_entry = self.client.register_script(load_script("index_entry.lua"))
         self.querying = ClusterQuerying(self, self.index_keeper)
         self._feed_node = self.client.register_script(load_script("feed_node.lua"))
@@ -116,21 +129,31 @@ class ClusterStore(RedisStore):
     def _index(
         self,
         entries: Iterable[tuple[str, str]],
-        feed: dict[str, str] | None = None,
+        feed: EventFields | None = None,
         expires_at_ms: int | None = None,
-    ):
+    ) -> str | None:
         """Add names to folder indexes (and one thing's expiry to the schedule, and its event to
         the feed) in one pipelined batch; return the event id."""
         pipe = self.client.pipeline(transaction=False)
         for key, name in entries:
             pipe.zadd(key, {name: 0})
         if feed is not None and expires_at_ms is not None:
-            path = feed["p"]
+            path = str(feed["p"])
             pipe.zadd(self.schedule_key(path), {path: expires_at_ms}, lt=True)
         if feed is not None:
-            pipe.xadd(self.feed_key, feed, maxlen=int(self.feed_retention), approximate=True)
+            self._log_event(feed, pipe)
         results = pipe.execute()
-        return results[-1].decode() if feed is not None and results else None
+        event_id: bytes | None = results[-1] if feed is not None and results else None
+        return event_id.decode() if event_id is not None else None
+
+    def _log_event(
+        self, fields: EventFields, client: RedisCluster | ClusterPipeline | None = None
+    ) -> Any:
+        """Append an event to the feed (XADD, trimmed to about the retention) on `client` (a
+        pipeline, or the store's client): the one place a cluster write logs its event."""
+        return (client or self.client).xadd(
+            self.feed_key, fields, maxlen=int(self.feed_retention), approximate=True
+        )
 
     def _restore_if_present(self, paths: list[str]) -> None:
         """After index entries were removed: put back the whole ancestry of those still there."""
@@ -272,7 +295,7 @@ class ClusterStore(RedisStore):
         return WriteResult(created, version, ttl_ms, event_id)
 
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
-        """Store.put_many's chunk in put()'s steps, each one pipelined batch for the chunk: the
+        """RedisStore.put_many's chunk in put()'s steps, each one pipelined batch for the chunk: the
         folder index entries (each folder once), the things (put.lua on each thing's key), then
         the entries again for the things created, and the feed events."""
         calls = []
@@ -315,12 +338,7 @@ class ClusterStore(RedisStore):
         for (path, _, _, _, args), _ in written:
             pipe.zadd(self.schedule_key(path), {path: args[-1]}, lt=True)  # see put()
         for (path, _, ttl_ms, payload, _), _ in written:
-            pipe.xadd(
-                self.feed_key,
-                {"e": "put", "p": path, "d": payload, "t": str(ttl_ms)},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "put", "p": path, "d": payload, "t": str(ttl_ms)}, pipe)
         event_ids = pipe.execute()[len(again) + len(written) :]
         self._reindex(
             [
@@ -336,8 +354,8 @@ class ClusterStore(RedisStore):
         ]
 
     def _with_index(
-        self, entries: list[tuple[str, str]], keys: list[str], args: list
-    ) -> tuple[list, bool]:
+        self, entries: list[tuple[str, str]], keys: list[str], args: list[str | bytes | int]
+    ) -> tuple[list[Any], bool]:
         """ZADD the entries and run put.lua in one pipelined batch: the script's reply, and
         whether every ZADD succeeded."""
         pipe = self.client.pipeline(transaction=False)
@@ -369,12 +387,8 @@ class ClusterStore(RedisStore):
         pipe.zrem(*levels[0])
         pipe.zcard(levels[0][0])  # same key, same node: counted after the ZREM
         pipe.zrem(self.schedule_key(path), path)
-        pipe.xadd(
-            self.feed_key,
-            {"e": "delete", "p": path},
-            maxlen=int(self.feed_retention),
-            approximate=True,
-        )
+        self._log_event({"e": "delete", "p": path}, pipe)
+        event_id: bytes
         _, left, _, event_id = pipe.execute()
         # As on one Redis, a folder left empty leaves its parent, and so on up.
         removed = [path]
@@ -429,7 +443,9 @@ class ClusterStore(RedisStore):
         batch, once the sizes are known); past it the page ends early."""
         start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
         key = self.folder_key(folder)
-        names = self.client.zrange(key, start, b"+", bylex=True, offset=0, num=limit + 1)
+        names = byte_strings(
+            self.client.zrange(key, start, b"+", bylex=True, offset=0, num=limit + 1)
+        )
         more = len(names) > limit
         names = names[:limit]
         # One pipelined batch: each thing's version, lifetime and size, whether each sub-folder
@@ -486,42 +502,23 @@ class ClusterStore(RedisStore):
         self.client.zrem(self.folder_key(folder), *names)
         self._restore_if_present([folder + name for name in names])
 
-    @unavailable_on_redis_errors
-    def delete_tree(self, folder: str, batch: int = 500) -> int:
-        """As Store.delete_tree, a batch of things at a time, each thing a key of its own slot:
+    def _purge_batch(self, folder: str, names: list[str]) -> int:
+        """As RedisStore's (its delete_tree walks the tree), each thing a key of its own slot:
         DEL them (one pipelined batch), then their index entries and feed events."""
-        deleted = 0
-        stack: list[tuple[str, bytes]] = [(folder, b"-")]
-        while stack:
-            current, start = stack.pop()
-            index = self.folder_key(current)
-            names = self.client.zrange(index, start, b"+", bylex=True, offset=0, num=batch)
-            if not names:
-                self._prune_folder(current)
-                continue
-            things = [n.decode() for n in names if not n.endswith(b"/")]
-            if things:
-                pipe = self.client.pipeline(transaction=False)
-                for name in things:
-                    pipe.delete(self.thing_key(current + name))
-                gone = [n for n, d in zip(things, pipe.execute(), strict=True) if d]
-                pipe = self.client.pipeline(transaction=False)
-                pipe.zrem(index, *things)
-                for name in gone:
-                    pipe.zrem(self.schedule_key(current + name), current + name)
-                    pipe.xadd(
-                        self.feed_key,
-                        {"e": "delete", "p": current + name},
-                        maxlen=int(self.feed_retention),
-                        approximate=True,
-                    )
-                pipe.execute()
-                deleted += len(gone)
-                self._restore_if_present([current + name for name in things])
-                self._unindex([current + name for name in gone])
-            stack.append((current, b"(" + names[-1]))
-            stack.extend((current + n.decode(), b"-") for n in reversed(names) if n.endswith(b"/"))
-        return deleted
+        index = self.folder_key(folder)
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.delete(self.thing_key(folder + name))
+        gone = [n for n, d in zip(names, pipe.execute(), strict=True) if d]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(index, *names)
+        for name in gone:
+            pipe.zrem(self.schedule_key(folder + name), folder + name)
+            self._log_event({"e": "delete", "p": folder + name}, pipe)
+        pipe.execute()
+        self._restore_if_present([folder + name for name in names])
+        self._unindex([folder + name for name in gone])
+        return len(gone)
 
     def _prune_folder(self, folder: str) -> None:
         """Drop `folder` from its parent while it is empty, and so on up; then put back any
@@ -558,7 +555,7 @@ class ClusterStore(RedisStore):
 
     @unavailable_on_redis_errors
     def read_feed(self, after: str, block_ms: int, count: int = 1000) -> list[Event]:
-        """As Store.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
+        """As RedisStore.read_feed, sent to the feed's node directly: for XREAD (whose keys move in
         its arguments) redis-py would first ask its default node where the key is, so the
         reader would stop while that node, whatever it holds, fails over. A connection error
         here makes the client re-read the slot map, so the next call finds the new primary."""
@@ -574,10 +571,7 @@ class ClusterStore(RedisStore):
             after,
             target_nodes=node,
         )
-        if not reply:
-            return []
-        entries = reply[self.feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
-        return [event_from_entry(entry_id, fields) for entry_id, fields in entries]
+        return events_of_xread(reply, self.feed_key)
 
     @unavailable_on_redis_errors
     def check_feed_node(self) -> None:
@@ -594,12 +588,7 @@ class ClusterStore(RedisStore):
         with self._feed_lock:
             seen, self._feed_replid = self._feed_replid, replid
         if seen is not None and seen != replid:
-            self.client.xadd(
-                self.feed_key,
-                {"e": "reset", "p": ""},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "reset", "p": ""})
 
     # -- expiry -------------------------------------------------------------------------------
 
@@ -617,12 +606,7 @@ class ClusterStore(RedisStore):
         removed, left = pipe.execute()
         if not removed:
             return None
-        event_id = self.client.xadd(
-            self.feed_key,
-            {"e": "expire", "p": path},
-            maxlen=int(self.feed_retention),
-            approximate=True,
-        )
+        event_id: bytes = self._log_event({"e": "expire", "p": path})
         parent = path[: path.rfind("/") + 1]
         if not left and parent:
             self._prune_folder(parent)
@@ -702,12 +686,7 @@ class ClusterStore(RedisStore):
         }
         pipe = self.client.pipeline(transaction=False)
         for path in removed:
-            pipe.xadd(
-                self.feed_key,
-                {"e": "expire", "p": path},
-                maxlen=int(self.feed_retention),
-                approximate=True,
-            )
+            self._log_event({"e": "expire", "p": path}, pipe)
             pipe.pttl(self.thing_key(path))
         replies = pipe.execute()
         for folder in emptied - {""}:
@@ -733,16 +712,7 @@ class ClusterStore(RedisStore):
                 connection = node.redis_connection
                 if connection is None:
                     continue
-                flags = connection.config_get("notify-keyspace-events").get(
-                    "notify-keyspace-events", ""
-                )
-                if isinstance(flags, bytes):
-                    flags = flags.decode()
-                if "E" in flags and ("x" in flags or "A" in flags):
-                    continue
-                connection.config_set(
-                    "notify-keyspace-events", "".join(sorted(set(flags) | {"E", "x"}))
-                )
+                ensure_expiry_notifications(connection)
             return True
         except redis.RedisError:
             return False
@@ -772,7 +742,7 @@ class ClusterStore(RedisStore):
                 for name, pubsub in list(listeners.items()):
                     try:
                         paths = self.expired_paths(pubsub, _POLL_S, wake_channel)
-                    except (*UNAVAILABLE_ERRORS, OSError):
+                    except UNAVAILABLE_OR_OS_ERRORS:
                         listeners.pop(name)
                         _close_quietly(pubsub)
                         continue
@@ -789,7 +759,7 @@ class ClusterStore(RedisStore):
                 for host, port in _cluster_nodes(self.client)
                 if f"{host}:{port}" not in listeners
             ]
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return
         kwargs = self.client.get_default_node().redis_connection.get_connection_kwargs()
         for name, host, port in nodes:
@@ -804,7 +774,7 @@ class ClusterStore(RedisStore):
             pubsub = node_client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.expiry_channel(), wake_channel)
-            except (*UNAVAILABLE_ERRORS, OSError):
+            except UNAVAILABLE_OR_OS_ERRORS:
                 _close_quietly(pubsub)
                 node_client.close()
                 continue
@@ -835,7 +805,7 @@ class ClusterStore(RedisStore):
         """Healthy when every primary answers: a slot without one cannot be served."""
         try:
             return bool(self.client.ping(target_nodes=RedisCluster.PRIMARIES))
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return False
 
     def close(self) -> None:
@@ -848,7 +818,7 @@ def _cluster_nodes(client: RedisCluster) -> list[tuple[str, int]]:
     return [
         (address.split(":")[0], int(address.split(":")[1].split("@")[0]))
         for address, info in nodes.items()
-        if "fail" not in info.get("flags", "") and info.get("connected", True)
+        if "fail" not in str(info.get("flags", "")) and info.get("connected", True)
     ]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import wraps
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -78,6 +78,8 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     AskError,  # MovedError too: redirections left over when the retries ran out
     RedisClusterException,  # SlotNotCoveredError, no reachable node
 )
+# Those, and the socket's own errors: what a probe of a node may meet.
+UNAVAILABLE_OR_OS_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, OSError)
 
 
 def unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -115,7 +117,11 @@ def event_from_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
 
 
 def backlog_from(
-    wanted: tuple[int, int], after: str, state: list | None, entries: list, count: int
+    wanted: tuple[int, int],
+    after: str,
+    state: list[Any] | None,
+    entries: list[Any] | None,
+    count: int,
 ) -> Backlog:
     """A Backlog from the feed's state (feed_state.lua) and XRANGE from `after` inclusive
     (up to count + 1 entries). A reset when events after `after` may be missing:
@@ -127,6 +133,7 @@ def backlog_from(
     - a `reset` marker follows it: written when the feed's node failed over (events appended
       just before may be lost even though `after` was kept; ClusterStore.check_feed_node).
     """
+    entries = entries or []  # (XRANGE gives a list; typed as possibly None)
     if state is None:  # no feed at all: nothing ever happened (or the store was flushed)
         return Backlog([], wanted != (0, 0), "0-0")
     last, first, added, length = state
@@ -165,7 +172,7 @@ def ancestry(path: str) -> Iterator[tuple[str, str]]:
         name = rest[rest.rfind("/") + 1 :] + "/" if rest else ""
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str) -> redis.Redis | RedisCluster:
     """A client for `url` that retries briefly on connection errors, then lets them surface.
 
     A URL naming a node of a Redis Cluster gives a RedisCluster client of the whole cluster
@@ -232,3 +239,36 @@ def limiter_options(prefix: str) -> dict[str, Any]:
         "socket_timeout": LIMITER_TIMEOUT_S,
         "socket_connect_timeout": LIMITER_TIMEOUT_S,
     }
+
+
+def events_of_xread(reply: Any, feed_key: str) -> list[Event]:
+    """The events in an XREAD reply for the one stream `feed_key`: a list of (stream, entries)
+    pairs, or a dict by stream name (as redis-py gives it for RESP3, and for a cluster)."""
+    if not reply:
+        return []
+    entries = reply[feed_key.encode()] if isinstance(reply, dict) else reply[0][1]
+    return [event_from_entry(entry_id, fields) for entry_id, fields in entries]
+
+
+def ensure_expiry_notifications(connection: redis.Redis) -> None:
+    """Make sure this server publishes expiry events ("Ex"), turning them on if need be;
+    raises redis.RedisError when they are off and CONFIG is refused (a managed Redis)."""
+    reply = connection.config_get("notify-keyspace-events").get("notify-keyspace-events")
+    flags = reply.decode() if isinstance(reply, bytes) else reply or ""
+    if "E" in flags and ("x" in flags or "A" in flags):
+        return
+    connection.config_set("notify-keyspace-events", "".join(sorted(set(flags) | {"E", "x"})))
+
+
+# Our clients never decode responses (decode_responses is off): Redis's strings arrive as bytes.
+# redis-py types its replies for both settings; these state which one ours are, in one place.
+
+
+def byte_strings(reply: object) -> list[bytes]:
+    """A reply that is a list of strings (ZRANGE, ZRANGEBYSCORE without scores)."""
+    return cast(list[bytes], reply)
+
+
+def byte_string(reply: object) -> bytes | None:
+    """A reply that is one string, or nil (GET, HGET)."""
+    return cast(bytes | None, reply)

@@ -11,7 +11,7 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
   size of the store.
 - `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
   ends (unix ms), kept by the same scripts that write and delete things. Each service process
-  reaps what is due every half second (watch.ExpiryReaper), so an expired thing leaves listings
+  reaps what is due every half second (live.expiry), so an expired thing leaves listings
   and reaches watchers as an `expire` event within about a second, whatever the store's size:
   Redis's own expiry finds keys only at its pace (a few hundred a second among many long-lived
   ones). On a Redis Cluster it is split in shards (ClusterStore).
@@ -73,11 +73,14 @@ from thingstash.store.common import (
     PUT_MANY_CHUNK,
     REAP_BATCH,
     REAP_GRACE_MS,
-    UNAVAILABLE_ERRORS,
+    UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
+    byte_string,
+    byte_strings,
     encode_condition,
-    event_from_entry,
+    ensure_expiry_notifications,
+    events_of_xread,
     limiter_options,
     load_script,
     unavailable_on_redis_errors,
@@ -87,7 +90,7 @@ from thingstash.store.querying import Querying
 
 
 class RedisStore:
-    """Things in Redis. Methods raise the storage errors above, never HTTP ones."""
+    """Things in one Redis: model.Store on Redis. Methods raise model's errors, never HTTP ones."""
 
     # Each write appends its event in the same script: the feed has one thing's events in the
     # order of its writes. (Not so on a cluster: ClusterStore.)
@@ -374,8 +377,10 @@ class RedisStore:
         stack: list[tuple[str, bytes]] = [(folder, b"-")]
         while stack:
             current, start = stack.pop()
-            names = self.client.zrange(
-                self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+            names = byte_strings(
+                self.client.zrange(
+                    self.folder_key(current), start, b"+", bylex=True, offset=0, num=batch
+                )
             )
             if not names:
                 self._prune_folder(current)
@@ -424,7 +429,8 @@ class RedisStore:
     @unavailable_on_redis_errors
     def feed_position(self) -> str:
         """The id of the last change ever logged ("0-0" before the first)."""
-        return self._position(keys=[self.feed_key]).decode()
+        position: bytes = self._position(keys=[self.feed_key])
+        return position.decode()
 
     @unavailable_on_redis_errors
     def position_and_get(self, path: str) -> tuple[str, Thing | None]:
@@ -461,14 +467,12 @@ class RedisStore:
         """Events after `after`, waiting up to `block_ms` for the first one (XREAD BLOCK)."""
         block_ms = min(block_ms, FEED_BLOCK_MAX_MS)
         reply = self.client.xread({self.feed_key: after}, count=count, block=block_ms)
-        if not reply:
-            return []
-        return [event_from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+        return events_of_xread(reply, self.feed_key)
 
     @unavailable_on_redis_errors
     def versions(self, paths: Iterable[str]) -> dict[str, str | None]:
         """The current version of each thing (None when it does not exist), one batch: what
-        watchers check a cluster's events against (watch.Ordering)."""
+        watchers check a cluster's events against (live.hub.Ordering)."""
         paths = list(paths)
         if not paths:
             return {}
@@ -527,7 +531,7 @@ class RedisStore:
         if now_ms is None:
             now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
         schedule = self.schedule_key("")
-        due = self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch)
+        due = byte_strings(self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch))
         if not due:
             return 0, False
         keys = [schedule, self.feed_key]
@@ -556,15 +560,7 @@ class RedisStore:
         False when they are off and cannot be turned on (CONFIG refused, e.g. on a managed
         Redis): expiries then reach listings lazily, and watchers only through them."""
         try:
-            flags = self.client.config_get("notify-keyspace-events").get(
-                "notify-keyspace-events", ""
-            )
-            if isinstance(flags, bytes):
-                flags = flags.decode()
-            if "E" in flags and ("x" in flags or "A" in flags):
-                return True
-            wanted = "".join(sorted(set(flags) | {"E", "x"}))
-            self.client.config_set("notify-keyspace-events", wanted)
+            ensure_expiry_notifications(self.client)
             return True
         except redis.RedisError:
             return False
@@ -673,7 +669,7 @@ class RedisStore:
 
     @unavailable_on_redis_errors
     def get_key(self, key_id: str) -> KeyRecord | None:
-        raw = self.client.hget(self.keys_key, key_id)
+        raw = byte_string(self.client.hget(self.keys_key, key_id))
         return KeyRecord.from_json(key_id, raw) if raw is not None else None
 
     @unavailable_on_redis_errors
@@ -747,7 +743,7 @@ class RedisStore:
     def folder_names(self, folder: str, after: bytes, count: int) -> list[bytes]:
         """Up to `count` names in a folder's index after `after` (ZRANGE BYLEX syntax)."""
         index = self.folder_key(folder)
-        return list(self.client.zrange(index, after, b"+", bylex=True, offset=0, num=count))
+        return byte_strings(self.client.zrange(index, after, b"+", bylex=True, offset=0, num=count))
 
     # -- service ------------------------------------------------------------------------------
 
@@ -774,7 +770,7 @@ class RedisStore:
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except (*UNAVAILABLE_ERRORS, OSError):
+        except UNAVAILABLE_OR_OS_ERRORS:
             return False
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -43,7 +43,7 @@ Observer = Callable[[str, int, float], None]
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """The handler `to_stderr` installs; the middleware writes straight to its file descriptor
     while it is the logger's only handler."""
 
@@ -118,7 +118,7 @@ class AccessLog:
 
 def _path(environ: dict[str, Any]) -> str:
     # PEP 3333 hands the path over as latin-1 code points of the raw bytes.
-    raw = environ.get("PATH_INFO", "")[:_LONGEST_PATH]
+    raw: str = environ.get("PATH_INFO", "")[:_LONGEST_PATH]
     return raw.encode("latin-1", "replace").decode("utf-8", "replace")
 
 

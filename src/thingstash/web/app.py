@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from thingstash.config import ConfigError, Settings
 from thingstash.model import Store
@@ -22,15 +23,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         faces,
         fastpath,
         hosts,
+        imports,
         indexadmin,
         keyadmin,
         metrics,
         ratelimit,
         service,
+        things,
         watch,
     )
-    from thingstash.web import imports as bulkimport
-    from thingstash.web import things as api
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
     app = Flask("thingstash")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):  # always: no other provider is set
+        app.json.sort_keys = False
     context.install(app, settings, store)
     errors.init_app(app)
     # Order matters: request id and timing first (so they count the body's arrival and the wait
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # on at the end once it can check that it knows every hook the app has.
     fast = fastpath.FastPath(app.wsgi_app)
     app.extensions[fastpath.EXTENSION] = fast
+    # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
+    # method, hence the ignores here and for ProxyFix below.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
         admission.admit(fast, settings.threads), settings.max_body, settings.body_timeout
     )
@@ -64,7 +68,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     cors.init_app(app, settings.cors_origins)
     keyadmin.init_app(app)
     indexadmin.init_app(app)
-    bulkimport.init_app(app)
+    imports.init_app(app)
     if settings.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -74,7 +78,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         )
     service.init_app(app)
     faces.init_app(app)
-    api.init_app(app)
+    things.init_app(app)
     watch.init_app(app, store, settings.keepalive)
     fastpath.switch_on_if_known(app, fast, settings, store)
     return app

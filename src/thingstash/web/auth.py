@@ -125,7 +125,8 @@ class _KeyPresence:
 
 
 def _presence() -> _KeyPresence:
-    return current_app.extensions["thingstash.keys"]
+    presence: _KeyPresence = current_app.extensions["thingstash.keys"]
+    return presence
 
 
 def key_created() -> None:
@@ -190,7 +191,8 @@ def _required() -> tuple[str, str | None] | None:
 
 def current() -> Access:
     """What this request may do (OPEN outside a request that went through the check)."""
-    return g.get("thingstash_access", OPEN)
+    access: Access = g.get("thingstash_access", OPEN)
+    return access
 
 
 def can_read(path: str) -> bool:

@@ -27,19 +27,20 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from thingstash.web.errors import Problem
 
+if TYPE_CHECKING:
+    # The WSGI types the standard library's stubs define (as Flask.wsgi_app is typed).
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 # How much one read of the server's input waits for. Small enough that the deadline is looked
 # at often while a big body arrives, big enough that a 1 MiB body costs 64 calls.
 PIECE_BYTES = 16 * 1024
-
-_StartResponse = Callable[..., Any]
-_WSGIApp = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
 
 
 class _RefusedBody(io.RawIOBase):
@@ -118,12 +119,18 @@ def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
     return b"".join(pieces)
 
 
-def read_first(wsgi_app: _WSGIApp, limit: int, timeout: float) -> _WSGIApp:
-    """Wrap `wsgi_app` (the admitted app) so that it is called with the body already read."""
+class _BodyFirst:
+    """`wsgi_app` (the admitted app), called with the body already read (a class, as Werkzeug's
+    middleware are, so that it can stand in for Flask.wsgi_app)."""
 
-    def with_body(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+    def __init__(self, wsgi_app: WSGIApplication, limit: int, timeout: float) -> None:
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+        self.timeout = timeout
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            body = read_body(environ, limit, timeout)
+            body = read_body(environ, self.limit, self.timeout)
         except (Problem, RequestEntityTooLarge) as error:
             environ["wsgi.input"] = _RefusedBody(error)
         else:
@@ -131,6 +138,9 @@ def read_first(wsgi_app: _WSGIApp, limit: int, timeout: float) -> _WSGIApp:
             environ["CONTENT_LENGTH"] = str(len(body))
         # The buffered copy ends where the body ends: Werkzeug may read it to its end.
         environ["wsgi.input_terminated"] = True
-        return wsgi_app(environ, start_response)
+        return self.wsgi_app(environ, start_response)
 
-    return with_body
+
+def read_first(wsgi_app: WSGIApplication, limit: int, timeout: float) -> _BodyFirst:
+    """Wrap `wsgi_app` (the admitted app) so that it is called with the body already read."""
+    return _BodyFirst(wsgi_app, limit, timeout)

@@ -12,7 +12,8 @@ _SETTINGS = "thingstash.settings"
 
 
 def store() -> Store:
-    return current_app.extensions[_STORE]
+    the_store: Store = current_app.extensions[_STORE]
+    return the_store
 
 
 def settings() -> Settings:

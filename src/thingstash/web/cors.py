@@ -61,7 +61,16 @@ def _flask_cors(app: Flask, origins: Any) -> tuple[_Hook, list[tuple[str, str]]]
         # wrapping Flask's exception handlers as well would add its headers a second time.
         intercept_exceptions=False,
     )
-    per_request: _Hook = app.after_request_funcs[None].pop()
+    hook = app.after_request_funcs[None].pop()
+
+    def per_request(response: Response) -> Response:
+        # Flask types its hooks as sync or async; flask-cors's is a plain function that
+        # returns the response it was given.
+        result = hook(response)
+        if not isinstance(result, Response):
+            raise TypeError(f"flask-cors's hook returned {type(result).__name__}, not a response")
+        return result
+
     with app.test_request_context("/"):
         plain = Response()
         without_origin = [

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Flask, Response
@@ -50,16 +49,6 @@ WATCHES = Gauge(
 )
 
 bp = Blueprint("metrics", __name__)
-
-
-@contextmanager
-def watch_stream() -> Iterator[None]:
-    """Wrap the life of one watch stream in this, so the gauge counts it while it is open."""
-    WATCHES.inc()
-    try:
-        yield
-    finally:
-        WATCHES.dec()
 
 
 class _ThingsStored(Collector):

@@ -1,4 +1,4 @@
-"""HTTP conditional-request headers (RFC 9110 section 13) parsed into storage `Conditions`.
+"""HTTP conditional-request headers (RFC 9110 section 13) parsed into model `Conditions`.
 
 ETags are the thing's version in quotes and always strong. If-Match compares strongly, so a weak
 tag there never matches; If-None-Match compares weakly, so `W/"v"` matches version v.

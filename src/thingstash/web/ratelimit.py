@@ -1,6 +1,6 @@
 """A request rate limit per API key (or per client address without one), through flask-limiter.
 
-Counters live in the store's own Redis (fixed windows, keys under `ns:rl`; storage.py gives the
+Counters live in the store's own Redis (fixed windows, keys under `ns:rl`; store/single.py gives the
 URI and prefix), so every worker and process shares them. Off unless THINGSTASH_RATE_LIMIT is
 set (e.g. "100/minute"). /_health and CORS preflights are not counted.
 
@@ -45,7 +45,7 @@ def _too_many(limit: RequestLimit) -> Response:
 
 def _render(error: RateLimitExceeded) -> Response:
     # The response made by _too_many, which the generic HTTPException handler would drop.
-    if error.response is not None:
+    if isinstance(error.response, Response):  # always so: _too_many made it
         return error.response
     return problem_response(429, "too many requests", str(error.description), {"Retry-After": "1"})
 

@@ -14,7 +14,7 @@ bp = Blueprint("service", __name__)
 @bp.get("/_health")
 def health() -> Response:
     reachable = store().ping()
-    body = {"status": "ok" if reachable else "unavailable", "redis": reachable}
+    body: dict[str, object] = {"status": "ok" if reachable else "unavailable", "redis": reachable}
     body.update(watch.live().health())
     headers = {} if reachable else {"Retry-After": "1"}
     return Response(

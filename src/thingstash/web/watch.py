@@ -41,7 +41,8 @@ def init_app(app: Flask, store: Store, keepalive: float = 15.0) -> Live:
 
 
 def live() -> Live:
-    return current_app.extensions[_LIVE]
+    the_live: Live = current_app.extensions[_LIVE]
+    return the_live
 
 
 def _last_event_id() -> str | None:

@@ -437,19 +437,27 @@ async function loadListing(folder, cursor) {
 
 let relistTimer = null;
 
-function toggleFolderWatch(folder, button) {
+// Start or stop watching `path` from `position` (null: from now); `label` is the button's text
+// while not watching, `onEvent` what a view does with each event after it is logged.
+function toggleWatch(path, position, button, label, onEvent) {
   if (state.watcher) {
     state.watcher.stop();
     state.watcher = null;
-    button.textContent = "Watch folder";
+    button.textContent = label;
     button.classList.remove("on");
     return;
   }
   button.textContent = "Stop watching";
   button.classList.add("on");
   $("#events").hidden = false;
-  state.watcher = new Watcher(folder, state.listingPosition, (event, data) => {
+  state.watcher = new Watcher(path, position, (event, data) => {
     logEvent(event, data);
+    onEvent(event, data);
+  });
+}
+
+function toggleFolderWatch(folder, button) {
+  toggleWatch(folder, state.listingPosition, button, "Watch folder", () => {
     clearTimeout(relistTimer); // many changes at once: list again once they settle
     relistTimer = setTimeout(() => {
       loadListing(folder, null);
@@ -545,18 +553,7 @@ function startCountdown(path, ttl) {
 }
 
 function toggleThingWatch(path, button) {
-  if (state.watcher) {
-    state.watcher.stop();
-    state.watcher = null;
-    button.textContent = "Watch";
-    button.classList.remove("on");
-    return;
-  }
-  button.textContent = "Stop watching";
-  button.classList.add("on");
-  $("#events").hidden = false;
-  state.watcher = new Watcher(path, null, (event, data) => {
-    logEvent(event, data);
+  toggleWatch(path, null, button, "Watch", (event, data) => {
     if (state.path !== path) return;
     // Read it again rather than render the event's copy: the text stays byte-exact.
     if (data.thing === null || event === "delete" || event === "expire") showMissing(path, true);
