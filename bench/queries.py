@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,12 +33,10 @@ from thingstash.config import Settings
 from thingstash.serve.embedded import scratch_command
 from thingstash.web.app import create_app
 
+# The repository root, for tests/ports.py (free ports, shared with the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.ports import free_port  # noqa: E402
 
 TTL = 3600
 
