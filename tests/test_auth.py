@@ -210,12 +210,6 @@ def test_an_open_store_makes_no_key_over_http(client: FlaskClient) -> None:
     assert client.get("/_keys").get_json() == {"keys": []}  # nothing made, still open
 
 
-def test_cli_scopes_match() -> None:
-    from thingstash import keycli
-
-    assert keycli.SCOPES == keys.SCOPES
-
-
 @pytest.mark.usefixtures("no_presence_cache")
 def test_watch_shows_only_what_the_key_may_read(app: Flask, client: FlaskClient) -> None:
     from thingstash.web import metrics

@@ -95,19 +95,20 @@ def test_ctrl_c_stops_workers_then_redis_cleanly(tmp_path: Path) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group, as a shell gives a foreground job
+            env={**os.environ, "THINGSTASH_WORKERS": "2"},
         )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
+        # Until both workers answer (each access line names its pid): a Ctrl-C while a worker
+        # is still starting is another case, left to the kill timeout.
+        while len(set(re.findall(r'"pid":(\d+)', log.read_text()))) < 2:
             assert process.poll() is None, log.read_text()
             try:
-                if requests.get(f"{url}/_health", timeout=1).ok:
-                    break
+                requests.get(f"{url}/_health", timeout=1, headers={"Connection": "close"})
             except requests.RequestException:
-                pass
+                time.sleep(0.1)
             assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
         assert requests.put(f"{url}/kept", json={"v": 1}, timeout=5).status_code == 201
         watch = requests.get(url + "/", headers={"Accept": "text/event-stream"}, stream=True)
 
@@ -132,8 +133,10 @@ def test_ctrl_c_stops_workers_then_redis_cleanly(tmp_path: Path) -> None:
             process.wait()
     output = log.read_text()
     assert code == 0, output
-    # Within the grace, and no worker was killed at its end (a watch stream was open).
-    assert took < server.SHUTDOWN_GRACE_SECONDS, (took, output)
+    # No worker was killed at the grace's end (a watch stream was open): that is what tells a
+    # clean stop from a forced one. The time only proves it did not hang: on a loaded 2-core
+    # machine a clean stop has taken 5.4 s, so it is not held to the 5 s grace itself.
+    assert took < server.SHUTDOWN_GRACE_SECONDS + 10, (took, output)
     assert "Killing" not in output and "refused to gracefully stop" not in output
     assert "restarting" not in output and "exited unexpectedly" not in output
     assert "Configuration allows spawning" not in output  # granian's thread-count warning

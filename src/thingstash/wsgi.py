@@ -8,6 +8,10 @@ from thingstash.serve.lifetime import die_with_parent
 from thingstash.web.app import create_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
+    # A terminal's Ctrl-C reaches the workers too; `serve` stops them with SIGTERM. Ignored from
+    # the first line of ours a worker runs, not only once granian has set its handlers (see
+    # server.on_worker_shutdown), so a Ctrl-C while the app loads does not strand the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A granian worker of `thingstash serve`: go when the server goes, even if it was SIGKILLed.
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
