@@ -196,3 +196,44 @@ def test_redis_down_is_503_with_retry_after(client: FlaskClient, app) -> None:
         assert_problem(client.put("/x", json={}), 503)
         assert client.get("/_health").status_code == 503
     assert client.put("/x", json={}).status_code == 201  # and it recovers by itself
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "flask app"])
+def test_a_full_redis_is_507_and_nothing_is_stored(
+    make_app, redis_client: redis.Redis, fast: bool
+) -> None:
+    # Redis past its maxmemory refuses writes ("OOM command not allowed"): an ordinary day for a
+    # small server, never a bare 500, on either road a PUT may take.
+    app = make_app()
+    app.extensions["thingstash.fastpath"].on = fast
+    client = app.test_client()
+    redis_client.config_set("maxmemory", 1)
+    try:
+        body = assert_problem(client.put("/full/a", json={"v": 1}), 507, "out of memory")
+        assert "nothing was written" in body["detail"]
+        assert_problem(client.patch("/full/a", json={"v": 1}), 404)  # reads still answer
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert client.get("/full/a").status_code == 404
+    assert client.put("/full/a", json={"v": 1}).status_code == 201
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "1\u00b9", "\u0663"])
+def test_a_content_length_of_other_digits_is_400(client: FlaskClient, length: str) -> None:
+    # str.isdigit() takes superscripts and Arabic-Indic digits; a Content-Length is ASCII only.
+    response = client.put(
+        "/cl/a",
+        data=b"{}",
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": length},
+    )
+    assert_problem(response, 400, "content-length")
+    assert client.get("/cl/a").status_code == 404
+
+
+def test_a_folder_named_static_is_a_folder_like_any_other(client: FlaskClient) -> None:
+    # Flask's default /static/ route once took GET /static/a: written, listed, never readable.
+    assert client.put("/static/a", json={"v": 1}).status_code == 201
+    assert client.get("/static/a").get_json()["v"] == 1
+    assert [t["path"] for t in client.get("/static/").get_json()["things"]] == ["static/a"]
+    assert client.delete("/static/a").status_code == 204

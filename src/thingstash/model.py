@@ -29,6 +29,10 @@ class StorageUnavailable(Exception):
     """Redis cannot be reached or cannot serve right now; the request may be retried."""
 
 
+class StoreFull(Exception):
+    """Redis refused a write because it is out of memory (its `maxmemory`); nothing was written."""
+
+
 class PreconditionFailed(Exception):
     """A conditional write found another version; `current` is it (None when nothing exists)."""
 

@@ -18,6 +18,7 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterError,
     ConnectionError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     ResponseError,
@@ -32,6 +33,7 @@ from thingstash.model import (
     Backlog,
     Event,
     StorageUnavailable,
+    StoreFull,
     Thing,
     parse_event_id,
 )
@@ -91,6 +93,10 @@ def unavailable_on_redis_errors(func: Callable[P, R]) -> Callable[P, R]:
             for hook in UNAVAILABLE_HOOKS:
                 hook(error)
             raise StorageUnavailable(str(error)) from error
+        except OutOfMemoryError as error:
+            # A script's first write is refused as a whole (Redis checks memory before it runs),
+            # so nothing was written: the client is told so, and why.
+            raise StoreFull(str(error)) from error
 
     return wrapper
 

@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
             )
         store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
-    app = Flask("thingstash")
+    app = Flask("thingstash", static_folder=None)  # /static/... are things' paths
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     if isinstance(app.json, DefaultJSONProvider):  # always: no other provider is set
         app.json.sort_keys = False

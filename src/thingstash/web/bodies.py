@@ -67,7 +67,7 @@ def _announced_length(environ: dict[str, Any]) -> int | None:
     raw = environ.get("CONTENT_LENGTH")
     if raw:
         # Granian refuses a malformed Content-Length itself; another server may not.
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # int() takes '²' and '٣' too
             raise Problem(400, "bad Content-Length", "Content-Length must be a whole number")
         return int(raw)
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():

@@ -22,6 +22,7 @@ from thingstash.exportlines import BadLine
 from thingstash.model import (
     PreconditionFailed,
     StorageUnavailable,
+    StoreFull,
     ThingMissing,
     TooMuchContention,
 )
@@ -140,6 +141,16 @@ def _render_unavailable(error: StorageUnavailable) -> Response:
     )
 
 
+def _render_store_full(error: StoreFull) -> Response:
+    log.warning("store full: %s", error)
+    return problem_response(
+        507,
+        "store full",
+        "the data store is out of memory (Redis maxmemory) and refused the write; nothing was "
+        "written: delete things or give Redis more memory",
+    )
+
+
 def _render_unexpected(error: Exception) -> Response:
     log.exception("unexpected error", exc_info=error)
     return problem_response(500, "internal server error", "the server failed to answer")
@@ -161,6 +172,7 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     ThingMissing: _render_thing_missing,
     TooMuchContention: _render_contention,
     StorageUnavailable: _render_unavailable,
+    StoreFull: _render_store_full,
     HTTPException: _render_http_exception,
     Exception: _render_unexpected,
 }

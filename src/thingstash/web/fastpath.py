@@ -40,10 +40,7 @@ from thingstash.config import MAX_DEPTH, Settings
 from thingstash.documents import BadDocument
 from thingstash.model import (
     NO_CONDITIONS,
-    StorageUnavailable,
     Store,
-    ThingMissing,
-    TooMuchContention,
     WriteResult,
     version_time_ms,
 )
@@ -123,8 +120,9 @@ class FastPath:
             return self.app(environ, start_response)
         try:
             return respond(path, method, environ, start_response)
-        except (StorageUnavailable, ThingMissing, BadDocument, TooMuchContention) as error:
-            # Raised before anything was written: the app's own answer to each.
+        except Exception as error:
+            # The app's own answer to each (errors.HANDLERS: a domain error's problem, anything
+            # unexpected a logged 500 problem), never the server's bare 500.
             return self._error(error, environ, start_response)
 
     def _plain_path(self, environ: dict[str, Any]) -> str | None:

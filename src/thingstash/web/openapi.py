@@ -46,6 +46,7 @@ ERRORS = {
     "(THINGSTASH_ALLOWED_HOSTS)",
     "429": "Over the rate limit (Retry-After)",
     "503": "The data store cannot be reached right now (Retry-After)",
+    "507": "The data store is out of memory (Redis maxmemory); nothing was written",
 }
 
 
@@ -378,7 +379,7 @@ def _thing_operations() -> dict[str, Any]:
     read_errors = _errors("400", "401", "403", "404", "412", "429", "503")
     # 404 on writes: a reserved top-level name (`_...`).
     write = _errors(
-        "400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"
+        "400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503", "507"
     )
     return {
         "parameters": params,
@@ -534,7 +535,18 @@ def _folder_operations(root: bool) -> dict[str, Any]:
                     "headers": {**VERSION_HEADERS, "Location": _header("The new thing", True)},
                 },
                 **_errors(
-                    "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503"
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "409",
+                    "412",
+                    "413",
+                    "415",
+                    "422",
+                    "429",
+                    "503",
+                    "507",
                 ),
             },
         },
@@ -650,7 +662,7 @@ def _service_paths() -> dict[str, Any]:
                         "description": "All stored: how many, and how many were new",
                         "content": {JSON: {"schema": {"$ref": "#/components/schemas/Imported"}}},
                     },
-                    **_errors("400", "401", "403", "409", "413", "415", "429", "503"),
+                    **_errors("400", "401", "403", "409", "413", "415", "429", "503", "507"),
                 },
             }
         },
