@@ -148,9 +148,12 @@ def _open(config: Settings, presence: _KeyPresence, store: Store) -> bool:
 
 
 def open_check(app: Flask, config: Settings, the_store: Store) -> Callable[[], bool]:
-    """store_is_open for `app`, callable outside a request (the fast path asks it)."""
+    """store_is_open for `app`, callable outside a request (the fast path asks it on every
+    request: the address part, fixed for the process, is decided here once)."""
     presence: _KeyPresence = app.extensions["thingstash.keys"]
-    return lambda: _open(config, presence, the_store)
+    if not config.public and not is_loopback(config.host):
+        return lambda: False
+    return lambda: not presence.present(the_store)
 
 
 def still_allowed() -> Callable[[], bool]:

@@ -8,7 +8,7 @@ order, same body; an error by the app's own handler (errors.HANDLERS). Any reque
 plain goes to the app, unchanged:
 
 - another method, or a service path (`/_...`), a folder, a path that is not ASCII or not valid,
-  a path the app routes elsewhere (Flask's /static/);
+  a path the app routes elsewhere than to things (a route added later);
 - a query string (`?ttl=`, listings), `Accept: text/event-stream` (a watch), any precondition
   (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS), an `Authorization` (keys);
 - a store that needs a key (closed), a rate limit, a Host the app would refuse;
@@ -94,7 +94,7 @@ class FastPath:
         # Added to every answer without an Origin, after the app's own headers (cors.py).
         self.cors_headers = cors_headers
         self.http_date = http_date
-        # Paths the app routes elsewhere than to things (Flask's /static/, say): left to it.
+        # Paths the app routes elsewhere than to things (none today): left to it.
         self.other_routes = other_routes
         self.default_ttl = settings.default_ttl
         self.max_ttl = settings.max_ttl
