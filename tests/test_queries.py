@@ -270,6 +270,16 @@ def test_a_large_folder_needs_an_index_and_the_400_names_it(
     answer = q(client, "big/", order_by="score", desc="true", limit=3)
     assert [t["key"] for t in answer["things"]] == [49, 49, 49]
     assert q(client, "big/", order_by="score", count="true", equal_to="0") == {"count": 21}
+    client.put("/big/sub/deeper", json={})  # a sub-folder: not one of the folder's things
+    assert q(client, "big/", count="true") == {"count": 1001}  # read from the ready index
+    by_name = assert_problem(client.get("/big/?order_by=$name&desc=true"), 400, "index")
+    assert "'$name'" in by_name["detail"]
+    wait_ready(client, create_index(client, "big/", "$name"))
+    last = q(client, "big/", order_by="$name", desc="true", limit=2)
+    assert names(last) == ["t1000", "t0999"] and last["things"][0]["key"] == "t1000"
+    assert q(client, "big/", order_by="$name", start_at='"t0990"', count="true") == {"count": 11}
+    around = q(client, "big/", order_by="$name", around="t0500", limit=3)
+    assert [t["rank"] for t in around["things"]] == [500, 501, 502]
 
 
 def test_an_index_built_while_writes_go_on_ends_equal_to_a_recount(
