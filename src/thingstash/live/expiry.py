@@ -15,11 +15,10 @@ process hears it and records it with the same guard.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 import uuid
 
+from thingstash.live.periodic import Periodic
 from thingstash.model import StorageUnavailable, Store
 
 log = logging.getLogger(__name__)
@@ -68,37 +67,16 @@ class ExpiryListener:
                 self._thread.join(2)
 
 
-class ExpiryReaper:
+class ExpiryReaper(Periodic):
     """Reaps, every REAP_EVERY_S, what the store's expiry schedule says is due."""
 
+    name = "expiry-reaper"
+    doing = "reap expired things"
+
     def __init__(self, store: Store, every: float = REAP_EVERY_S) -> None:
-        self.store = store
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="expiry-reaper", daemon=True)
+        super().__init__(store, every)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        # Processes started together would reap in step, each reading the same batch. (Not
-        # the shared `random` state: a thread must not draw from it under a test's feet.)
-        self._stop.wait(random.SystemRandom().uniform(0, self.every))
-        troubled = False
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                more = True
-                while more and not self._stop.is_set():  # a burst: batch after batch
-                    _, more = self.store.reap()
-                troubled = False
-            except Exception as error:  # noqa: BLE001 - the reaper must outlive any error
-                if not troubled:  # said once per outage, not twice a second
-                    log.warning("could not reap expired things, will retry: %s", error)
-                troubled = True
-            self._stop.wait(max(0.0, self.every - (time.monotonic() - started)))
-
-    def close(self, wait: bool = True) -> None:
-        self._stop.set()
-        if wait and self._thread.is_alive():
-            self._thread.join(2)
+    def tick(self) -> None:
+        more = True
+        while more and not self._stop.is_set():  # a burst: batch after batch
+            _, more = self.store.reap()

@@ -6,41 +6,21 @@ with what was stored before."""
 
 from __future__ import annotations
 
-import logging
-import random
-import threading
-
+from thingstash.live.periodic import Periodic
 from thingstash.model import Store
-
-log = logging.getLogger(__name__)
 
 BUILD_EVERY_S = 1.0
 
 
-class IndexBuilder:
+class IndexBuilder(Periodic):
+    name = "index-builder"
+    doing = "build indexes"
+
     def __init__(self, store: Store, every: float = BUILD_EVERY_S) -> None:
-        self.store = store
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="index-builder", daemon=True)
+        super().__init__(store, every)
 
-    def start(self) -> None:
-        self._thread.start()
+    def tick(self) -> None:
+        self.store.build_indexes(self._stop)
 
-    def _run(self) -> None:
-        self._stop.wait(random.SystemRandom().uniform(0, self.every))
-        troubled = False
-        while not self._stop.is_set():
-            try:
-                self.store.build_indexes(self._stop)
-                troubled = False
-            except Exception as error:  # noqa: BLE001 - the builder must outlive any error
-                if not troubled:
-                    log.warning("could not build indexes, will retry: %s", error)
-                troubled = True
-            self._stop.wait(self.every)
-
-    def close(self, wait: bool = True) -> None:
-        self._stop.set()
-        if wait and self._thread.is_alive():
-            self._thread.join(2)
+    def rest(self, took: float) -> float:
+        return self.every  # a whole period between builds, however long one took
