@@ -30,29 +30,15 @@ import orjson
 import redis
 
 from thingstash.config import Settings
-from thingstash.serve.embedded import scratch_command
 from thingstash.web.app import create_app
 
 # The repository root, for tests/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
 from tests.ports import free_port  # noqa: E402
 
 TTL = 3600
-
-
-def start_server(port: int, directory: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        scratch_command(port, directory), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis did not start")
 
 
 def body(i: int) -> bytes:

@@ -4,9 +4,6 @@ rebinding), refusals the rate limit did not count, Vary on refused origins."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +17,7 @@ from thingstash.web import auth
 
 from .conftest import RedisServer, Served
 from .test_auth import bearer, make_key
+from .test_serve_internet import thingstash
 from .test_watch import Stream
 
 
@@ -126,16 +124,6 @@ def test_revoking_the_last_key_leaves_the_store_closed(
         assert asking.put("/x", json={}).status_code == 401
     # A new key made on the store works as ever.
     assert client.get("/_keys", headers=bearer(make_key(app, "admin"))).status_code == 200
-
-
-def thingstash(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "thingstash", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.mark.usefixtures("no_presence_cache")
