@@ -55,6 +55,7 @@ CLUSTER_MODULES = frozenset(
         "test_queries.py",
         "test_firebase_sdk.py",
         "test_firebase_http.py",
+        "test_write_together.py",
     }
 )
 
