@@ -8,16 +8,21 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash.config import Settings
+from thingstash.config import ConfigError, Settings
 from thingstash.model import Store
 from thingstash.store import open_store
 from thingstash.web.firebase.app import create_firebase_app
+
+from .conftest import RedisServer
+from .fbserve import start_firebase
+from .ports import free_port
 
 
 @pytest.fixture
@@ -187,3 +192,46 @@ def test_rules_documents_are_checked(client: FlaskClient) -> None:
         refused = client.put("/.settings/rules.json", json=bad)
         assert refused.status_code == 400 and "error" in refused.get_json()
     assert client.get("/.settings/rules.json").get_json()["rules"][".read"] == "auth != null"
+
+
+def test_rules_index_on_under_wildcards(client: FlaskClient, store: Store) -> None:
+    rules = {
+        "rules": {
+            "games": {"$game": {"scores": {".indexOn": ["points", "by/name"]}}},
+            "tags": {".indexOn": ".value"},
+            "plain": {".indexOn": "$key"},  # keys order without an index
+        }
+    }
+    assert client.put("/.settings/rules.json", json=rules).status_code == 200
+    assert sorted((i.folder, i.field) for i in store.indexes()) == [
+        ("games/*/scores/", "by/name"),
+        ("games/*/scores/", "points"),
+        ("tags/", ".value"),
+    ]
+
+
+def test_the_firebase_port_setting() -> None:
+    assert Settings.from_env({}).firebase_port is None  # off by default
+    assert Settings.from_env({"THINGSTASH_FIREBASE_PORT": "9000"}).firebase_port == 9000
+    for bad in ("0", "70000", "nine"):
+        with pytest.raises(ConfigError, match="THINGSTASH_FIREBASE_PORT"):
+            Settings.from_env({"THINGSTASH_FIREBASE_PORT": bad})
+
+
+@pytest.mark.slow
+def test_serve_takes_the_port_from_the_environment_and_stops_it(
+    redis_server: RedisServer,
+) -> None:
+    port = free_port()
+    served = start_firebase(redis_server.url, {"THINGSTASH_FIREBASE_PORT": str(port)}, flag=False)
+    url = served.url
+    try:
+        assert httpx.put(f"{url}/env.json", json={"on": True}).status_code == 200
+        native = httpx.get(f"{served.native.url}/env.json")  # the native face: no .json paths
+        assert native.status_code == 404
+        assert native.headers["content-type"] == "application/problem+json"
+        assert httpx.get(f"{served.native.url}/env").json()["on"] is True
+    finally:
+        assert served.native.stop() == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/env.json")
