@@ -319,3 +319,15 @@ def test_native_watchers_see_firebase_writes(fb: httpx.Client, native: httpx.Cli
                 if len(seen) == 3:
                     break
     assert seen == [("put", "devices/esp"), ("put", "devices/esp"), ("put", "devices/pi")]
+
+
+def test_things_written_with_a_ttl_expire_from_firebase_reads(fb: httpx.Client) -> None:
+    fb.put("/brief.json", params={"ttl": "1"}, json={"a": 1})
+    fb.put("/brief/inside.json", params={"ttl": "1"}, json=2)  # inside the thing: its ttl anew
+    fb.put("/kept.json", json=1)
+    assert fb.get("/.json").json() == {"brief": {"a": 1, "inside": 2}, "kept": 1}
+    deadline = time.monotonic() + 10
+    while fb.get("/brief.json").json() is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert fb.get("/.json").json() == {"kept": 1}
