@@ -283,7 +283,10 @@ def _model_get(tree: Any, path: tuple[str, ...]) -> Any:
 
 
 def _model_set(tree: Any, path: tuple[str, ...], value: Any) -> Any:
-    """Firebase's set on a plain JSON tree: the subtree at `path` becomes `value`."""
+    """Firebase's set on a plain JSON tree: the subtree at `path` becomes `value` (a null
+    where nothing is changes nothing: a scalar on the way stays)."""
+    if _pruned(value) is None and _model_get(tree, path) is None:
+        return tree
     if not path:
         return _pruned(value)
     node = dict(tree) if isinstance(tree, dict) else {}
