@@ -24,7 +24,7 @@ if KEYS[3] then
   redis.call('ZREM', KEYS[3], ARGV[2])
 end
 for i = 4, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[i])
+  remove_name(KEYS[i], ARGV[i])
   -- a folder stays listed in its parent while anything is left in it
   if redis.call('ZCARD', KEYS[i]) > 0 then
     break

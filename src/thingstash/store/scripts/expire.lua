@@ -21,6 +21,6 @@ for i = 4, #KEYS - 1 do
   if redis.call('ZCARD', KEYS[i]) > 0 then
     break
   end
-  redis.call('ZREM', KEYS[i + 1], ARGV[i])
+  remove_name(KEYS[i + 1], ARGV[i])
 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', 'expire', 'p', ARGV[1])

@@ -6,6 +6,6 @@ for i = 1, #KEYS - 1 do
   if redis.call('ZCARD', KEYS[i]) > 0 then
     return i - 1
   end
-  redis.call('ZREM', KEYS[i + 1], ARGV[i])
+  remove_name(KEYS[i + 1], ARGV[i])
 end
 return #KEYS - 1

@@ -31,7 +31,7 @@ if KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
 end
 for i = 4, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, ARGV[i + 5])
+  add_name(KEYS[i], ARGV[i + 5])  -- (folders.lua: a new sub-folder joins its set)
 end
 apply_indexes()
 local id = false

@@ -31,7 +31,7 @@ while a <= #ARGV do
           if redis.call('ZCARD', KEYS[k + i]) > 0 then
             break
           end
-          redis.call('ZREM', KEYS[k + i + 1], ARGV[a + 2 + i])
+          remove_name(KEYS[k + i + 1], ARGV[a + 2 + i])
         end
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', 'expire', 'p', path)
         logged = logged + 1
