@@ -142,9 +142,7 @@ def _render_unavailable(error: StorageUnavailable) -> Response:
 
 
 def _render_names_building(error: NamesBuilding) -> Response:
-    return problem_response(
-        503, "building", error.detail, {"Retry-After": RETRY_AFTER_SECONDS}
-    )
+    return problem_response(503, "building", error.detail, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _render_store_full(error: StoreFull) -> Response:
