@@ -128,7 +128,7 @@ class Querying:
         keys = [self.store.folder_key(folder), self.store.subfolders_key(folder)]
         mode = "count" if query.count else "around" if query.around is not None else "page"
         bounds = query.bounds() if mode != "around" else ordering.LexRange()
-        args = [
+        args: list[str | bytes | int] = [
             mode,
             bounds.low,
             bounds.high,
