@@ -74,6 +74,14 @@ def brute(scores: dict[str, Any], desc: bool = False) -> list[str]:
     return sorted(scores, key=lambda n: firebase_order(value(n), n), reverse=desc)
 
 
+def settle(app: Flask) -> None:
+    """Wait for what a new store's builder writes once at its start (the mark that the
+    sub-folder sets are complete), so that a test can compare the keyspace before and after."""
+    deadline = time.monotonic() + 30
+    while not app.extensions["thingstash.store"].querying.subfolders_ready():
+        assert time.monotonic() < deadline
+
+
 @pytest.fixture(params=["computed", "indexed"])
 def way(request: pytest.FixtureRequest, client: FlaskClient) -> str:
     """Each test of the answers runs on a folder without an index (computed in Python) and on
@@ -260,6 +268,7 @@ def test_a_large_folder_needs_an_index_and_the_400_names_it(
 ) -> None:
     store = app.extensions["thingstash.store"]
     store.put_many([(f"big/t{i:04}", orjson.dumps({"score": i % 50}), 600) for i in range(1001)])
+    settle(app)
     keys_before = set(redis_client.keys("*"))
     body = assert_problem(client.get("/big/?order_by=score&limit=3"), 400, "index")
     assert "thingstash index create big/ 'score'" in body["detail"]
@@ -459,9 +468,15 @@ def test_dropping_an_index_removes_its_entries(
     ],
 )
 def test_bad_queries_are_400_saying_what_to_send(
-    client: FlaskClient, redis_client: redis.Redis, query: str, status: int, words: list[str]
+    app: Flask,
+    client: FlaskClient,
+    redis_client: redis.Redis,
+    query: str,
+    status: int,
+    words: list[str],
 ) -> None:
     client.put("/b/x", json={"a": 1})
+    settle(app)
     before = set(redis_client.keys("*"))
     assert_problem(client.get("/b/?" + query), status, *words)
     assert set(redis_client.keys("*")) == before
