@@ -180,7 +180,7 @@ def name_pages(
     # As a store from before the sub-folder sets: none, and no mark. The walk builds them.
     made = [key for key in raw.scan_iter(match="ts:f:*", count=10_000) if key.endswith(b":sub")]
     raw.delete(*made)
-    raw.delete("ts:f:sub:ready")
+    raw.delete("ts:subfolders:ready")
     querying = type(store.querying)(store, store.index_keeper)
     started = time.monotonic()
     assert querying.build_subfolder_sets()

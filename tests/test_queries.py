@@ -842,27 +842,28 @@ def test_a_store_from_before_the_subfolder_sets_gets_them(
     _big_folder(app, "old/deep/", [f"d{i}" for i in range(1001)], ["inner/"])
     client.put("/small/a", json={})
     deadline = time.monotonic() + 30
-    while not redis_client.exists("ts:f:sub:ready"):  # this process's own walk, done first
+    while not redis_client.exists("ts:subfolders:ready"):  # this process's own walk, done first
         assert time.monotonic() < deadline
         time.sleep(0.05)
     # As an earlier version left the store: no sub-folder sets, no mark that they are built.
     made = [k for k in redis_client.scan_iter(match="ts:f:*", count=1000) if k.endswith(b":sub")]
+    made += redis_client.scan_iter(match="ts:fsub:*", count=1000)  # (a cluster's top level)
     assert made  # (the sets this version made as it wrote)
-    redis_client.delete(*made, "ts:f:sub:ready")
+    redis_client.delete(*made, "ts:subfolders:ready")
     # Another process is building them: this one answers what it can, 503 for the rest.
-    redis_client.set("ts:f:sub:lease", "someone", px=60_000)
+    redis_client.set("ts:subfolders:lease", "someone", px=60_000)
     upgraded = make_app().test_client()
     response = upgraded.get("/old/?order_by=$name&limit=2")
     assert_problem(response, 503, "building")
     assert response.headers["Retry-After"]
     assert_problem(upgraded.get("/old/?count=true"), 503, "building")
     assert names(q(upgraded, "small/", order_by="$name")) == ["a"]  # small: computed
-    redis_client.delete("ts:f:sub:lease")  # (that process went away)
+    redis_client.delete("ts:subfolders:lease")  # (that process went away)
     deadline = time.monotonic() + 30
     while upgraded.get("/old/?count=true").status_code != 200:
         assert time.monotonic() < deadline, "the sub-folder sets were never built"
         time.sleep(0.1)
-    assert redis_client.exists("ts:f:sub:ready")
+    assert redis_client.exists("ts:subfolders:ready")
     assert q(upgraded, "old/", count="true") == {"count": 1100}
     assert q(upgraded, "old/deep/", count="true") == {"count": 1002}  # and old/deep/x
     tail = q(upgraded, "old/", order_by="$name", desc="true", limit=2)

@@ -140,9 +140,9 @@ class ClusterStore(RedisStore):
         if found is None:
             slot = key_slot(index.encode("utf-8", "surrogatepass"))
             tag = 0
-            while key_slot(f"{self.prefix}:f:sub:{{{tag}}}".encode()) != slot:
+            while key_slot(f"{self.prefix}:fsub:{{{tag}}}".encode()) != slot:
                 tag += 1  # (16,384 slots: about as many tries, under 10 ms)
-            found = self._subfolder_keys[folder] = f"{self.prefix}:f:sub:{{{tag}}}:{folder}"
+            found = self._subfolder_keys[folder] = f"{self.prefix}:fsub:{{{tag}}}:{folder}"
         return found
 
     def _subfolders_of(self, index: str) -> str:

@@ -81,8 +81,8 @@ class Querying:
         self._build = self.client.register_script(load_script("index_build.lua"))
         self._name_query = self.client.register_script(load_script("name_query.lua"))
         self._subfolders_build = self.client.register_script(load_script("subfolders_build.lua"))
-        self.subfolders_ready_key = f"{store.prefix}:f:sub:ready"
-        self.subfolders_lease_key = f"{store.prefix}:f:sub:lease"
+        self.subfolders_ready_key = f"{store.prefix}:subfolders:ready"
+        self.subfolders_lease_key = f"{store.prefix}:subfolders:lease"
         self._subfolders_ready = False
         self._walking = threading.Lock()  # one walk at a time in this process
         self._walk_pending: list[tuple[str, bytes]] = [("", b"-")]

@@ -13,9 +13,9 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
   names only, so that its things alone can be counted and ranked by name in O(log n) (a query
   by `$name`, `count=true`: store/querying.py). Kept by the scripts that add or remove a folder
   index entry, only when a sub-folder's entry really comes or goes (scripts/folders.lua); a
-  folder without sub-folders has none. `ns:f:sub:ready` says every folder's set is complete: a
-  store written by an earlier version gets them from a one-time walk of its folder indexes
-  (Querying.build_subfolder_sets).
+  folder without sub-folders has none. `ns:subfolders:ready` says every folder's set is
+  complete: a store written by an earlier version gets them from a one-time walk of its folder
+  indexes (Querying.build_subfolder_sets).
 - `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
   ends (unix ms), kept by the same scripts that write and delete things. Each service process
   reaps what is due every half second (live.expiry), so an expired thing leaves listings

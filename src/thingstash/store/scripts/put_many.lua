@@ -1,4 +1,6 @@
 -- Store many things whole, unconditionally, in one step (a chunk of a bulk import): for each,
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- what put.lua does without preconditions. Each folder index gets its new names in one ZADD.
 -- KEYS[1] = the change feed stream
 -- KEYS[2] = the expiry schedule

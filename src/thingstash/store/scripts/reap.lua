@@ -1,4 +1,6 @@
 -- Reap a batch of things whose lifetime ended, read from the expiry schedule (one Redis): for
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- each, what expire.lua does, unless the thing is not due after all. Idempotent: several
 -- processes may reap the same batch at once; each entry is handled by the first, and the
 -- folder index entry is the guard that makes one `expire` event, as in expire.lua.
