@@ -28,6 +28,7 @@ from thingstash.model import (
     Store,
     Thing,
     ThingMissing,
+    ThingWrite,
     TooMuchContention,
 )
 
@@ -303,37 +304,52 @@ def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
 
 
 def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dict[str, Any]:
-    """update(L, {path: value, ...}): each place set (null deletes). Places within one thing
-    are one compare-and-set of it (atomic); otherwise each place is written in turn."""
+    """update(L, {path: value, ...}): each place set (null deletes), as one write of every
+    thing it changes (Store.write_together: all or nothing on one Redis, thing by thing on a
+    cluster), retried when another writer got in first. Then the things below each place are
+    removed, as a set does."""
     targets = plan_update(location, patch)
     if not targets:
         return {}
     keys = list(patch)
-    holders = [nearest_thing(store, target) for target, _ in targets]
-    first = holders[0]
-    if first is not None and all(
-        holder is not None and holder[0] == first[0] and holder[0] != target
-        for holder, (target, _) in zip(holders, targets, strict=True)
-    ):
-        at = first[0]
+    for attempt in range(CAS_ATTEMPTS):
+        holders = [nearest_thing(store, target) for target, _ in targets]
+        # The thing each place lands in: the nearest thing above it, else its own.
+        groups: dict[str, list[int]] = {}
+        for index, (holder, (target, _)) in enumerate(zip(holders, targets, strict=True)):
+            at = holder[0] if holder is not None and holder[0] != target else target
+            groups.setdefault(mapping.thing_path(at), []).append(index)
         written: dict[str, Any] = {}
-
-        def apply(current: Any) -> Any:
-            for key, (target, value) in zip(keys, targets, strict=True):
+        changes: list[ThingWrite] = []
+        for path, members in groups.items():
+            thing = store.get(path)
+            current = mapping.thing_value(thing.body) if thing is not None else None
+            at = tuple(path.split("/"))
+            for index in members:
+                target, value = targets[index]
                 relative = target[len(at) :]
-                written[key] = _resolve(value, mapping.get_member(current, relative))
-                current = mapping.set_member(current, relative, written[key])
-            return current
-
-        change_thing(store, mapping.thing_path(at), apply, ttl, "patch")
+                written[keys[index]] = _resolve(value, mapping.get_member(current, relative))
+                current = mapping.set_member(current, relative, written[keys[index]])
+            changes.append(
+                ThingWrite(
+                    path,
+                    None if current is None else documents.dumps(mapping.wrap(current)),
+                    ttl,
+                    Conditions(if_match=(thing.version,))
+                    if thing is not None
+                    else Conditions(if_none_match="*"),
+                    "patch" if len(at) < len(targets[members[0]][0]) else "put",
+                )
+            )
+        try:
+            store.write_together(changes)
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            continue
         for target, _ in targets:
             store.delete_tree(mapping.folder_path(target))
         return written
-    # Several things: written one after another (a reader may see some written before others).
-    return {
-        key: set_value(store, target, value, ttl)
-        for key, (target, value) in zip(keys, targets, strict=True)
-    }
+    raise TooMuchContention(mapping.thing_path(location))
 
 
 # -- queries -------------------------------------------------------------------------------------
