@@ -324,3 +324,21 @@ def test_both_faces_keep_one_tree(
             assert native.put(url, json=value).status_code in (200, 201)
             model = _model_set(model, path, value)
         assert client.get("/.json").get_json() == model, (kind, path, value)
+
+
+def test_cors_as_the_native_face_with_firebase_headers(client: FlaskClient) -> None:
+    preflight = client.options(
+        "/a.json",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-firebase-etag, if-match",
+        },
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "x-firebase-etag" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    read = client.get("/a.json", headers={"Origin": "http://localhost:3000"})
+    assert "ETag" in read.headers["Access-Control-Expose-Headers"]
+    # While the store is open, a page on the internet may not call it.
+    foreign = client.get("/a.json", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers

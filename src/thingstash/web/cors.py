@@ -46,13 +46,15 @@ LOOPBACK_ORIGIN = re.compile(
 _Hook = Callable[[Response], Response]
 
 
-def _flask_cors(app: Flask, origins: Any) -> tuple[_Hook, list[tuple[str, str]]]:
+def _flask_cors(
+    app: Flask, origins: Any, more_headers: tuple[str, ...] = ()
+) -> tuple[_Hook, list[tuple[str, str]]]:
     """flask-cors's per-request hook for these origins, and what it adds without an Origin."""
     CORS(
         app,
         origins=origins,
         expose_headers=EXPOSED,
-        allow_headers=ALLOWED,
+        allow_headers=[*ALLOWED, *more_headers],
         methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"],
         max_age=600,
         # Keys travel in Authorization, not cookies: no credentials mode needed.
@@ -93,9 +95,10 @@ def _store_is_open() -> bool:
 PLAIN_HEADERS = "thingstash.cors.plain"
 
 
-def init_app(app: Flask, origins: str | None) -> None:
+def init_app(app: Flask, origins: str | None, more_headers: tuple[str, ...] = ()) -> None:
+    """`more_headers`: request headers a page may send besides ALLOWED (the Firebase face's)."""
     if origins is not None and origins.strip() == "*":
-        everyone, everyone_plain = _flask_cors(app, "*")
+        everyone, everyone_plain = _flask_cors(app, "*", more_headers)
 
         def add_cors_headers(response: Response) -> Response:
             environ = request.environ
@@ -110,13 +113,13 @@ def init_app(app: Flask, origins: str | None) -> None:
 
     if origins is not None:
         listed = [o.strip() for o in origins.split(",") if o.strip()]
-        configured, configured_plain = _flask_cors(app, listed)
+        configured, configured_plain = _flask_cors(app, listed, more_headers)
 
         def choose() -> tuple[_Hook, list[tuple[str, str]]]:
             return configured, configured_plain
     else:
-        everyone, _ = _flask_cors(app, "*")
-        loopback, loopback_plain = _flask_cors(app, [LOOPBACK_ORIGIN])
+        everyone, _ = _flask_cors(app, "*", more_headers)
+        loopback, loopback_plain = _flask_cors(app, [LOOPBACK_ORIGIN], more_headers)
 
         def choose() -> tuple[_Hook, list[tuple[str, str]]]:
             # Without an Origin (not a browser's cross-origin call) the headers would differ
