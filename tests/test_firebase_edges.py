@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from thingstash.config import ConfigError, Settings
 from thingstash.model import Store
 from thingstash.store import open_store
+from thingstash.web import ratelimit
 from thingstash.web.firebase.app import create_firebase_app
 
 from .conftest import RedisServer
@@ -342,3 +343,16 @@ def test_cors_as_the_native_face_with_firebase_headers(client: FlaskClient) -> N
     # While the store is open, a page on the internet may not call it.
     foreign = client.get("/a.json", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_the_rate_limit_counts_firebase_requests_too(settings: Settings, store: Store) -> None:
+    limited = create_firebase_app(settings.with_overrides(rate_limit="3/minute"), store)
+    client = limited.test_client()
+    try:
+        answers = [client.get("/r.json").status_code for _ in range(3)]
+        assert answers == [200, 200, 200]
+        refused = client.get("/r.json")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.get_json()["error"].startswith("Too many requests")
+    finally:
+        ratelimit.close(limited)

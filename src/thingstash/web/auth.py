@@ -278,13 +278,18 @@ def install(app: Flask) -> None:
     app.extensions["thingstash.keys"] = _KeyPresence()
 
 
-def _identify() -> None:
+def _identify_with(check: Callable[[], None]) -> None:
     """Find who asks; a refusal waits in `g` for `_enforce`, after the rate limiter counted it."""
     try:
-        _check()
+        check()
     except Problem as refusal:
         g.thingstash_refusal = refusal
         g.setdefault("thingstash_access", NOBODY)
+
+
+def _identify() -> None:
+    # A hook of its own (not a closure): the fast path knows it by name (fastpath.KNOWN_HOOKS).
+    _identify_with(_check)
 
 
 def _enforce() -> None:
@@ -293,10 +298,16 @@ def _enforce() -> None:
         raise refusal
 
 
-def init_app(app: Flask) -> None:
-    """Who is asking (before the rate limiter, which counts per key)."""
+def init_app(app: Flask, check: Callable[[], None] | None = None) -> None:
+    """Who is asking (before the rate limiter, which counts per key): `check` (this face's
+    `_check` unless given; the Firebase face has its own) sets the request's Access in `g` or
+    raises the Problem that `init_enforcement`'s hook raises later."""
     install(app)
-    app.before_request(_identify)
+    if check is None:
+        app.before_request(_identify)
+    else:
+        custom = check
+        app.before_request(lambda: _identify_with(custom))
 
 
 def init_enforcement(app: Flask) -> None:

@@ -1,8 +1,8 @@
 """create_firebase_app: the Firebase face's Flask app over the same store as the native one.
 
 It shares the native app's body reading, admission, access log, Host check, key checks and
-CORS policy; its errors are Firebase's `{"error": ...}` (errors.py). No rate limit or
-fast path here.
+CORS policy and rate limit; its errors are Firebase's `{"error": ...}` (errors.py). No fast
+path here.
 """
 
 from __future__ import annotations
@@ -39,7 +39,16 @@ def method_override(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
 
 def create_firebase_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """The Firebase face: settings (given, or read from the environment), the store, routes."""
-    from thingstash.web import accesslog, admission, auth, bodies, context, cors, hosts
+    from thingstash.web import (
+        accesslog,
+        admission,
+        auth,
+        bodies,
+        context,
+        cors,
+        hosts,
+        ratelimit,
+    )
     from thingstash.web.firebase import errors, views
 
     settings = settings or Settings.from_env()
@@ -62,7 +71,11 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     )
     accesslog.init_app(app)
     hosts.init_app(app, settings)
-    auth.install(app)
+    # As the native face: who asks, then the rate limit counts them, then refusals.
+    auth.init_app(app, views.identify)
+    ratelimit.init_app(app, settings.rate_limit, store)
+    errors.init_rate_limit(app)
+    auth.init_enforcement(app)
     # The native face's CORS policy (cors.py), with the headers Firebase's REST API takes.
     cors.init_app(app, settings.cors_origins, ("X-Firebase-ETag", "X-HTTP-Method-Override"))
     views.init_app(app)

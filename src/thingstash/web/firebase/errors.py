@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from thingstash import documents
@@ -122,3 +123,15 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
 def init_app(app: Flask) -> None:
     for error, handler in HANDLERS.items():
         app.register_error_handler(error, handler)
+
+
+def _too_many(error: RateLimitExceeded) -> Response:
+    # web/ratelimit.py made a problem+json answer with its Retry-After: say it Firebase's way.
+    made = error.response
+    retry = made.headers.get("Retry-After", "1") if isinstance(made, Response) else "1"
+    return error_response(429, f"Too many requests; retry in {retry} s", {"Retry-After": retry})
+
+
+def init_rate_limit(app: Flask) -> None:
+    """After web/ratelimit.py's init_app, whose own 429 handler this one replaces."""
+    app.register_error_handler(RateLimitExceeded, _too_many)

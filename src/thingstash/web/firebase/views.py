@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, g, request
 
 from thingstash import documents
 from thingstash.documents import BadDocument
@@ -50,6 +50,13 @@ def _location(raw: str) -> tuple[str, Location]:
     return text, mapping.parse_location(text)
 
 
+def _target(raw: str) -> tuple[str, Location]:
+    """(path, location) of a request path: the rules document, or a location's `.json`."""
+    if raw == RULES + ".json":
+        return RULES, mapping.ROOT
+    return _location(raw)
+
+
 def _key() -> str | None:
     """The key a request brings: `?auth=`, else `Authorization: Bearer`."""
     given = _arg("auth")
@@ -60,6 +67,24 @@ def _key() -> str | None:
     if kind.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def identify() -> None:
+    """Who asks and whether they may (auth.init_app runs it before the rate limiter): the
+    request's Access in `g`, or the Problem auth's enforcement raises after the limiter. A
+    path that is no location is left for the view to refuse."""
+    if request.method == "OPTIONS":
+        return
+    try:
+        text, location = _target(request.path[1:])
+    except Refusal:
+        return
+    if text == RULES:
+        scope, path = "admin", None
+    else:
+        scope = "write" if request.method in _WRITE_METHODS else "read"
+        path = mapping.thing_path(location)
+    g.thingstash_access = authorize(scope, path)
 
 
 def authorize(scope: str, path: str | None) -> auth.Access:
@@ -164,13 +189,11 @@ def handle(raw: str) -> Response:
         response = Response(status=204)
         response.headers["Allow"] = ", ".join(METHODS)
         return response
-    text, location = _location(raw) if raw != RULES + ".json" else (RULES, mapping.ROOT)
+    text, location = _target(raw)
     _print()
     _format()
     if text == RULES:
         return _rules(method)
-    scope = "write" if method in _WRITE_METHODS else "read"
-    authorize(scope, mapping.thing_path(location))
     if method in ("GET", "HEAD"):  # Flask answers HEAD with the GET's headers, no body
         return _get(location)
     if request.headers.get("if-match") is not None and method not in ("PUT", "DELETE"):
@@ -224,7 +247,6 @@ def _put(location: Location) -> Response:
 
 
 def _rules(method: str) -> Response:
-    authorize("admin", None)
     if method == "GET":
         return answer(tree.read_rules(store()))
     if method != "PUT":
