@@ -53,6 +53,7 @@ CLUSTER_MODULES = frozenset(
         "test_import.py",
         "test_expiry.py",
         "test_queries.py",
+        "test_write_together.py",
     }
 )
 

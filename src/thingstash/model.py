@@ -148,6 +148,21 @@ class WriteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ThingWrite:
+    """One thing's part of `Store.write_together`: `body` (a serialised JSON object) stored whole
+    with a lifetime of `ttl_seconds` and logged as `event` ("put" or "patch"), or, with `body`
+    None, the thing deleted (nothing to delete is no error). `conditions` are checked against
+    the thing's version as the whole is written: `Conditions(if_match=(v,))` for "still the
+    version v I computed this from", `Conditions(if_none_match="*")` for "still absent"."""
+
+    path: str
+    body: bytes | None
+    ttl_seconds: int = 0
+    conditions: Conditions = NO_CONDITIONS
+    event: str = "put"
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One name on a page of a folder's listing: a thing's, or a sub-folder's (ending in /)."""
 
@@ -268,6 +283,8 @@ class Store(Protocol):
     ) -> list[WriteResult]: ...
 
     def delete(self, path: str, conditions: Conditions = ...) -> str | None: ...
+
+    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]: ...
 
     def update(
         self,

@@ -52,6 +52,7 @@ from thingstash.model import (
     PreconditionFailed,
     Thing,
     ThingMissing,
+    ThingWrite,
     WriteResult,
     new_version,
     parse_event_id,
@@ -406,6 +407,36 @@ class ClusterStore(RedisStore):
         self._restore_if_present(removed)
         self._unindex([path])
         return event_id.decode()
+
+    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]:
+        """RedisStore.write_together thing by thing: the things live in different slots (most
+        often on different nodes), which no MULTI or script spans. Every condition is checked
+        first (one pipelined read), so a conflict seen then writes nothing; then each change is
+        its own put() or delete(), atomic and conditional for its thing, in order. A conflict
+        that comes in between, a failure or a crash part way leaves the changes before it
+        written, and a reader may see some changes before the others (docs/firebase.md)."""
+        paths = [change.path for change in changes]
+        if len(set(paths)) != len(paths):
+            raise ValueError("write_together: each thing may be changed once")
+        current = self.versions(paths)
+        for change in changes:
+            if not change.conditions.holds_for(current[change.path]):
+                raise PreconditionFailed(current[change.path])
+        results: list[WriteResult | None] = []
+        for change in changes:
+            if change.body is None:
+                try:
+                    self.delete(change.path, change.conditions)
+                except ThingMissing:
+                    pass
+                results.append(None)
+                continue
+            results.append(
+                self.put(
+                    change.path, change.body, change.ttl_seconds, change.conditions, change.event
+                )
+            )
+        return results
 
     # -- folders ------------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError, WatchError
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.model import (
@@ -59,6 +59,7 @@ from thingstash.model import (
     StorageUnavailable,
     Thing,
     ThingMissing,
+    ThingWrite,
     TooMuchContention,
     WriteResult,
     new_version,
@@ -123,6 +124,7 @@ class RedisStore:
         self._list = client.register_script(
             load_script("feed_position.lua") + load_script("list.lua")
         )
+        self._versions = client.register_script(load_script("versions.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
         self._purge = write_script(client, "purge.lua")
@@ -284,6 +286,84 @@ class RedisStore:
         if reply[0] == 0:
             raise PreconditionFailed(reply[1].decode("ascii") if reply[1] else None)
         return reply[1].decode() if reply[1] else None
+
+    @unavailable_on_redis_errors
+    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]:
+        """Write and delete several things as one: all or nothing, and no reader sees some of
+        the changes without the others (Firebase's multi-path update, docs/firebase.md).
+
+        Each change has exactly the effects of its own put() or delete(): folder indexes, the
+        expiry schedule, one feed event per thing (in the order given, consecutive), query
+        indexes. Returns, per change, its WriteResult, or None for a delete.
+
+        Raises PreconditionFailed (with the thing's current version) when a change's
+        `conditions` do not hold, before anything is written: the caller reads again, computes
+        its changes again and retries. ValueError when a path comes twice.
+
+        One Redis: WATCH the things' keys (and the index declarations' generation), read their
+        versions and check the conditions, then MULTI, the same put.lua/delete.lua calls as
+        single writes, EXEC; a write to any of those keys in between makes EXEC do nothing, and
+        it all starts again (with a short random pause; TooMuchContention after CAS_ATTEMPTS).
+        A Redis Cluster writes thing by thing instead (ClusterStore.write_together).
+        """
+        paths = [change.path for change in changes]
+        if len(set(paths)) != len(paths):
+            raise ValueError("write_together: each thing may be changed once")
+        if not changes:
+            return []
+        keys = [self.thing_key(path) for path in paths]
+        for attempt in range(CAS_ATTEMPTS):
+            section = self.index_keeper.section()
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys, self.index_keeper.generation_key)
+                    *found, generation = self._versions(
+                        keys=[*keys, self.index_keeper.generation_key], client=pipe
+                    )
+                    if generation.decode() != section.generation:
+                        self.index_keeper.reload()  # stale declarations: a new section
+                        continue
+                    for change, raw in zip(changes, found, strict=True):
+                        version = raw.decode("ascii") if raw else None
+                        if not change.conditions.holds_for(version):
+                            raise PreconditionFailed(version)
+                    pipe.multi()
+                    results = [self._queue_change(change, section, pipe) for change in changes]
+                    replies = pipe.execute()
+                except WatchError:
+                    # Another writer got in between: back off a little, randomly, as update().
+                    time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+                    continue
+            return [
+                None if result is None else WriteResult(reply[0] == 1, *result, reply[1].decode())
+                for result, reply in zip(results, replies, strict=True)
+            ]
+        raise TooMuchContention(paths[0])
+
+    def _queue_change(
+        self, change: ThingWrite, section: Section, pipe: Any
+    ) -> tuple[str, int] | None:
+        """Queue a change's put.lua or delete.lua call on a MULTI pipeline (conditions already
+        checked under WATCH); (version, ttl ms) of a write, None for a delete."""
+        section.clear()
+        keys, names = self._indexed_keys(change.path)
+        if change.body is None:
+            section.remove(change.path, 1)
+            unconditional = ["", change.path, self.feed_retention, *names]
+            self._delete(
+                keys=[*keys, *section.keys], args=[*unconditional, *section.args()], client=pipe
+            )
+            return None
+        now_ms = time.time_ns() // 1_000_000
+        version = new_version(now_ms)
+        ttl_ms = change.ttl_seconds * 1000
+        payload = version.encode("ascii") + change.body
+        args = self._put_args(
+            NO_CONDITIONS, payload, ttl_ms, change.event, change.path, now_ms + ttl_ms
+        )
+        section.put(change.path, change.body, version)
+        self._put(keys=[*keys, *section.keys], args=[*args, *names, *section.args()], client=pipe)
+        return version, ttl_ms
 
     def update(
         self,
