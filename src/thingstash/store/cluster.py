@@ -518,7 +518,8 @@ class ClusterStore(RedisStore):
                 pipe.get(self.thing_key(folder + name))
             bodies = dict(zip(wanted, pipe.execute(), strict=True))
         page = Page([], [], [], [] if values else None, [], None, position)
-        gone, empty = [], []
+        gone: list[str] = []
+        empty: list[str] = []
         for name, state in listed:
             if not isinstance(state, tuple):
                 (page.folders if state else empty).append(name)

@@ -417,7 +417,7 @@ class RedisStore:
         more to fill its place.
         """
         keys = [self.folder_key(folder), self.feed_key]
-        args = [
+        args: list[bytes | str | int] = [
             b"(" + after.encode("utf-8") if after else b"-",
             limit,
             b"values" if values else b"versions",
