@@ -163,10 +163,21 @@ class ThingWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedThing:
+    """A thing as a listing shows it: Thing.ttl, Thing.last_updated, and its JSON when the page
+    was read with values (else empty)."""
+
+    ttl: int
+    last_updated: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """One name on a page of a folder's listing: a thing's, or a sub-folder's (ending in /)."""
+    """One name in a folder: a thing (as listed) or a sub-folder (`thing` None)."""
 
     name: str
+    thing: ListedThing | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +198,16 @@ class Page:
 
     @property
     def entries(self) -> list[Entry]:
-        """Every name on the page, in order (Redis's: by UTF-8 bytes)."""
-        names = sorted([*self.names, *self.folders], key=lambda name: name.encode("utf-8"))
-        return [Entry(name) for name in names]
+        """The page entry by entry, in name order (Redis's: by UTF-8 bytes)."""
+        bodies = self.bodies if self.bodies is not None else [b""] * len(self.names)
+        things = [
+            Entry(name, ListedThing(ttl, last_updated, body))
+            for name, ttl, last_updated, body in zip(
+                self.names, self.ttls, self.last_updated, bodies, strict=True
+            )
+        ]
+        folders = [Entry(name, None) for name in self.folders]
+        return sorted([*things, *folders], key=lambda entry: entry.name.encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
