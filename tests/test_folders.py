@@ -256,3 +256,23 @@ def test_a_listing_shows_each_things_ttl_and_last_updated_as_a_read_does(
             read = client.get("/" + thing["path"]).json
             assert thing["last_updated"] == read["last_updated"] == ms // 1000
             assert thing["ttl"] == read["ttl"]
+
+
+def test_every_folder_on_the_way_is_listed_again_after_it_was_emptied(client: FlaskClient) -> None:
+    def listed(folder: str) -> list[str]:
+        page = client.get("/" + folder).json
+        return [t["path"] for t in page["things"]] + page["folders"]
+
+    put(client, "deep/a/b/c")
+    put(client, "deep/a/b/c")  # written again: nothing changes in any listing
+    put(client, "deep/a/other")
+    assert listed("deep/a/") == ["deep/a/other", "deep/a/b/"]
+    assert client.delete("/deep/a/b/c").status_code == 204  # b/ is left empty: it goes
+    assert listed("deep/a/") == ["deep/a/other"]
+    assert client.delete("/deep/a/other").status_code == 204  # and so do a/ and deep/
+    assert "deep/" not in listed("")
+    put(client, "deep/a/b/c")
+    assert "deep/" in listed("")
+    assert listed("deep/") == ["deep/a/"]
+    assert listed("deep/a/") == ["deep/a/b/"]
+    assert listed("deep/a/b/") == ["deep/a/b/c"]

@@ -31,7 +31,12 @@ if KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
 end
 for i = 4, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, ARGV[i + 5])
+  -- A name already there ends it: every folder above is listed in its own parent already, as
+  -- a folder leaves its parent only once empty (delete.lua, expire.lua, reap.lua, prune.lua).
+  -- Rewriting a thing then costs one ZADD, not one per level.
+  if redis.call('ZADD', KEYS[i], 0, ARGV[i + 5]) == 0 then
+    break
+  end
 end
 apply_indexes()
 local id = false
