@@ -53,6 +53,8 @@ CLUSTER_MODULES = frozenset(
         "test_import.py",
         "test_expiry.py",
         "test_queries.py",
+        "test_firebase_sdk.py",
+        "test_firebase_http.py",
         "test_write_together.py",
     }
 )
