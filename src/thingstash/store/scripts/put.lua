@@ -1,4 +1,6 @@
 -- Store a thing whole, if its preconditions hold; index it in its folders and log the change.
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- KEYS[1] = the thing's key
 -- KEYS[2] = the change feed stream (absent when the caller logs the change itself)
 -- KEYS[3] = the expiry schedule (absent when the caller schedules the expiry itself)
@@ -31,10 +33,11 @@ if KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
 end
 for i = 4, #KEYS do
-  -- A name already there ends it: every folder above is listed in its own parent already, as
-  -- a folder leaves its parent only once empty (delete.lua, expire.lua, reap.lua, prune.lua).
-  -- Rewriting a thing then costs one ZADD, not one per level.
-  if redis.call('ZADD', KEYS[i], 0, ARGV[i + 5]) == 0 then
+  -- (folders.lua: a new sub-folder joins its set.) A name already there ends it: every folder
+  -- above is listed in its own parent already, as a folder leaves its parent only once empty
+  -- (delete.lua, expire.lua, reap.lua, prune.lua). Rewriting a thing then costs one ZADD, not
+  -- one per level.
+  if add_name(KEYS[i], ARGV[i + 5]) == 0 then
     break
   end
 end
