@@ -24,6 +24,7 @@ from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.model import (
     Conditions,
+    ListedThing,
     PreconditionFailed,
     Store,
     Thing,
@@ -110,7 +111,7 @@ def read_value(store: Store, location: Location, budget: Budget | None = None) -
 
 def _entries(
     store: Store, folder: str, budget: Budget, values: bool
-) -> Iterator[tuple[str, Thing | None]]:
+) -> Iterator[tuple[str, ListedThing | None]]:
     """(name, thing) for each thing and (name, None) for each sub-folder of `folder`."""
     after: str | None = None
     while True:
