@@ -54,6 +54,7 @@ CLUSTER_MODULES = frozenset(
         "test_expiry.py",
         "test_queries.py",
         "test_write_together.py",
+        "test_firebase_stream.py",
     }
 )
 
