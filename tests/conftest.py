@@ -55,6 +55,9 @@ CLUSTER_MODULES = frozenset(
         "test_queries.py",
         "test_write_together.py",
         "test_firebase_stream.py",
+        "test_firebase_streams.py",
+        "test_firebase_sdk.py",
+        "test_firebase_http.py",
     }
 )
 

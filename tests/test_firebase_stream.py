@@ -10,7 +10,8 @@ import orjson
 import pytest
 import redis
 
-from thingstash.firebase.streaming import KEEPALIVE_FRAME, Location
+from thingstash.firebase.mapping import Location
+from thingstash.firebase.streaming import KEEPALIVE_FRAME
 from thingstash.live.hub import Hub
 from thingstash.model import Store
 from thingstash.store import open_store

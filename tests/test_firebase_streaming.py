@@ -7,8 +7,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import (
-    Location,
     event_location,
     event_path,
     location_of,

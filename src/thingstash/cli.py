@@ -28,16 +28,30 @@ def main() -> None:
     "Where the embedded Redis keeps its data.",
 )
 @click.option(
+    "--firebase-port",
+    envvar="THINGSTASH_FIREBASE_PORT",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also serve the Firebase Realtime Database REST API on this port (docs/firebase.md).",
+)
+@click.option(
     "--public",
     is_flag=True,
     envvar="THINGSTASH_PUBLIC",
     help="Allow an open store on a non-loopback address.",
 )
-def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bool) -> None:
+def serve(
+    host: str,
+    port: int,
+    redis_url: str | None,
+    data_dir: str,
+    firebase_port: int | None,
+    public: bool,
+) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
     from thingstash.keys import OpenStoreRefused, check_bind
     from thingstash.model import StorageUnavailable
-    from thingstash.serve import server
+    from thingstash.serve import firebase, server
     from thingstash.serve.embedded import Watchdog
     from thingstash.store import open_store
     from thingstash.web import accesslog
@@ -69,13 +83,22 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, public: bo
         os.environ["THINGSTASH_PUBLIC"] = "1"
     where = f"embedded Redis in {embedded.data_dir}" if embedded else "Redis at " + redis_url
     click.echo(f"thingstash serving http://{host}:{port} ({where})", err=True)
+    if firebase_port is not None:
+        click.echo(
+            f"thingstash serving Firebase clients on http://{host}:{firebase_port}", err=True
+        )
     watchdog = Watchdog(embedded) if embedded is not None else None
+    second = None
     try:
         with server.metrics_dir():
             if watchdog is not None:
                 watchdog.start()
+            if firebase_port is not None:
+                second = firebase.start(host, firebase_port)
             server.run(host, port, settings=settings)
     finally:
+        if second is not None:
+            firebase.stop(second)
         if watchdog is not None:
             watchdog.stop()
         if embedded is not None:

@@ -41,6 +41,9 @@ MAX_INT_DIGITS = 4300
 # A listing page with values ends early, with a `next` cursor, once its things' JSON passes this
 # (one thing is always listed, whatever its size): the memory one page costs stays bounded.
 MAX_PAGE_VALUE_BYTES = 4 * 1024 * 1024
+# A Firebase read takes in at most this much of things' JSON, else Firebase's "Data requested
+# exceeds the maximum size" 400 (Firebase's own cap is 256 MB; a worker holds it parsed).
+DEFAULT_FIREBASE_MAX_READ = 32 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -58,6 +61,16 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    port = _int(env, name, 0)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a port from 1 to 65535, not {port}")
+    return port
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -99,6 +112,11 @@ class Settings:
     proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
+    # The Firebase face's port (`serve --firebase-port`), None when it is off (docs/firebase.md).
+    firebase_port: int | None = None
+    firebase_max_read: int = DEFAULT_FIREBASE_MAX_READ
+    # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
+    firebase_keepalive: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -137,6 +155,9 @@ class Settings:
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
             workers=_int(env, "THINGSTASH_WORKERS", DEFAULT_WORKERS),
             threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
+            firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),
+            firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
+            firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -18,14 +18,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from thingstash import documents
-
-Location = tuple[str, ...]
+from thingstash.firebase.mapping import Location
 
 # Firebase's own interval between keep-alive events.
 KEEPALIVE_S = 30.0
 KEEPALIVE_FRAME = b"event: keep-alive\ndata: null\n\n"
+
+
+def cancel_frame(reason: str) -> bytes:
+    """A `cancel` event: the stream ends after it; `reason` says why (Firebase's text)."""
+    return b"event: cancel\ndata: " + documents.dumps(reason) + b"\n\n"
+
+
 # Sent when the stream's key is revoked or no longer covers the location; the stream then ends.
-CANCEL_FRAME = b'event: cancel\ndata: "Permission denied"\n\n'
+CANCEL_FRAME = cancel_frame("Permission denied")
 
 
 def location_of(path: str) -> Location:

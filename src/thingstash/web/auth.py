@@ -227,18 +227,20 @@ def _check() -> None:
     scope, path = need
     header = request.environ.get("HTTP_AUTHORIZATION")
     if header is None:
-        config = settings()
-        if config.anonymous_read and scope == "read" and path is not None:
-            g.thingstash_access = ANONYMOUS_READ
-            return
-        if store_is_open():
-            g.thingstash_access = OPEN
-            return
-        raise _unauthorized("this store needs an API key: send Authorization: Bearer KEY", False)
+        g.thingstash_access = check_keyless(scope, path)
+        return
     kind, _, key = header.partition(" ")
     if kind.lower() != "bearer" or not key.strip():
         raise _unauthorized("send the API key as Authorization: Bearer KEY", True)
-    record = verify(store(), key.strip())
+    g.thingstash_access = check_key(key.strip(), scope, path)
+
+
+def check_key(key: str, scope: str, path: str | None, folders_above: bool = True) -> Access:
+    """The access `key` gives a request that needs `scope` on `path` (a thing or a folder
+    path; None for the service's own endpoints); 401 or 403 Problem when it gives none.
+    `folders_above` False: a folder above the key's prefix is refused too (the Firebase face,
+    whose reads of a location take in everything below it)."""
+    record = verify(store(), key)
     if record is None:
         raise _unauthorized("the API key is not valid (wrong, or revoked)", True)
     access = Access(record.id, record.scope, record.prefix, record.digest)
@@ -250,12 +252,30 @@ def _check() -> None:
         raise _forbidden(f"this key's scope is {record.scope}; this request needs {scope}")
     if path is None:
         if request.path[1:] in _EACH_PATH_CHECKED:
-            return  # the paths are in the body: the view asks may_write() for each
+            return access  # the paths are in the body: the view asks may_write() for each
         if record.prefix:
             raise _forbidden("managing the service needs an admin key for the whole store")
-        return
-    if not _within(record.prefix, path, scope):
+        return access
+    allowed = (
+        _within(record.prefix, path, scope) if folders_above else path.startswith(record.prefix)
+    )
+    if not allowed:
         raise _forbidden(f"this key is limited to paths starting with {record.prefix!r}")
+    return access
+
+
+def check_keyless(scope: str, path: str | None) -> Access:
+    """The access of a request without a key (an open store, or anonymous reads); 401 else."""
+    if settings().anonymous_read and scope == "read" and path is not None:
+        return ANONYMOUS_READ
+    if store_is_open():
+        return OPEN
+    raise _unauthorized("this store needs an API key: send Authorization: Bearer KEY", False)
+
+
+def install(app: Flask) -> None:
+    """What the checks above need on an app that does not run `_identify` (the Firebase face)."""
+    app.extensions["thingstash.keys"] = _KeyPresence()
 
 
 def _identify() -> None:
@@ -275,7 +295,7 @@ def _enforce() -> None:
 
 def init_app(app: Flask) -> None:
     """Who is asking (before the rate limiter, which counts per key)."""
-    app.extensions["thingstash.keys"] = _KeyPresence()
+    install(app)
     app.before_request(_identify)
 
 

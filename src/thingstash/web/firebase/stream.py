@@ -16,16 +16,23 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from flask import Flask, Response, current_app, request
+
+from thingstash import documents
+from thingstash.firebase import tree
+from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
     CANCEL_FRAME,
     KEEPALIVE_FRAME,
-    Location,
+    KEEPALIVE_S,
+    cancel_frame,
     put_frame,
     puts_for,
 )
 from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.model import StorageUnavailable, parse_event_id
-from thingstash.web import metrics
+from thingstash.model import StorageUnavailable, Store, parse_event_id
+from thingstash.web import auth, metrics
+from thingstash.web.context import settings, store
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +134,9 @@ def events(
                     yield KEEPALIVE_FRAME
                     time.sleep(min(RETRY_S, keepalive))
                     continue
+                except Refusal as refusal:  # the value grew past what one read may take
+                    yield cancel_frame(refusal.message)
+                    return
                 behind = waiting = False
                 seen = parse_event_id(opened.position) or seen
                 if frames:
@@ -159,6 +169,9 @@ def events(
             except StorageUnavailable:
                 behind = True  # nothing of these was sent: read them from the feed again
                 continue
+            except Refusal as refusal:
+                yield cancel_frame(refusal.message)
+                return
             seen, opened.position = fresh[-1].order, fresh[-1].event.id
             if frames:
                 if not _still(allowed):
@@ -172,3 +185,56 @@ def events(
     finally:
         metrics.WATCHES.dec()
         hub.unsubscribe(subscription)
+
+
+# -- over HTTP (Flask) ---------------------------------------------------------------------------
+
+_HUB = "thingstash.firebase.hub"
+_KEEPALIVE = "thingstash.firebase.keepalive"
+
+
+def init_app(app: Flask, store: Store, keepalive: float = KEEPALIVE_S) -> Hub:
+    """The app's feed reader for its streams (started by the first stream), and their
+    keep-alive interval."""
+    hub = Hub(store)
+    app.extensions[_HUB] = hub
+    app.extensions[_KEEPALIVE] = keepalive
+    return hub
+
+
+def hub_of(app: Flask) -> Hub:
+    the_hub: Hub = app.extensions[_HUB]
+    return the_hub
+
+
+def _last_event_id() -> str | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if parse_event_id(raw) is None:
+        raise Refusal(400, "Last-Event-ID must be the id of an event this server sent")
+    return raw
+
+
+def respond(location: Location) -> Response:
+    """A GET with `Accept: text/event-stream`, its access already checked (the caller's
+    authorize): the stream of `location`."""
+    if request.args.get("orderBy") is not None or request.args.get("shallow") is not None:
+        raise Refusal(400, "Streams of queries or shallow reads are not supported")
+    resume = _last_event_id()
+    the_store, config = store(), settings()
+
+    def read(at: Location) -> bytes:
+        budget = tree.Budget(config.firebase_max_read)
+        return documents.dumps(tree.read_value(the_store, at, budget))
+
+    allowed = auth.still_allowed()
+    hub = hub_of(current_app)
+    opened = open_stream(hub, location, read, resume)
+    keepalive: float = current_app.extensions[_KEEPALIVE]
+    return Response(
+        events(hub, opened, location, read, allowed, keepalive),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

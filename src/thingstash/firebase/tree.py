@@ -1,0 +1,453 @@
+"""The Firebase tree read and written through model.Store methods only (docs/firebase.md).
+
+value(L) = overlay(own(L), children(L)): own(L) is the thing at L, else the member at L of the
+nearest thing above it; children(L) the values of the entries of the folder `L/`. A write lands
+in the nearest thing at or above its location (one compare-and-set of that thing, atomic on both
+topologies), else makes a thing at the location; either way the things below the location are
+removed afterwards, since they would hide the value written.
+
+No Flask, no Redis: the web face (web/firebase/) and the streams call these.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from thingstash import documents, ordering
+from thingstash import queries as engine
+from thingstash.firebase import mapping
+from thingstash.firebase import query as fbquery
+from thingstash.firebase.mapping import Location, Refusal
+from thingstash.model import (
+    Conditions,
+    PreconditionFailed,
+    Store,
+    Thing,
+    ThingMissing,
+    TooMuchContention,
+)
+
+# Where the rules document lives: a thing whose name no Firebase key can have (a `.`), and
+# which the native face reserves (a leading `_`), so neither face reaches it as data.
+RULES_PATH = "_firebase.rules"
+DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
+TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
+TIMED_OUT = "The read took longer than the timeout the request gave"
+PAGE = 1000
+CAS_ATTEMPTS = 50
+
+
+@dataclass
+class Budget:
+    """What one read may cost: bytes of things' JSON, and a deadline (`?timeout=`)."""
+
+    max_bytes: int
+    deadline: float | None = None
+    used: int = field(default=0)
+
+    def spend(self, size: int) -> None:
+        self.used += size
+        if self.used > self.max_bytes:
+            raise Refusal(400, TOO_LARGE)
+
+    def check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Refusal(400, TIMED_OUT)
+
+    @property
+    def left(self) -> int:
+        return max(1, self.max_bytes - self.used)
+
+
+UNBOUNDED_BYTES = 1 << 62
+
+
+class Mismatch(Exception):
+    """An `if-match` that does not hold: `current` is the location's value now."""
+
+    def __init__(self, current: Any) -> None:
+        super().__init__("ETag mismatch")
+        self.current = current
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def nearest_thing(store: Store, location: Location) -> tuple[Location, Thing] | None:
+    """The deepest thing at or above `location` (its location and state), None when there is
+    none. One batch asks which exist, then the deepest is read."""
+    above = mapping.ancestors(location)
+    if not above:
+        return None
+    versions = store.versions([mapping.thing_path(at) for at in above])
+    for at in above:
+        if versions.get(mapping.thing_path(at)) is None:
+            continue
+        thing = store.get(mapping.thing_path(at))
+        if thing is not None:
+            return at, thing
+    return None
+
+
+def read_value(store: Store, location: Location, budget: Budget | None = None) -> Any:
+    """value(location): what a Firebase GET answers (None for null). Things are read one
+    folder page at a time; `budget` bounds the bytes read and the time taken."""
+    budget = budget or Budget(UNBOUNDED_BYTES)
+    own = None
+    found = nearest_thing(store, location)
+    if found is not None:
+        at, thing = found
+        budget.spend(len(thing.body))
+        own = mapping.get_member(mapping.thing_value(thing.body), location[len(at) :])
+    return mapping.overlay(own, read_folder(store, mapping.folder_path(location), budget))
+
+
+def _entries(
+    store: Store, folder: str, budget: Budget, values: bool
+) -> Iterator[tuple[str, Thing | None]]:
+    """(name, thing) for each thing and (name, None) for each sub-folder of `folder`."""
+    after: str | None = None
+    while True:
+        budget.check_time()
+        page = store.list_folder(folder, after, PAGE, values, budget.left)
+        for entry in page.entries:
+            if entry.thing is None:
+                yield entry.name.rstrip("/"), None
+            elif not (folder == "" and entry.name == RULES_PATH):
+                yield entry.name, entry.thing
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+def read_folder(store: Store, folder: str, budget: Budget) -> dict[str, Any]:
+    """children(L) for the folder `L/`: each entry's name and value, in name order."""
+    things: dict[str, Any] = {}
+    subfolders: set[str] = set()
+    order: list[str] = []
+    for name, thing in _entries(store, folder, budget, values=True):
+        if name not in things and name not in subfolders:
+            order.append(name)
+        if thing is None:
+            subfolders.add(name)
+        else:
+            budget.spend(len(thing.body))
+            things[name] = mapping.thing_value(thing.body)
+    result: dict[str, Any] = {}
+    for name in order:
+        below = read_folder(store, folder + name + "/", budget) if name in subfolders else {}
+        value = mapping.overlay(things.get(name), below)
+        if value is not None:
+            result[name] = value
+    return result
+
+
+def shallow_value(store: Store, location: Location, budget: Budget) -> Any:
+    """`shallow=true`: the names of the value's members as true (a scalar as it is). A pure
+    folder is answered from its names alone, without reading a thing's JSON."""
+    if nearest_thing(store, location) is not None:
+        return mapping.shallow(read_value(store, location, budget))
+    names = {
+        name: True for name, _ in _entries(store, mapping.folder_path(location), budget, False)
+    }
+    return names or None
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def change_thing(
+    store: Store,
+    path: str,
+    change: Callable[[Any], Any],
+    ttl: int,
+    event: str = "put",
+) -> Any:
+    """Compare-and-set of the thing at `path`: `change(current value or None)` gives the new
+    value (None deletes the thing) and runs again if another writer got in first."""
+    for attempt in range(CAS_ATTEMPTS):
+        thing = store.get(path)
+        current = mapping.thing_value(thing.body) if thing is not None else None
+        new = change(current)
+        if thing is not None:
+            expected = Conditions(if_match=(thing.version,))
+        else:
+            expected = Conditions(if_none_match="*")
+        try:
+            if new is None:
+                if thing is not None:
+                    store.delete(path, expected)
+            else:
+                store.put(path, documents.dumps(mapping.wrap(new)), ttl, expected, event)
+            return new
+        except (PreconditionFailed, ThingMissing):
+            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+    raise TooMuchContention(path)
+
+
+def _resolve(value: Any, current: Any) -> Any:
+    """`value` with its `.sv` server values resolved against what is stored there."""
+    if value is None or documents.SERVER_VALUE_KEY not in documents.dumps(value):
+        return value
+    return mapping.normalize(documents.resolve_server_values(value, current, documents.now_ms()))
+
+
+def _check(expected: str | None, current: Any) -> None:
+    if expected is not None and mapping.etag(current) != expected:
+        raise Mismatch(current)
+
+
+def set_value(
+    store: Store,
+    location: Location,
+    value: Any,
+    ttl: int,
+    expected: str | None = None,
+) -> Any:
+    """set(L, value): `value` normalized (None deletes). With `expected`, an ETag the value at
+    L must still have (else Mismatch). Returns the value written, server values resolved."""
+    if not location:
+        return _set_root(store, value, ttl, expected)
+    folder = mapping.folder_path(location)
+    below: dict[str, Any] | None = None
+    if expected is not None:
+        # What lies below is read once, before: over several things the check is not atomic.
+        below = read_folder(store, folder, Budget(UNBOUNDED_BYTES))
+    found = nearest_thing(store, location)
+    if found is not None and found[0] != location:
+        at = found[0]
+        relative = location[len(at) :]
+        written: list[Any] = [None]
+
+        def into(current: Any) -> Any:
+            here = mapping.get_member(current, relative)
+            _check(expected, mapping.overlay(here, below or {}))
+            written[0] = _resolve(value, here)
+            return mapping.set_member(current, relative, written[0])
+
+        change_thing(store, mapping.thing_path(at), into, ttl, "patch")
+        store.delete_tree(folder)
+        return written[0]
+
+    path = mapping.thing_path(location)
+    if value is None and expected is None:
+        _delete_thing(store, path)
+        store.delete_tree(folder)
+        return None
+    result: list[Any] = [None]
+
+    def replace(current: Any) -> Any:
+        _check(expected, mapping.overlay(current, below or {}))
+        result[0] = _resolve(value, current)
+        return result[0]
+
+    change_thing(store, path, replace, ttl)
+    store.delete_tree(folder)
+    return result[0]
+
+
+def _delete_thing(store: Store, path: str) -> None:
+    try:
+        store.delete(path)
+    except ThingMissing:
+        pass
+
+
+def _set_root(store: Store, value: Any, ttl: int, expected: str | None) -> Any:
+    """The root holds no thing: its value is its children, each set in turn."""
+    if expected is not None:
+        _check(expected, read_value(store, mapping.ROOT))
+    if value is None:
+        for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
+            set_value(store, (name,), None, ttl)
+        return None
+    if not isinstance(value, dict):
+        raise mapping.invalid_data("the root of the tree can only hold an object")
+    for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
+        if name not in value:
+            set_value(store, (name,), None, ttl)
+    return {name: set_value(store, (name,), child, ttl) for name, child in value.items()}
+
+
+def relative_location(text: str) -> Location:
+    """A key of a multi-path PATCH body ("a/b"), as a location relative to the PATCH's."""
+    try:
+        relative = mapping.parse_location(text)
+    except Refusal as refusal:
+        raise mapping.invalid_data(refusal.message.removeprefix("Invalid path: ")) from None
+    if not relative:
+        raise mapping.invalid_data("a PATCH body's keys name places below the location")
+    return relative
+
+
+def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
+    """The (location, normalized value) pairs a PATCH at `location` writes; 400 when the body
+    is not an object or names one place inside another."""
+    if not isinstance(patch, dict):
+        raise mapping.invalid_data("a PATCH body must be an object of the places to write")
+    targets = [
+        (location + relative_location(key), mapping.normalize(value))
+        for key, value in patch.items()
+    ]
+    seen = sorted(target for target, _ in targets)
+    for before, after in zip(seen, seen[1:], strict=False):
+        if after[: len(before)] == before:
+            raise mapping.invalid_data(
+                f"{'/'.join(before)!r} is an ancestor of {'/'.join(after)!r} in the same update"
+            )
+    return targets
+
+
+def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dict[str, Any]:
+    """update(L, {path: value, ...}): each place set (null deletes). Places within one thing
+    are one compare-and-set of it (atomic); otherwise each place is written in turn."""
+    targets = plan_update(location, patch)
+    if not targets:
+        return {}
+    keys = list(patch)
+    holders = [nearest_thing(store, target) for target, _ in targets]
+    first = holders[0]
+    if first is not None and all(
+        holder is not None and holder[0] == first[0] and holder[0] != target
+        for holder, (target, _) in zip(holders, targets, strict=True)
+    ):
+        at = first[0]
+        written: dict[str, Any] = {}
+
+        def apply(current: Any) -> Any:
+            for key, (target, value) in zip(keys, targets, strict=True):
+                relative = target[len(at) :]
+                written[key] = _resolve(value, mapping.get_member(current, relative))
+                current = mapping.set_member(current, relative, written[key])
+            return current
+
+        change_thing(store, mapping.thing_path(at), apply, ttl, "patch")
+        for target, _ in targets:
+            store.delete_tree(mapping.folder_path(target))
+        return written
+    # Several things: written one after another (a reader may see some written before others).
+    return {
+        key: set_value(store, target, value, ttl)
+        for key, (target, value) in zip(keys, targets, strict=True)
+    }
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+
+def index_hint(location: Location, query: fbquery.Query) -> str:
+    """Firebase's own words for a query it would need an index for."""
+    on = ".value" if query.by_value else "/".join(query.child)
+    return (
+        f'Index not defined, add ".indexOn": "{on}", for path "/{mapping.thing_path(location)}", '
+        "to the rules"
+    )
+
+
+def query_value(store: Store, location: Location, query: fbquery.Query, budget: Budget) -> Any:
+    """A query's answer at `location`: computed over the value in memory, except over a
+    folder of more than engine.MAX_UNINDEXED_THINGS entries ordered by a value, which the
+    query engine answers from its index (400 with Firebase's words when there is none)."""
+    if nearest_thing(store, location) is None and not query.by_key:
+        folder = mapping.folder_path(location)
+        page = store.list_folder(folder, None, engine.MAX_UNINDEXED_THINGS)
+        if page.next_cursor is not None:
+            return _indexed_query(store, location, query, budget)
+    return fbquery.run(query, read_value(store, location, budget))
+
+
+def _indexed_query(
+    store: Store, location: Location, query: fbquery.Query, budget: Budget
+) -> dict[str, Any]:
+    folder = mapping.folder_path(location)
+    field_text = ".value" if query.by_value else "/".join(query.child)
+    try:
+        order_field = ordering.parse_field(field_text)
+    except ordering.BadField as error:
+        raise Refusal(400, str(error)) from None
+    if engine.covering(store.indexes(), folder, order_field) is None:
+        raise Refusal(400, index_hint(location, query))
+    wanted = query.last if query.last is not None else query.first
+    desc = query.last is not None
+    low = ordering.sort_key(query.start.value) if query.start is not None else None
+    high = ordering.sort_key(query.end.value) if query.end is not None else None
+    after: bytes | None = None
+    kept: list[tuple[str, Any]] = []
+    while wanted is None or len(kept) < wanted:
+        budget.check_time()
+        page_size = engine.MAX_LIMIT if wanted is None else min(engine.MAX_LIMIT, wanted)
+        asked = engine.Query(
+            order_field,
+            desc=desc,
+            limit=page_size,
+            after=after,
+            start=high if desc else low,
+            end=low if desc else high,
+            values=True,
+        )
+        answer = store.query(folder, asked)
+        for found in answer.found:
+            budget.spend(len(found.thing.body))
+            value = mapping.thing_value(found.thing.body)
+            # Exclusive bounds (startAfter, endBefore) are applied here, on the values.
+            if fbquery.select(query_without_limits(query), [(found.name, value)]):
+                kept.append((found.name, value))
+        if answer.next is None:
+            break
+        after = answer.next
+    if wanted is not None:
+        kept = kept[:wanted]
+    if desc:
+        kept.reverse()
+    return dict(kept)
+
+
+def query_without_limits(query: fbquery.Query) -> fbquery.Query:
+    return fbquery.Query(query.order_by, query.child, None, None, query.start, query.end)
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+
+def read_rules(store: Store) -> Any:
+    thing = store.get(RULES_PATH)
+    return documents.loads(thing.body) if thing is not None else DEFAULT_RULES
+
+
+def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(folder pattern, field) for every `.indexOn` in a rules tree (`$name` -> `*`)."""
+    if not isinstance(rules, dict):
+        return
+    for key, child in rules.items():
+        if key == ".indexOn":
+            fields = [child] if isinstance(child, str) else child
+            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                raise Refusal(400, ".indexOn must be a string or an array of strings")
+            folder = "".join(("*" if p.startswith("$") else p) + "/" for p in path)
+            for name in fields:
+                if name not in ("$key", ".key"):  # keys order without an index
+                    yield folder, name
+        elif not key.startswith("."):
+            yield from _index_declarations(child, (*path, key))
+
+
+def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, str]]:
+    """Store a rules document and declare an index for each of its `.indexOn`s (what the
+    rules say about reads and writes is kept, not enforced). Returns the indexes declared."""
+    if not isinstance(document, dict) or not isinstance(document.get("rules"), dict):
+        raise Refusal(400, 'The rules document must be an object with a "rules" object')
+    declared = []
+    for folder, name in _index_declarations(document["rules"]):
+        try:
+            checked = ordering.parse_field(name)
+        except ordering.BadField as error:
+            raise Refusal(400, f".indexOn {name!r}: {error}") from None
+        declared.append((folder, checked.text))
+    store.put(RULES_PATH, documents.dumps(document), max_ttl)
+    for folder, name in declared:
+        store.create_index(folder, name)
+    return declared

@@ -1,0 +1,67 @@
+"""create_firebase_app: the Firebase face's Flask app over the same store as the native one.
+
+It shares the native app's body reading, admission, access log, Host check and key checks;
+its errors are Firebase's `{"error": ...}` (errors.py). No rate limit, CORS or fast path here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Flask
+
+from thingstash.config import ConfigError, Settings
+from thingstash.model import Store
+from thingstash.store import open_store
+
+OVERRIDABLE = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+
+
+def method_override(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    """A POST with `X-HTTP-Method-Override: PUT|PATCH|DELETE|GET` (or the same as the query
+    parameter `x-http-method-override`) is that request, for clients that can only POST."""
+
+    def overridden(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") == "POST":
+            wanted = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE")
+            if wanted is None and "x-http-method-override" in environ.get("QUERY_STRING", ""):
+                given = parse_qs(environ["QUERY_STRING"]).get("x-http-method-override")
+                wanted = given[0] if given else None
+            if wanted is not None and wanted.upper() in OVERRIDABLE:
+                environ["REQUEST_METHOD"] = wanted.upper()
+        return wsgi_app(environ, start_response)
+
+    return overridden
+
+
+def create_firebase_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """The Firebase face: settings (given, or read from the environment), the store, routes."""
+    from thingstash.web import accesslog, admission, auth, bodies, context, hosts
+    from thingstash.web.firebase import errors, stream, views
+
+    settings = settings or Settings.from_env()
+    if store is None:
+        if not settings.redis_url:
+            raise ConfigError(
+                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
+            )
+        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    app = Flask("thingstash.firebase", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    context.install(app, settings, store)
+    errors.init_app(app)
+    app.wsgi_app = method_override(  # type: ignore[method-assign]
+        bodies.read_first(
+            admission.admit(app.wsgi_app, settings.threads),
+            settings.max_body,
+            settings.body_timeout,
+        )
+    )
+    accesslog.init_app(app)
+    hosts.init_app(app, settings)
+    auth.install(app)
+    views.init_app(app)
+    stream.init_app(app, store, settings.firebase_keepalive)
+    return app

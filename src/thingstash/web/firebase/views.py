@@ -1,0 +1,246 @@
+"""`GET|PUT|POST|PATCH|DELETE /<path>.json` as Firebase's REST API answers them, and the rules
+document at `/.settings/rules.json`. The tree itself is firebase/tree.py's."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, g, request
+
+from thingstash import documents
+from thingstash.documents import BadDocument
+from thingstash.firebase import mapping, tree
+from thingstash.firebase import query as fbquery
+from thingstash.firebase.mapping import Location, Refusal
+from thingstash.pushids import push_id
+from thingstash.web import auth
+from thingstash.web.context import settings, store
+from thingstash.web.firebase import stream
+
+bp = Blueprint("firebase", __name__)
+
+JSON_TYPE = "application/json"
+RULES = ".settings/rules"
+METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
+_TIMEOUT = re.compile(r"([0-9]{1,9})(ms|s|min)")
+_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0}
+MAX_TIMEOUT_SECONDS = 15 * 60  # Firebase's own bound on `timeout`
+_WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
+
+
+# -- the request -----------------------------------------------------------------------------------
+
+
+def _arg(name: str) -> str | None:
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise Refusal(400, f"{name} may be given once")
+    return values[0] if values else None
+
+
+def _location(raw: str) -> tuple[str, Location]:
+    """(the path without `.json`, its location); 404 for a path that does not end in .json."""
+    if not raw.endswith(".json"):
+        raise Refusal(404, "Not found: Firebase REST paths end in .json (as in /users/ada.json)")
+    text = raw[: -len(".json")]
+    return text, mapping.parse_location(text)
+
+
+def _key() -> str | None:
+    """The key a request brings: `?auth=`, else `Authorization: Bearer`."""
+    given = _arg("auth")
+    if given:
+        return given
+    header: str = request.environ.get("HTTP_AUTHORIZATION", "")
+    kind, _, token = header.partition(" ")
+    if kind.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def authorize(scope: str, path: str | None) -> auth.Access:
+    """Who may: an open store lets any token (or none) do everything; once keys exist, a key
+    as `auth=` or Bearer, with its scope and prefix (a prefixed key reaches locations at or
+    below its prefix). Refused: 401 "Permission denied"."""
+    if auth.store_is_open():
+        access = auth.OPEN
+    else:
+        key = _key()
+        if key is None:
+            access = auth.check_keyless(scope, path)
+        else:
+            access = auth.check_key(key, scope, path, folders_above=False)
+    # Kept for the request, as the native face's check does: a stream asks it again later
+    # (auth.still_allowed), and ends when the key is revoked.
+    g.thingstash_access = access
+    return access
+
+
+def _budget() -> tree.Budget:
+    raw = _arg("timeout")
+    deadline = None
+    if raw is not None:
+        match = _TIMEOUT.fullmatch(raw)
+        if match is None:
+            raise Refusal(400, "timeout must be a number with ms, s or min, as in 3s or 150ms")
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        if seconds > MAX_TIMEOUT_SECONDS:
+            raise Refusal(400, "timeout may be at most 15min")
+        deadline = time.monotonic() + seconds
+    return tree.Budget(settings().firebase_max_read, deadline)
+
+
+def _body() -> Any:
+    raw = request.get_data(cache=True)
+    try:
+        return documents.loads(raw)
+    except BadDocument as error:
+        raise Refusal(
+            400, f"Invalid data; couldn't parse JSON object, array, or value. {error.detail}"
+        ) from None
+
+
+def _ttl() -> int:
+    config = settings()
+    return documents.resolve_ttl(None, _arg("ttl"), config.default_ttl, config.max_ttl)
+
+
+def _flag(name: str) -> bool:
+    raw = _arg(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise Refusal(400, f"{name} must be true or false")
+
+
+def _print() -> str | None:
+    mode = _arg("print")
+    if mode not in (None, "pretty", "silent"):
+        raise Refusal(400, "print must be pretty or silent")
+    return mode
+
+
+def _format() -> None:
+    mode = _arg("format")
+    if mode not in (None, "export", "strict"):
+        raise Refusal(400, "format must be export")
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+def _json(value: Any, pretty: bool) -> bytes:
+    if not pretty:
+        return documents.dumps(value)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except TypeError:  # an integer past 64 bits
+        return json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def answer(value: Any, etag: bool = False, status: int = 200) -> Response:
+    mode = _print()
+    if mode == "silent":
+        response = Response(status=204)
+    else:
+        response = Response(_json(value, mode == "pretty"), status=status, mimetype=JSON_TYPE)
+    if etag:
+        response.headers["ETag"] = mapping.etag(value)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _wants_etag() -> bool:
+    return request.headers.get("X-Firebase-ETag", "").lower() == "true"
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+@bp.route("/<anypath:raw>", methods=[*METHODS, "OPTIONS"])
+@bp.route("/", defaults={"raw": ""}, methods=[*METHODS, "OPTIONS"])
+def handle(raw: str) -> Response:
+    method = request.method
+    if method == "OPTIONS":
+        response = Response(status=204)
+        response.headers["Allow"] = ", ".join(METHODS)
+        return response
+    text, location = _location(raw) if raw != RULES + ".json" else (RULES, mapping.ROOT)
+    _print()
+    _format()
+    if text == RULES:
+        return _rules(method)
+    scope = "write" if method in _WRITE_METHODS else "read"
+    authorize(scope, mapping.thing_path(location))
+    if method == "GET":
+        return _get(location)
+    if request.headers.get("if-match") is not None and method not in ("PUT", "DELETE"):
+        raise Refusal(400, "if-match is supported with PUT and DELETE only")
+    if method == "PUT":
+        return _put(location)
+    if method == "DELETE":
+        written = tree.set_value(store(), location, None, _ttl(), _if_match())
+        return answer(written, etag=_if_match() is not None)
+    if method == "POST":
+        name = push_id()
+        value = mapping.normalize(_body())
+        tree.set_value(store(), (*location, name), value, _ttl())
+        return answer({"name": name})
+    written = tree.update_values(store(), location, _body(), _ttl())
+    return answer(written)
+
+
+def _if_match() -> str | None:
+    return request.headers.get("if-match")
+
+
+def _get(location: Location) -> Response:
+    if "text/event-stream" in request.environ.get("HTTP_ACCEPT", ""):
+        return stream.respond(location)
+    query = fbquery.parse_query(request.args.to_dict(flat=False))
+    shallow = _flag("shallow")
+    budget = _budget()
+    if shallow:
+        if query is not None:
+            raise Refusal(400, "shallow cannot be combined with query parameters")
+        return answer(tree.shallow_value(store(), location, budget))
+    if query is not None:
+        return answer(tree.query_value(store(), location, query, budget))
+    value = tree.read_value(store(), location, budget)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match == mapping.etag(value):
+        response = Response(status=304)
+        response.headers["ETag"] = if_none_match
+        return response
+    return answer(value, etag=_wants_etag() or if_none_match is not None)
+
+
+def _put(location: Location) -> Response:
+    value = mapping.normalize(_body())
+    expected = _if_match()
+    written = tree.set_value(store(), location, value, _ttl(), expected)
+    return answer(written, etag=expected is not None or _wants_etag())
+
+
+def _rules(method: str) -> Response:
+    authorize("admin", None)
+    if method == "GET":
+        return answer(tree.read_rules(store()))
+    if method != "PUT":
+        raise Refusal(405, "The rules document answers GET and PUT")
+    document = _body()
+    tree.write_rules(store(), document, settings().max_ttl)
+    return answer({"status": "ok"})
+
+
+def init_app(app: Flask) -> None:
+    from thingstash.web.things import AnyPathConverter
+
+    app.url_map.converters["anypath"] = AnyPathConverter
+    app.url_map.merge_slashes = False
+    app.register_blueprint(bp)

@@ -1,0 +1,58 @@
+"""`thingstash serve --firebase-port` as a subprocess on the session's Redis (one Redis or the
+cluster), shared by the Firebase face's test modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from .clusters import LocalCluster
+from .conftest import RedisServer, Served
+from .ports import free_port
+
+
+class FirebaseServed:
+    """The served pair: `native` (the thingstash API) and `url`, the Firebase face."""
+
+    def __init__(self, native: Served, port: int) -> None:
+        self.native = native
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.host = f"127.0.0.1:{port}"
+
+
+def start_firebase(redis_url: str, env: dict[str, str] | None = None) -> FirebaseServed:
+    port = free_port()
+    native = Served(
+        ["--redis-url", redis_url, "--firebase-port", str(port)],
+        env={"THINGSTASH_WORKERS": "1", **(env or {})},
+    ).start()
+    served = FirebaseServed(native, port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{served.url}/.json?shallow=true", timeout=2).status_code < 500:
+                return served
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            native.stop()
+            raise TimeoutError(f"the Firebase face did not start: {native.output()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def firebase_server(redis_server: RedisServer | LocalCluster) -> Iterator[FirebaseServed]:
+    served = start_firebase(redis_server.url)
+    yield served
+    served.native.stop()
+
+
+@pytest.fixture
+def firebase(firebase_server: FirebaseServed, redis_client: redis.Redis) -> FirebaseServed:
+    """The Firebase face on an emptied store (redis_client flushes it first)."""
+    return firebase_server
