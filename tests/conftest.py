@@ -56,6 +56,7 @@ CLUSTER_MODULES = frozenset(
         "test_write_together.py",
         "test_firebase_stream.py",
         "test_firebase_streams.py",
+        "test_firebase_multipath.py",
         "test_firebase_sdk.py",
         "test_firebase_http.py",
     }

@@ -24,10 +24,12 @@ from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.model import (
     Conditions,
+    PartlyWritten,
     PreconditionFailed,
     Store,
     Thing,
     ThingMissing,
+    ThingWrite,
     TooMuchContention,
 )
 
@@ -303,37 +305,73 @@ def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
 
 
 def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dict[str, Any]:
-    """update(L, {path: value, ...}): each place set (null deletes). Places within one thing
-    are one compare-and-set of it (atomic); otherwise each place is written in turn."""
+    """update(L, {path: value, ...}): each place set (null deletes), all in one
+    Store.write_together of the things they fall in (each thing read, changed in every place
+    it holds, and written if still the version read; read again and retried if not): atomic
+    on one Redis; on a cluster each thing is, and a thing that met another writer is read
+    again and retried alone (docs/firebase.md). The things below each place are removed
+    afterwards, as set_value does."""
     targets = plan_update(location, patch)
     if not targets:
         return {}
-    keys = list(patch)
-    holders = [nearest_thing(store, target) for target, _ in targets]
-    first = holders[0]
-    if first is not None and all(
-        holder is not None and holder[0] == first[0] and holder[0] != target
-        for holder, (target, _) in zip(holders, targets, strict=True)
-    ):
-        at = first[0]
-        written: dict[str, Any] = {}
+    remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
+    written: dict[str, Any] = {}
+    for attempt in range(CAS_ATTEMPTS):
+        values, changes = _plan_writes(store, remaining, ttl)
+        try:
+            store.write_together([change for change, _ in changes])
+        except PreconditionFailed:
+            pass
+        except PartlyWritten as partial:
+            done = {key for _, keys in changes[: partial.done] for key in keys}
+            written.update((key, values[key]) for key in done)
+            remaining = [place for place in remaining if place[0] not in done]
+        else:
+            written.update(values)
+            break
+        time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+    else:
+        raise TooMuchContention(mapping.thing_path(remaining[0][1]))
+    for target, _ in targets:
+        store.delete_tree(mapping.folder_path(target))
+    return {key: written[key] for key in patch}
 
-        def apply(current: Any) -> Any:
-            for key, (target, value) in zip(keys, targets, strict=True):
-                relative = target[len(at) :]
-                written[key] = _resolve(value, mapping.get_member(current, relative))
-                current = mapping.set_member(current, relative, written[key])
-            return current
 
-        change_thing(store, mapping.thing_path(at), apply, ttl, "patch")
-        for target, _ in targets:
-            store.delete_tree(mapping.folder_path(target))
-        return written
-    # Several things: written one after another (a reader may see some written before others).
-    return {
-        key: set_value(store, target, value, ttl)
-        for key, (target, value) in zip(keys, targets, strict=True)
-    }
+def _plan_writes(
+    store: Store, places: list[tuple[str, Location, Any]], ttl: int
+) -> tuple[dict[str, Any], list[tuple[ThingWrite, list[str]]]]:
+    """For places (key, location, value): the values written (server values resolved) by key,
+    and the things' writes, each with the keys it carries. A place inside a thing changes that
+    thing (with every other place it holds); any other place is a thing of its own, replaced.
+    Each write is conditional on the version read (or on absence)."""
+    written: dict[str, Any] = {}
+    # path -> (as read, new value, event, keys)
+    things: dict[str, tuple[Thing | None, Any, str, list[str]]] = {}
+    for key, target, value in places:
+        holder = nearest_thing(store, target)
+        if holder is not None and holder[0] != target:
+            at, thing = holder
+            path = mapping.thing_path(at)
+            read, current, _, keys = things.get(
+                path, (thing, mapping.thing_value(thing.body), "", [])
+            )
+            relative = target[len(at) :]
+            written[key] = _resolve(value, mapping.get_member(current, relative))
+            new = mapping.set_member(current, relative, written[key])
+            things[path] = (read, new, "patch", [*keys, key])
+        else:
+            own = holder[1] if holder is not None else None
+            current = mapping.thing_value(own.body) if own is not None else None
+            written[key] = _resolve(value, current)
+            things[mapping.thing_path(target)] = (own, written[key], "put", [key])
+    changes = []
+    for path, (read, new, event, keys) in things.items():
+        if new is None and read is None:
+            continue  # nothing there, nothing to write
+        condition = Conditions(if_match=(read.version,)) if read else Conditions(if_none_match="*")
+        body = documents.dumps(mapping.wrap(new)) if new is not None else None
+        changes.append((ThingWrite(path, body, ttl, condition, event), keys))
+    return written, changes
 
 
 # -- queries -------------------------------------------------------------------------------------
