@@ -35,7 +35,8 @@ def test_places_in_several_things_and_new_ones_are_written(fb: httpx.Client) -> 
         "dan": None,
         "ann/team": None,
     }
-    assert fb.get("/m.json").json() == {"ann": {"score": 5}, "bob": {"score": 6}, "cy": {"score": 7}}
+    stored = fb.get("/m.json").json()
+    assert stored == {"ann": {"score": 5}, "bob": {"score": 6}, "cy": {"score": 7}}
 
 
 def test_racing_increments_over_two_things_lose_nothing(fb: httpx.Client, firebase) -> None:  # noqa: F811
