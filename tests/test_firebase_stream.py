@@ -10,7 +10,7 @@ import orjson
 import pytest
 import redis
 
-from thingstash.firebase.mapping import Location
+from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import KEEPALIVE_FRAME
 from thingstash.live.hub import Hub
 from thingstash.model import Store
@@ -204,3 +204,22 @@ def test_a_resume_from_beyond_the_feed_gets_the_whole_value(hub: Hub, store: Sto
         assert (kind, data) == ("put", {"path": "/", "data": {"n": 1}})
     finally:
         frames.close()
+
+
+def test_a_value_grown_past_what_a_read_may_take_cancels_the_stream(hub: Hub, store: Store) -> None:
+    read = thing_value(store)
+
+    def capped(location: Location) -> bytes:
+        value = read(location)
+        if len(value) > 50:
+            raise Refusal(400, "Data requested exceeds the maximum size")
+        return value
+
+    opened = stream.open_stream(hub, ("big",), capped, None)
+    frames = stream.events(hub, opened, ("big",), capped, lambda: True, 0.2)
+    next(frames)
+    put(store, "big", {"text": "x" * 100})
+    assert next_events(frames, 1) == [("cancel", None, "Data requested exceeds the maximum size")]
+    with pytest.raises(StopIteration):
+        next(frames)
+    assert hub.watchers == 0
