@@ -31,10 +31,17 @@ from .fbserve import FirebaseServed, start_firebase
 _names = itertools.count()
 
 
+# A namespace of their own: the keys a test here makes close no other test's store.
+PREFIX = "fbstreams"
+
+
 @pytest.fixture(scope="module")
 def served(redis_server: RedisServer | LocalCluster) -> Iterator[FirebaseServed]:
     """A server of its own: keep-alives every second, and a store that gets keys (last)."""
-    started = start_firebase(redis_server.url, {"THINGSTASH_FIREBASE_KEEPALIVE": "1"})
+    started = start_firebase(
+        redis_server.url,
+        {"THINGSTASH_FIREBASE_KEEPALIVE": "1", "THINGSTASH_KEY_PREFIX": PREFIX},
+    )
     yield started
     started.native.stop()
 
@@ -328,7 +335,7 @@ def test_a_native_watch_sees_firebase_writes(sdk: firebase_admin.App, native: ht
 def test_a_revoked_key_cancels_its_stream(
     fb: httpx.Client, native: httpx.Client, redis_server: RedisServer | LocalCluster
 ) -> None:
-    store = open_store(redis_server.url)
+    store = open_store(redis_server.url, PREFIX)
     try:
         reader_record, reader = keys.create_key(store, "read")
         _, writer = keys.create_key(store, "write")
