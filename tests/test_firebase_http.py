@@ -300,3 +300,22 @@ def test_keys_scope_and_prefix(
         assert read_only.status_code == 401
         rules = client.get("/.settings/rules.json", params={"auth": writer})
         assert rules.status_code == 401
+
+
+def test_native_watchers_see_firebase_writes(fb: httpx.Client, native: httpx.Client) -> None:
+    headers = {"Accept": "text/event-stream"}
+    with native.stream("GET", "/devices/", headers=headers, timeout=30) as events:
+        lines = events.iter_lines()
+        assert next(lines).startswith(": watching")
+        fb.put("/devices/esp.json", json=7)
+        fb.patch("/devices.json", json={"esp": 8, "pi": {"up": True}})
+        seen: list[tuple[str, str]] = []
+        kind = ""
+        for line in lines:
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                seen.append((kind, json.loads(line.removeprefix("data: "))["path"]))
+                if len(seen) == 3:
+                    break
+    assert seen == [("put", "devices/esp"), ("put", "devices/esp"), ("put", "devices/pi")]

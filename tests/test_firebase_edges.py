@@ -1,0 +1,189 @@
+"""The Firebase face in process (its Flask app on the test Redis): bad input of every shape
+never gets a 500, and queries over folders past 1,000 things use the query engine's indexes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from thingstash.config import Settings
+from thingstash.model import Store
+from thingstash.store import open_store
+from thingstash.web.firebase.app import create_firebase_app
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    the_store = open_store(settings.redis_url or "", settings.key_prefix)
+    yield the_store
+    the_store.close()
+
+
+@pytest.fixture
+def app(settings: Settings, store: Store) -> Flask:
+    return create_firebase_app(settings, store)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+bodies = st.one_of(
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=40),
+    st.sampled_from(
+        [
+            b'{".sv": "timestamp"}',
+            b'{"a": {".sv": {"increment": "x"}}}',
+            b'{"a": {".sv": "nope"}}',
+            b'{".value": 1, "b": 2}',
+            b'{"a/b": 1, "a": 2}',
+            b"[" * 100 + b"]" * 100,
+            b'{"a": ' * 40 + b"1" + b"}" * 40,
+            b"1" * 5000,
+        ]
+    ),
+)
+paths = st.one_of(
+    st.text(max_size=20).map(lambda text: "/" + quote(text, safe="/") + ".json"),
+    st.sampled_from(["/.json", "/a//b.json", "/.settings/rules.json", "/%FF.json", "/a"]),
+)
+params = st.dictionaries(
+    st.sampled_from(
+        [
+            "orderBy",
+            "limitToFirst",
+            "limitToLast",
+            "startAt",
+            "endAt",
+            "equalTo",
+            "shallow",
+            "print",
+            "timeout",
+            "format",
+            "ttl",
+            "auth",
+        ]
+    ),
+    st.one_of(st.text(max_size=8), st.sampled_from(['"$key"', '"$value"', '"a/b"', "3", "true"])),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(["GET", "PUT", "POST", "PATCH", "DELETE"]),
+    paths,
+    params,
+    bodies,
+    st.sampled_from([{}, {"if-match": "x"}, {"X-Firebase-ETag": "true"}]),
+)
+def test_bad_input_never_gets_a_500(
+    client: FlaskClient,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: bytes,
+    headers: dict[str, str],
+) -> None:
+    response = client.open(path, method=method, query_string=query, data=body, headers=headers)
+    assert response.status_code < 500, response.get_data(as_text=True)
+    if response.status_code >= 400 and response.status_code != 412:
+        assert set(response.get_json()) == {"error"}
+
+
+def test_a_failing_place_of_a_multi_path_patch_writes_nothing(client: FlaskClient) -> None:
+    client.put("/a.json", json={"n": 1})
+    client.put("/b.json", json={"s": "text"})
+    refused = client.patch("/.json", json={"a/n": 2, "b/s": {".sv": {"increment": 1}}})
+    assert refused.status_code == 400 and "Invalid data" in refused.get_json()["error"]
+    assert client.get("/.json").get_json() == {"a": {"n": 1}, "b": {"s": "text"}}
+
+
+def test_multi_path_patch_over_things_and_new_places(client: FlaskClient) -> None:
+    client.put("/u/ann.json", json={"age": 30})
+    client.put("/u/bob.json", json={"age": 40})
+    written = client.patch(
+        "/u.json", json={"ann/age": 31, "bob": None, "cy": {"age": 1}, "dee/age": 5}
+    )
+    assert written.get_json() == {"ann/age": 31, "bob": None, "cy": {"age": 1}, "dee/age": 5}
+    assert client.get("/u.json").get_json() == {
+        "ann": {"age": 31},
+        "cy": {"age": 1},
+        "dee": {"age": 5},
+    }
+
+
+# -- queries over large folders ------------------------------------------------------------------
+
+
+def _fill(store: Store, folder: str, count: int) -> None:
+    store.put_many(
+        [(f"{folder}t{n:05d}", json.dumps({"score": n % 50}).encode(), 3600) for n in range(count)]
+    )
+
+
+def _keys(response: Any) -> list[str]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return list(json.loads(response.get_data()))
+
+
+def test_a_large_folder_needs_an_index_declared_in_the_rules(
+    client: FlaskClient, store: Store
+) -> None:
+    _fill(store, "big/", 1001)
+    score = {"orderBy": '"score"', "limitToFirst": "3"}
+    refused = client.get("/big.json", query_string=score)
+    assert refused.status_code == 400
+    assert refused.get_json() == {
+        "error": 'Index not defined, add ".indexOn": "score", for path "/big", to the rules'
+    }
+    by_value = client.get("/big.json", query_string={"orderBy": '"$value"', "limitToFirst": "1"})
+    assert by_value.status_code == 400 and '".indexOn": ".value"' in by_value.get_json()["error"]
+    rules = {"rules": {".read": True, "big": {".indexOn": ["score"]}}}
+    assert client.put("/.settings/rules.json", json=rules).status_code == 200
+    assert client.get("/.settings/rules.json").get_json() == rules
+    assert [(i.folder, i.field) for i in store.indexes()] == [("big/", "score")]
+    store.build_indexes()
+    assert _keys(client.get("/big.json", query_string=score)) == ["t00000", "t00050", "t00100"]
+    last = {"orderBy": '"score"', "limitToLast": "2"}
+    assert _keys(client.get("/big.json", query_string=last)) == ["t00949", "t00999"]
+    between = {"orderBy": '"score"', "startAt": "48", "endAt": "49", "limitToFirst": "3"}
+    assert _keys(client.get("/big.json", query_string=between)) == ["t00048", "t00098", "t00148"]
+    after = {"orderBy": '"score"', "startAfter": "48", "limitToFirst": "1"}
+    assert _keys(client.get("/big.json", query_string=after)) == ["t00049"]
+    equal = {"orderBy": '"score"', "equalTo": "7"}
+    assert len(_keys(client.get("/big.json", query_string=equal))) == 20
+    by_key = {"orderBy": '"$key"', "limitToLast": "2"}  # keys need no index
+    assert _keys(client.get("/big.json", query_string=by_key)) == ["t00999", "t01000"]
+
+
+def test_rules_documents_are_checked(client: FlaskClient) -> None:
+    for bad in [[1], {"no": "rules"}, {"rules": {"a": {".indexOn": 5}}}]:
+        refused = client.put("/.settings/rules.json", json=bad)
+        assert refused.status_code == 400 and "error" in refused.get_json()
+    assert client.get("/.settings/rules.json").get_json()["rules"][".read"] == "auth != null"
