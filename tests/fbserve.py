@@ -25,12 +25,18 @@ class FirebaseServed:
         self.host = f"127.0.0.1:{port}"
 
 
-def start_firebase(redis_url: str, env: dict[str, str] | None = None) -> FirebaseServed:
-    port = free_port()
-    native = Served(
-        ["--redis-url", redis_url, "--firebase-port", str(port)],
-        env={"THINGSTASH_WORKERS": "1", **(env or {})},
-    ).start()
+def start_firebase(
+    redis_url: str, env: dict[str, str] | None = None, flag: bool = True
+) -> FirebaseServed:
+    """`serve --firebase-port` on a free port; `flag=False`: no flag, the environment's
+    THINGSTASH_FIREBASE_PORT names the port."""
+    env = {"THINGSTASH_WORKERS": "1", **(env or {})}
+    if flag:
+        port = free_port()
+        args = ["--firebase-port", str(port)]
+    else:
+        port, args = int(env["THINGSTASH_FIREBASE_PORT"]), []
+    native = Served(["--redis-url", redis_url, *args], env=env).start()
     served = FirebaseServed(native, port)
     deadline = time.monotonic() + 30
     while True:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import firebase_admin
@@ -263,3 +264,20 @@ def test_rules_with_index_on(app: firebase_admin.App, base: db.Reference) -> Non
     rules["rules"] = {"_sdk": {"python": {"scores": {".indexOn": ["points"]}}}}
     client.request("put", "/.settings/rules.json", json=rules)
     assert client.body("get", "/.settings/rules.json")["rules"] == rules["rules"]
+
+
+def test_concurrent_transactions_lose_no_increment(base: db.Reference) -> None:
+    # Two clients, each adding 1 fifteen times through if-match: every increment lands, inside
+    # a thing (hits/n) and as a thing of its own (total).
+    inside, whole = base.child("hits/n"), base.child("total")
+    base.child("hits").set({"n": 0, "other": "kept"})
+
+    def add(ref: db.Reference) -> None:
+        for _ in range(15):
+            ref.transaction(lambda value: (value or 0) + 1)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(add, ref) for ref in (inside, inside, whole, whole)]:
+            future.result()
+    assert inside.get() == 30 and whole.get() == 30
+    assert base.child("hits/other").get() == "kept"

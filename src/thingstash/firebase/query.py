@@ -33,7 +33,6 @@ PARAMETERS = (
     "endBefore",
 )
 _INT32 = re.compile(r"-?(0|[1-9][0-9]{0,9})")
-_UNSET: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
