@@ -74,6 +74,14 @@ def brute(scores: dict[str, Any], desc: bool = False) -> list[str]:
     return sorted(scores, key=lambda n: firebase_order(value(n), n), reverse=desc)
 
 
+def settle(app: Flask) -> None:
+    """Wait for what a new store's builder writes once at its start (the mark that the
+    sub-folder sets are complete), so that a test can compare the keyspace before and after."""
+    deadline = time.monotonic() + 30
+    while not app.extensions["thingstash.store"].querying.subfolders_ready():
+        assert time.monotonic() < deadline
+
+
 @pytest.fixture(params=["computed", "indexed"])
 def way(request: pytest.FixtureRequest, client: FlaskClient) -> str:
     """Each test of the answers runs on a folder without an index (computed in Python) and on
@@ -260,26 +268,36 @@ def test_a_large_folder_needs_an_index_and_the_400_names_it(
 ) -> None:
     store = app.extensions["thingstash.store"]
     store.put_many([(f"big/t{i:04}", orjson.dumps({"score": i % 50}), 600) for i in range(1001)])
+    settle(app)
     keys_before = set(redis_client.keys("*"))
     body = assert_problem(client.get("/big/?order_by=score&limit=3"), 400, "index")
     assert "thingstash index create big/ 'score'" in body["detail"]
     assert set(redis_client.keys("*")) == keys_before  # a refused query creates nothing
-    assert_problem(client.get("/big/?count=true"), 400, "$name")
     index_id = create_index(client, "big/", "score")
     wait_ready(client, index_id)
     answer = q(client, "big/", order_by="score", desc="true", limit=3)
     assert [t["key"] for t in answer["things"]] == [49, 49, 49]
     assert q(client, "big/", order_by="score", count="true", equal_to="0") == {"count": 21}
+
+
+def test_name_and_count_need_no_index_whatever_the_size(
+    app: Flask, client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(f"big/t{i:04}", b"{}", 600) for i in range(1001)])
     client.put("/big/sub/deeper", json={})  # a sub-folder: not one of the folder's things
-    assert q(client, "big/", count="true") == {"count": 1001}  # read from the ready index
-    by_name = assert_problem(client.get("/big/?order_by=$name&desc=true"), 400, "index")
-    assert "'$name'" in by_name["detail"]
-    wait_ready(client, create_index(client, "big/", "$name"))
+    client.put("/big/t0500/deeper", json={})  # nor this one, named as a thing is
+    assert q(client, "big/", count="true") == {"count": 1001}
     last = q(client, "big/", order_by="$name", desc="true", limit=2)
     assert names(last) == ["t1000", "t0999"] and last["things"][0]["key"] == "t1000"
+    assert [t["rank"] for t in last["things"]] == [1, 2]
     assert q(client, "big/", order_by="$name", start_at='"t0990"', count="true") == {"count": 11}
     around = q(client, "big/", order_by="$name", around="t0500", limit=3)
+    assert names(around) == ["t0499", "t0500", "t0501"]
     assert [t["rank"] for t in around["things"]] == [500, 501, 502]
+    assert_problem(client.get("/big/?order_by=$name&around=sub"), 404, "doesn't exist")
+    assert len(q(client, "big/", order_by="$name", limit=1000, values="true")["things"]) == 1000
+    assert [i.public()["field"] for i in store.indexes()] == []  # no index was needed
 
 
 def test_an_index_built_while_writes_go_on_ends_equal_to_a_recount(
@@ -405,6 +423,7 @@ def test_index_admin(app: Flask, client: FlaskClient, monkeypatch: pytest.Monkey
         ({"folder": "a//b/", "field": "x"}, "empty segment"),
         ({"folder": "a/", "field": "x//y"}, "empty segment"),
         ({"folder": "g*/", "field": "x"}, "whole segment"),
+        ({"folder": "a/", "field": "$name"}, "needs no index"),
         ({"folder": "a/"}, "strings"),
         ({"folder": "a/", "field": "x", "extra": 1}, "nothing else"),
         ([1], "json object"),
@@ -449,9 +468,15 @@ def test_dropping_an_index_removes_its_entries(
     ],
 )
 def test_bad_queries_are_400_saying_what_to_send(
-    client: FlaskClient, redis_client: redis.Redis, query: str, status: int, words: list[str]
+    app: Flask,
+    client: FlaskClient,
+    redis_client: redis.Redis,
+    query: str,
+    status: int,
+    words: list[str],
 ) -> None:
     client.put("/b/x", json={"a": 1})
+    settle(app)
     before = set(redis_client.keys("*"))
     assert_problem(client.get("/b/?" + query), status, *words)
     assert set(redis_client.keys("*")) == before
@@ -592,6 +617,8 @@ def test_index_commands_on_the_store(app: Flask, client: FlaskClient, redis_serv
     assert again.returncode == 0 and "already declared" in again.stderr
     bad = thingstash("index", "create", "cli", "a//b", "--redis-url", redis_server.url)
     assert bad.returncode == 2 and "empty segment" in bad.stderr
+    by_name = thingstash("index", "create", "cli", "$name", "--redis-url", redis_server.url)
+    assert by_name.returncode == 2 and "needs no index" in by_name.stderr
     dropped = thingstash("index", "drop", index_id, "--redis-url", redis_server.url)
     assert dropped.returncode == 0
     assert thingstash("index", "drop", index_id, "--redis-url", redis_server.url).returncode == 1
@@ -646,3 +673,221 @@ def test_the_query_command_over_http(served: Any) -> None:
             watcher.wait(10)
             if watcher.stdout is not None:
                 watcher.stdout.close()
+
+
+# -- by name, from the folder's own index, on any size ----------------------------------------
+
+# Names that sort around "/" (0x2F) and its neighbours, beside sub-folders of the same names.
+_NAME_CHARS = "!.0/:Aaé😀"
+
+
+def _big_folder(app: Flask, folder: str, things: list[str], subfolders: list[str]) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(folder + name, b"{}", 600) for name in things])
+    store.put_many([(f"{folder}{sub}x", b"{}", 600) for sub in subfolders])
+
+
+@pytest.fixture
+def named(app: Flask) -> tuple[str, list[str]]:
+    """A folder of 1,200 things and 300 sub-folders mixed in among them (some named as its
+    things are, `t0005` and `t0005/`), and its things' names in order."""
+    things = [f"t{i:04}" for i in range(0, 1200 * 3, 3)]
+    things += ["a!", "a.", "a0", "z😀"]
+    subfolders = [f"t{i:04}/" for i in range(0, 900 * 3, 9)] + ["a/", "zz/"]
+    _big_folder(app, "nm/", things, subfolders)
+    return "nm/", sorted(things)
+
+
+def _expected_range(ordered: list[str], start: str | None, end: str | None, desc: bool) -> list:
+    low, high = (end, start) if desc else (start, end)
+    return [n for n in ordered if (low is None or n >= low) and (high is None or n <= high)]
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    desc=st.booleans(),
+    limit=st.integers(1, 300),
+    start=st.one_of(st.none(), st.text(alphabet="t0123456789" + _NAME_CHARS, max_size=5)),
+    end=st.one_of(st.none(), st.text(alphabet="t0123456789" + _NAME_CHARS, max_size=5)),
+    around=st.integers(0, 1203),
+)
+def test_name_queries_over_a_large_folder_with_subfolders_match_brute_force(
+    client: FlaskClient,
+    named: tuple[str, list[str]],
+    desc: bool,
+    limit: int,
+    start: str | None,
+    end: str | None,
+    around: int,
+) -> None:
+    folder, ascending = named
+    ordered = list(reversed(ascending)) if desc else ascending
+    rank_of = {name: i + 1 for i, name in enumerate(ordered)}
+    expected = _expected_range(ordered, start, end, desc)
+    params: dict[str, Any] = {"order_by": "$name", "desc": str(desc).lower(), "limit": limit}
+    if start is not None:
+        params["start_at"] = orjson.dumps(start).decode()
+    if end is not None:
+        params["end_at"] = orjson.dumps(end).decode()
+    seen: list[str] = []
+    cursor = None
+    for _ in range(1300):
+        answer = q(client, folder, **params, **({"cursor": cursor} if cursor else {}))
+        assert [t["rank"] for t in answer["things"]] == [rank_of[n] for n in names(answer)]
+        assert [t["key"] for t in answer["things"]] == names(answer)
+        seen += names(answer)
+        cursor = answer["next"]
+        if cursor is None:
+            break
+    assert seen == expected
+    counted = {k: v for k, v in params.items() if k != "limit"}
+    assert q(client, folder, **counted, count="true") == {"count": len(expected)}
+    # around: the page of `limit` centred on one thing, kept whole at either end
+    target = ordered[around % len(ordered)]
+    first = max(0, min(rank_of[target] - 1 - (limit - 1) // 2, len(ordered) - limit))
+    by_name = {"order_by": "$name", "desc": str(desc).lower(), "limit": limit}
+    centred = q(client, folder, **by_name, around=target)
+    assert names(centred) == ordered[first : first + limit]
+    assert [t["rank"] for t in centred["things"]] == list(range(first + 1, first + limit + 1))[
+        : len(ordered) - first
+    ]
+    assert q(client, folder, count="true") == {"count": len(ordered)}
+
+
+def test_a_page_among_many_subfolders_ends_early_and_resumes(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A budget of 5 sub-folders per page, for a folder with runs of 40 between its things.
+    monkeypatch.setattr("thingstash.store.querying.MAX_PASSED_SUBFOLDERS", 5)
+    things = [f"k{i:03}" for i in range(0, 1200, 40)]
+    subfolders = [f"k{i:03}x/" for i in range(1200) if i % 40]
+    _big_folder(app, "dense/", things, subfolders)
+    for desc in (False, True):
+        ordered = sorted(things, reverse=desc)
+        seen: list[str] = []
+        ranks: list[int] = []
+        short = 0
+        cursor = None
+        while True:
+            params = {"order_by": "$name", "desc": str(desc).lower(), "limit": 4}
+            answer = q(client, "dense/", **params, **({"cursor": cursor} if cursor else {}))
+            seen += names(answer)
+            ranks += [t["rank"] for t in answer["things"]]
+            cursor = answer["next"]
+            if cursor is None:
+                break
+            short += len(answer["things"]) < 4
+        assert seen == ordered and ranks == list(range(1, len(things) + 1))
+        assert short > 0  # pages did end early, and the cursor went on from there
+    around = q(client, "dense/", order_by="$name", around="k600", limit=3)
+    assert "k600" in names(around)
+    assert [t["rank"] for t in around["things"]] == [
+        sorted(things).index(n) + 1 for n in names(around)
+    ]
+
+
+def test_subfolders_coming_and_going_keep_counts_and_ranks(app: Flask, client: FlaskClient) -> None:
+    store = app.extensions["thingstash.store"]
+    things = [f"t{i:04}" for i in range(1001)]
+    store.put_many([(f"cg/{name}", b"{}", 600) for name in things])
+
+    def check() -> None:
+        assert q(client, "cg/", count="true") == {"count": len(things)}
+        tail = q(client, "cg/", order_by="$name", desc="true", limit=3)
+        assert names(tail) == sorted(things)[::-1][:3]
+        assert [t["rank"] for t in tail["things"]] == [1, 2, 3]
+        around = q(client, "cg/", order_by="$name", around="t0500", limit=1)
+        assert around["things"][0]["rank"] == sorted(things).index("t0500") + 1
+
+    check()
+    client.put("/cg/a/x", json={})  # a sub-folder appears (put)
+    store.put_many([("cg/b/x", b"{}", 600), ("cg/t0700/y/z", b"{}", 600), ("cg/n", b"{}", 600)])
+    things.append("n")
+    check()
+    client.put("/cg/a/y", json={})  # a folder that exists already: nothing changes
+    check()
+    assert client.delete("/cg/a/x").status_code == 204
+    check()
+    assert client.delete("/cg/a/y").status_code == 204  # its last thing: the folder goes
+    check()
+    deleted = client.delete("/cg/t0700/?recursive=true")
+    assert deleted.status_code == 200 and deleted.get_json() == {"deleted": 1}
+    check()
+    client.put("/cg/brief/x?ttl=1", json={})  # a sub-folder that goes by expiry
+    client.put("/cg/c/x", json={})
+    check()
+    deadline = time.monotonic() + 30
+    while (listed := q(client, "cg/", limit=10)["folders"]) != ["cg/b/", "cg/c/"]:
+        assert time.monotonic() < deadline, f"the expired sub-folder stayed listed: {listed}"
+        time.sleep(0.1)
+    check()
+    assert client.delete("/cg/t0001").status_code == 204  # a thing goes
+    things.remove("t0001")
+    check()
+
+
+def test_a_store_from_before_the_subfolder_sets_gets_them(
+    app: Flask,
+    client: FlaskClient,
+    make_app: Callable[..., Flask],
+    redis_client: redis.Redis,
+) -> None:
+    things = [f"t{i:04}" for i in range(1100)]
+    subfolders = [f"t{i:04}/" for i in range(0, 1100, 7)] + ["deep/"]
+    _big_folder(app, "old/", things, subfolders)
+    _big_folder(app, "old/deep/", [f"d{i}" for i in range(1001)], ["inner/"])
+    client.put("/small/a", json={})
+    deadline = time.monotonic() + 30
+    while not redis_client.exists("ts:subfolders:ready"):  # this process's own walk, done first
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # As an earlier version left the store: no sub-folder sets, no mark that they are built.
+    made = [k for k in redis_client.scan_iter(match="ts:f:*", count=1000) if k.endswith(b":sub")]
+    made += redis_client.scan_iter(match="ts:fsub:*", count=1000)  # (a cluster's top level)
+    assert made  # (the sets this version made as it wrote)
+    redis_client.delete(*made, "ts:subfolders:ready")
+    # Another process is building them: this one answers what it can, 503 for the rest.
+    redis_client.set("ts:subfolders:lease", "someone", px=60_000)
+    upgraded = make_app().test_client()
+    response = upgraded.get("/old/?order_by=$name&limit=2")
+    assert_problem(response, 503, "building")
+    assert response.headers["Retry-After"]
+    assert_problem(upgraded.get("/old/?count=true"), 503, "building")
+    assert names(q(upgraded, "small/", order_by="$name")) == ["a"]  # small: computed
+    redis_client.delete("ts:subfolders:lease")  # (that process went away)
+    deadline = time.monotonic() + 30
+    while upgraded.get("/old/?count=true").status_code != 200:
+        assert time.monotonic() < deadline, "the sub-folder sets were never built"
+        time.sleep(0.1)
+    assert redis_client.exists("ts:subfolders:ready")
+    assert q(upgraded, "old/", count="true") == {"count": 1100}
+    assert q(upgraded, "old/deep/", count="true") == {"count": 1002}  # and old/deep/x
+    tail = q(upgraded, "old/", order_by="$name", desc="true", limit=2)
+    assert names(tail) == ["t1099", "t1098"] and [t["rank"] for t in tail["things"]] == [1, 2]
+    around = q(upgraded, "old/", order_by="$name", around="t0700", limit=1)
+    assert around["things"][0]["rank"] == 701
+    # and the sets keep up with writes from then on
+    upgraded.put("/old/t0001/x", json={})
+    assert upgraded.delete("/old/deep/inner/x").status_code == 204
+    assert q(upgraded, "old/deep/", count="true") == {"count": 1002}
+    around = q(upgraded, "old/", order_by="$name", around="t0700", limit=1)
+    assert around["things"][0]["rank"] == 701
+
+
+def test_a_live_name_query_on_a_large_folder(app: Flask, client: FlaskClient) -> None:
+    store = app.extensions["thingstash.store"]
+    store.put_many([(f"lv/t{i:04}", b"{}", 600) for i in range(1001)])
+    with watching_query(client, "/lv/?order_by=$name&limit=2") as stream:
+        first = stream.answer()
+        assert names(first) == ["t0000", "t0001"]
+        client.put("/lv/a/x", json={})  # a sub-folder first in the order: not in the answer
+        client.put("/lv/b", json={})  # a thing that is
+        answer = stream.answer()
+        assert names(answer) == ["b", "t0000"]
+        assert [t["rank"] for t in answer["things"]] == [1, 2]
+        assert client.delete("/lv/b").status_code == 204
+        assert names(stream.answer()) == ["t0000", "t0001"]

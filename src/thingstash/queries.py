@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thingstash import documents, ordering
-from thingstash.model import Thing
+from thingstash.model import StorageUnavailable, Thing
 from thingstash.ordering import Field, LexRange
 
 DEFAULT_LIMIT = 100
@@ -133,6 +133,20 @@ class NeedsIndex(Exception):
         self.folder = folder
         self.field = field
         self.detail = create_hint(folder, field, too_big)
+        super().__init__(self.detail)
+
+
+class NamesBuilding(StorageUnavailable):
+    """A query by name (or a count) on a large folder of a store written by an earlier version,
+    whose sub-folder sets are still being built (a one-time walk): a 503, to be asked again."""
+
+    detail = (
+        "this store is building what it needs to answer queries by name and counts on large "
+        "folders (a one-time step after an upgrade, a few seconds per million things): ask "
+        "again shortly"
+    )
+
+    def __init__(self) -> None:
         super().__init__(self.detail)
 
 
@@ -309,8 +323,10 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query | None:
         try:
             after = ordering.decode_cursor(raw_cursor)
             if field.is_name:
+                # a thing's name, or a sub-folder's ("b/"): where a page among many
+                # sub-folders ended
                 name = after.decode("utf-8")
-                if not name or "/" in name:
+                if not name or name == "/" or "/" in name[:-1]:
                     raise bad
             else:
                 ordering.split_member(after)
@@ -473,9 +489,17 @@ def parse_index_folder(text: str) -> str:
 
 def parse_index_field(text: str) -> Field:
     try:
-        return ordering.parse_field(text)
+        field = ordering.parse_field(text)
     except ordering.BadField as error:
         raise BadQuery("bad field", str(error)) from None
+    if field.is_name:
+        # It would cost every write and never be read: the folder's own index answers.
+        raise BadQuery(
+            "no index needed",
+            "order_by=$name needs no index: every folder answers it, with ranks and counts, "
+            "whatever its size; index a field of the things' JSON or $updated",
+        )
+    return field
 
 
 def covering(indexes: Sequence[Index], folder: str, field: Field) -> Index | None:

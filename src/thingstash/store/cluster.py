@@ -16,6 +16,9 @@ exists but is not listed:
   whether the thing or folder is there after all, and puts its whole ancestry back if so;
 - a delete takes folders it leaves empty out of their parents, level by level, in the same
   careful way; listings skip (and remove) empty folders that an interruption left behind;
+- a folder index and its sub-folder set (single.py) share a slot: a sub-folder's entry is
+  added or removed by folder_entries.lua, which keeps the set in the same step; a thing's
+  entry stays a plain ZADD or ZREM;
 - the expiry schedule is split in SCHEDULE_SHARDS sorted sets (one slot each); a write sets its
   thing's entry after the thing, with ZADD LT (the earliest end wins), so whatever the order of
   racing writes an entry is never later than its thing's end; the reaper checks each due thing
@@ -37,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.client import PubSub
 from redis.cluster import ClusterPipeline, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
@@ -65,6 +69,7 @@ from thingstash.store.common import (
     REAP_BATCH,
     REAP_GRACE_MS,
     REPLY_TIMEOUT_S,
+    SUBFOLDERS_SUFFIX,
     UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
@@ -116,6 +121,35 @@ class ClusterStore(RedisStore):
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
         self._settle = self.client.register_script(load_script("settle.lua"))
+        self._subfolder_keys: dict[str, str] = {}  # folder -> its set's key, when not the usual
+        self._folder_entries = self.client.register_script(
+            load_script("folders.lua") + load_script("folder_entries.lua")
+        )
+
+    def subfolders_key(self, folder: str) -> str:
+        """As on one Redis, the index's key and a suffix, when that shares its slot. Not when
+        the index's hash tag is empty (`ns:f:{}`, the top level; a folder starting with `}`),
+        so that the whole key is hashed: then a key of its own, with a hash tag picked to land
+        in the index's slot."""
+        index = self.folder_key(folder)
+        key = index + SUBFOLDERS_SUFFIX
+        if key_slot(key.encode("utf-8", "surrogatepass")) == key_slot(
+            index.encode("utf-8", "surrogatepass")
+        ):
+            return key
+        found = self._subfolder_keys.get(folder)
+        if found is None:
+            slot = key_slot(index.encode("utf-8", "surrogatepass"))
+            tag = 0
+            while key_slot(f"{self.prefix}:fsub:{{{tag}}}".encode()) != slot:
+                tag += 1  # (16,384 slots: about as many tries, under 10 ms)
+            found = self._subfolder_keys[folder] = f"{self.prefix}:fsub:{{{tag}}}:{folder}"
+        return found
+
+    def _subfolders_of(self, index: str) -> str:
+        """The sub-folder set of the folder index `index` (a key folder_key made)."""
+        head = f"{self.prefix}:f:{{"
+        return self.subfolders_key(index[len(head) : -1])
 
     def schedule_key(self, path: str) -> str:
         shard = zlib.crc32(path.encode("utf-8", "surrogatepass")) % SCHEDULE_SHARDS
@@ -128,6 +162,48 @@ class ClusterStore(RedisStore):
         """(folder index key, name in it) for every level above `path`, its parent first."""
         return [(self.folder_key(folder), name) for folder, name in ancestry(path)]
 
+    def _change_entry(
+        self, pipe: ClusterPipeline, key: str, name: str, add: bool, scripted: list[Any]
+    ) -> None:
+        """Queue adding (or removing) `name` in the folder index `key`: a thing's name is a
+        plain ZADD (ZREM); a sub-folder's is folder_entries.lua, which keeps the folder's
+        sub-folder set in the same step. Scripted calls are noted in `scripted` for
+        _execute (a node that lacks the script)."""
+        if not name.endswith("/"):
+            if add:
+                pipe.zadd(key, {name: 0})
+            else:
+                pipe.zrem(key, name)
+            return
+        keys = [key, self._subfolders_of(key)]
+        args = ["add" if add else "remove", name]
+        scripted.append((len(pipe), keys, args))
+        # (the evalsha method is refused in cluster pipelines; the command routes by its key)
+        pipe.execute_command("EVALSHA", self._folder_entries.sha, 2, *keys, *args)
+
+    def _execute(
+        self, pipe: ClusterPipeline, scripted: list[Any], raise_on_error: bool = True
+    ) -> list[Any]:
+        """pipe.execute(), with each folder_entries.lua call a node refused for lack of the
+        script sent again (the plain call loads it)."""
+        replies = pipe.execute(raise_on_error=False)
+        for position, keys, args in scripted:
+            if isinstance(replies[position], NoScriptError):
+                replies[position] = self._folder_entries(keys=keys, args=args)
+        if raise_on_error:
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return replies
+
+    def _change_entries(self, key: str, names: Sequence[str], add: bool) -> None:
+        """Add (or remove) names in one folder index, one pipelined batch."""
+        pipe = self.client.pipeline(transaction=False)
+        scripted: list[Any] = []
+        for name in names:
+            self._change_entry(pipe, key, name, add, scripted)
+        self._execute(pipe, scripted)
+
     def _index(
         self,
         entries: Iterable[tuple[str, str]],
@@ -137,14 +213,15 @@ class ClusterStore(RedisStore):
         """Add names to folder indexes (and one thing's expiry to the schedule, and its event to
         the feed) in one pipelined batch; return the event id."""
         pipe = self.client.pipeline(transaction=False)
+        scripted: list[Any] = []
         for key, name in entries:
-            pipe.zadd(key, {name: 0})
+            self._change_entry(pipe, key, name, True, scripted)
         if feed is not None and expires_at_ms is not None:
             path = str(feed["p"])
             pipe.zadd(self.schedule_key(path), {path: expires_at_ms}, lt=True)
         if feed is not None:
             self._log_event(feed, pipe)
-        results = pipe.execute()
+        results = self._execute(pipe, scripted)
         event_id: bytes | None = results[-1] if feed is not None and results else None
         return event_id.decode() if event_id is not None else None
 
@@ -311,12 +388,13 @@ class ClusterStore(RedisStore):
             calls.append((path, version, ttl_ms, payload, args))
             entries.update(dict.fromkeys(self._ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
+        scripted: list[Any] = []
         for key, name in entries:
-            pipe.zadd(key, {name: 0})
+            self._change_entry(pipe, key, name, True, scripted)
         for path, *_, args in calls:
             # (the evalsha method is refused in cluster pipelines; the command routes by its key)
             pipe.execute_command("EVALSHA", self._put.sha, 1, self.thing_key(path), *args)
-        replies = pipe.execute(raise_on_error=False)
+        replies = self._execute(pipe, scripted, raise_on_error=False)
         indexed = not any(isinstance(reply, Exception) for reply in replies[: len(entries)])
         written = []  # (call, created) of each thing stored
         failure: Exception | None = None
@@ -335,13 +413,14 @@ class ClusterStore(RedisStore):
             if written[-1][1] or not indexed:
                 again.update(dict.fromkeys(self._ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
+        scripted = []
         for key, name in again:
-            pipe.zadd(key, {name: 0})
+            self._change_entry(pipe, key, name, True, scripted)
         for (path, _, _, _, args), _ in written:
             pipe.zadd(self.schedule_key(path), {path: args[-1]}, lt=True)  # see put()
         for (path, _, ttl_ms, payload, _), _ in written:
             self._log_event({"e": "put", "p": path, "d": payload, "t": str(ttl_ms)}, pipe)
-        event_ids = pipe.execute()[len(again) + len(written) :]
+        event_ids = self._execute(pipe, scripted)[len(again) + len(written) :]
         self._reindex(
             [
                 (path, payload[VERSION_LENGTH:], version)
@@ -361,11 +440,12 @@ class ClusterStore(RedisStore):
         """ZADD the entries and run put.lua in one pipelined batch: the script's reply, and
         whether every ZADD succeeded."""
         pipe = self.client.pipeline(transaction=False)
+        scripted: list[Any] = []
         for key, name in entries:
-            pipe.zadd(key, {name: 0})
+            self._change_entry(pipe, key, name, True, scripted)
         # (the evalsha method is refused in cluster pipelines; the command routes by its key)
         pipe.execute_command("EVALSHA", self._put.sha, len(keys), *keys, *args)
-        replies = pipe.execute(raise_on_error=False)
+        replies = self._execute(pipe, scripted, raise_on_error=False)
         if isinstance(replies[-1], NoScriptError):
             # A node that never saw the script (a replica promoted since, a new node): the
             # plain call loads it on every primary and runs it.
@@ -400,9 +480,10 @@ class ClusterStore(RedisStore):
                 break
             removed.append(folder)
             pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(key, name)
+            scripted: list[Any] = []
+            self._change_entry(pipe, key, name, False, scripted)
             pipe.zcard(key)
-            _, left = pipe.execute()
+            _, left = self._execute(pipe, scripted)
             folder = folder[: folder[:-1].rfind("/") + 1]
         # A write below may have come in between: put back whatever is there after all.
         self._restore_if_present(removed)
@@ -541,7 +622,7 @@ class ClusterStore(RedisStore):
     def _remove_stale(self, folder: str, names: list[str]) -> None:
         """Take out entries for things or folders that are gone, then put back any that came
         back meanwhile (a write may be between its index step and its thing step)."""
-        self.client.zrem(self.folder_key(folder), *names)
+        self._change_entries(self.folder_key(folder), names, False)
         self._restore_if_present([folder + name for name in names])
 
     def _purge_batch(self, folder: str, names: list[str]) -> int:
@@ -571,7 +652,7 @@ class ClusterStore(RedisStore):
             pipe.zcard(self.folder_key(folder))
             if pipe.execute()[0]:
                 break
-            self.client.zrem(self.folder_key(parent), name)
+            self._change_entries(self.folder_key(parent), [name], False)
             removed.append(folder)
             folder = parent
         self._restore_if_present(removed)
@@ -739,11 +820,12 @@ class ClusterStore(RedisStore):
         back = [(path, pttl) for path, pttl in lifetimes if pttl >= 0]
         if back:
             pipe = self.client.pipeline(transaction=False)
+            scripted: list[Any] = []
             for path, pttl in back:
                 for key, name in self._ancestry_keys(path):
-                    pipe.zadd(key, {name: 0})
+                    self._change_entry(pipe, key, name, True, scripted)
                 pipe.zadd(self.schedule_key(path), {path: now_ms + max(pttl, 1)}, lt=True)
-            pipe.execute()
+            self._execute(pipe, scripted)
         return len(removed)
 
     def enable_expiry_notifications(self) -> bool:

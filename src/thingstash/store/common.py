@@ -44,6 +44,8 @@ REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
 # Reaped only this long after the schedule says: the score is taken before the write reaches
 # Redis, so the key's own end is a round trip later (one found alive is due again next turn).
 REAP_GRACE_MS = 20
+# A folder's sub-folder set is named after its index: `ns:f:{folder}` and this (folders.lua).
+SUBFOLDERS_SUFFIX = ":sub"
 EXPIRED_BATCH = 500  # expiry notifications handled in one batch (one round trip on one Redis)
 
 # How long Redis may stay silent before a request gives up on it with a 503: a frozen Redis

@@ -46,8 +46,11 @@ T = TypeVar("T")
 
 
 def write_script(client: Any, name: str) -> Any:
-    """A write script with the index section's prelude (scripts/indexes.lua) before it."""
-    return client.register_script(load_script("indexes.lua") + load_script(name))
+    """A write script with its preludes before it: scripts/folders.lua (folder indexes and
+    their sub-folder sets) and scripts/indexes.lua (the index section)."""
+    return client.register_script(
+        load_script("folders.lua") + load_script("indexes.lua") + load_script(name)
+    )
 
 
 def is_stale(error: Exception) -> bool:

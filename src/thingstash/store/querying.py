@@ -1,6 +1,15 @@
-"""Answering queries of a folder on one Redis (ClusterStore adapts it): from an index when a
-ready one covers the folder and field, else from the whole folder read and ordered in Python
-(up to queries.MAX_UNINDEXED_THINGS things); and building indexes over what is stored.
+"""Answering queries of a folder on one Redis (ClusterStore adapts it): by `$name` (and a count
+of the folder's things) from the folder's own index and its sub-folder set, whatever its size;
+by any other field from an index when a ready one covers the folder and field, else from the
+whole folder read and ordered in Python (up to queries.MAX_UNINDEXED_THINGS things); and
+building indexes over what is stored.
+
+A page by name is two round trips too: name_query.lua (the page's names, passing over the
+sub-folders among them, and the rank of the first: its rank in the index less the sub-folders
+before it) then get_many.lua. The sub-folder sets of a store written by an earlier version are
+built once, by a walk of every folder index (build_subfolder_sets); until it is done, `$name`
+is answered as before (from a `$name` index, or computed on a folder of up to 1,000 things),
+else 503 (queries.NamesBuilding).
 
 A page from an index costs two round trips whatever the folder's size: query.lua (the members
 of the page and the rank of the first, atomically, checked against this process's declarations)
@@ -12,9 +21,11 @@ which takes it out of every index, and the page is read again.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -22,7 +33,7 @@ from redis.exceptions import ResponseError
 from thingstash import documents, ordering, queries
 from thingstash.config import MAX_PAGE_VALUE_BYTES
 from thingstash.model import StorageUnavailable, ThingMissing, version_time_ms
-from thingstash.queries import BUILDING, Answer, Index, NeedsIndex, Query
+from thingstash.queries import BUILDING, Answer, Index, NamesBuilding, NeedsIndex, Query
 from thingstash.store.common import load_script
 from thingstash.store.indexes import (
     BUILD_BATCH,
@@ -43,6 +54,16 @@ UNINDEXED_MAX_BYTES = 64 * 1024 * 1024
 BUILD_BATCH_BYTES = 16 * 1024 * 1024  # the JSON one build step reads, at most
 _READ_CHUNK = 250  # things per get_many.lua call when reading a whole (small) folder
 _PAGE_ATTEMPTS = 3
+# The most sub-folder names one page by name passes over (a few ms of Redis at most): past
+# them, on a folder whose things lie among a great many sub-folders, the page ends early with
+# a cursor, as a listing page does at its byte budget.
+MAX_PASSED_SUBFOLDERS = 10_000
+SUBFOLDER_BATCH = 1000  # names of a folder index read per step of building its sub-folder set
+# A query that finds the sub-folder sets not built yet builds them itself for this long (a
+# new or small store: at once), then leaves the rest to the background builder.
+SUBFOLDER_BUILD_IN_QUERY_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class _Again(Exception):
@@ -58,10 +79,28 @@ class Querying:
         self.client = store.client
         self._query = self.client.register_script(load_script("query.lua"))
         self._build = self.client.register_script(load_script("index_build.lua"))
+        self._name_query = self.client.register_script(load_script("name_query.lua"))
+        self._subfolders_build = self.client.register_script(load_script("subfolders_build.lua"))
+        self.subfolders_ready_key = f"{store.prefix}:subfolders:ready"
+        self.subfolders_lease_key = f"{store.prefix}:subfolders:lease"
+        self._subfolders_ready = False
+        self._walking = threading.Lock()  # one walk at a time in this process
+        self._walk_pending: list[tuple[str, bytes]] = [("", b"-")]
+        self._walk_steps = 0
 
     # -- answering ----------------------------------------------------------------------------
 
     def answer(self, folder: str, query: Query) -> Answer:
+        if query.by_name and self.subfolders_ready():
+            return self._by_name(folder, query)
+        try:
+            return self._answer_as_before(folder, query)
+        except NeedsIndex:
+            if query.by_name:  # no index needed once the sub-folder sets are built
+                raise NamesBuilding() from None
+            raise
+
+    def _answer_as_before(self, folder: str, query: Query) -> Answer:
         if query.field is None:  # count=true alone: the things directly in the folder
             return self._count_things(folder)
         field = query.field
@@ -82,6 +121,112 @@ class Querying:
             except _Again:
                 continue
         raise StorageUnavailable("the folder kept changing while it was read; try again")
+
+    def _by_name(self, folder: str, query: Query) -> Answer:
+        """A query by name, or a count of the folder's things, from the folder's own index and
+        its sub-folder set (name_query.lua), then the things (get_many.lua)."""
+        keys = [self.store.folder_key(folder), self.store.subfolders_key(folder)]
+        mode = "count" if query.count else "around" if query.around is not None else "page"
+        bounds = query.bounds() if mode != "around" else ordering.LexRange()
+        args: list[str | bytes | int] = [
+            mode,
+            bounds.low,
+            bounds.high,
+            "desc" if query.desc else "asc",
+            query.limit,
+            query.around or "",
+            MAX_PASSED_SUBFOLDERS,
+        ]
+        for _ in range(_PAGE_ATTEMPTS):
+            reply = self._name_query(keys=keys, args=args)
+            if mode == "count":
+                return Answer([], None, int(reply[0]))
+            if reply[0] == -1:
+                raise ThingMissing(folder + (query.around or ""))
+            rank, more, cut, members = int(reply[0]), bool(reply[1]), reply[2], list(reply[3:])
+            names = [member.decode("utf-8") for member in members]
+            listed, _ = self._read(folder, names, query, MAX_PAGE_VALUE_BYTES)
+            gone = [name for name, entry in zip(names, listed, strict=False) if entry is None]
+            if gone:  # expired, not reaped yet: recorded (out of the index), and read again
+                self.store.record_expiries([folder + name for name in gone])
+                continue
+            page = [entry for entry in listed if entry is not None]
+            if len(page) < len(members):  # the byte budget ended the page early
+                members, more, cut = members[: len(page)], True, b""
+            answer = answer_of(query, page, members, rank, more)
+            # A page ended early among many sub-folders resumes after the last name read.
+            return replace(answer, next=cut) if cut else answer
+        raise StorageUnavailable("the folder kept changing while it was read; try again")
+
+    # -- sub-folder sets ----------------------------------------------------------------------
+
+    def subfolders_ready(self) -> bool:
+        """Whether every folder's sub-folder set is complete (known once, then kept: every
+        script that changes a folder index keeps them so). Not yet: the walk goes on here (or
+        is waited for, in another process) for at most SUBFOLDER_BUILD_IN_QUERY_S."""
+        if self._subfolders_ready:
+            return True
+        deadline = time.monotonic() + SUBFOLDER_BUILD_IN_QUERY_S
+        while not self.build_subfolder_sets(budget_s=deadline - time.monotonic()):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def build_subfolder_sets(
+        self, stop: threading.Event | None = None, budget_s: float | None = None
+    ) -> bool:
+        """Make every folder's sub-folder set, for a store written by a version that kept none:
+        a walk of the folder indexes from the top, a bounded step at a time
+        (subfolders_build.lua), one process at a time (a lease), then the mark that they are
+        complete. Writes meanwhile keep the sets themselves. Returns whether they are complete;
+        False when another process (or thread) is walking, or on `stop` or past `budget_s`:
+        the walk goes on from where it was at the next call (each step is harmless to repeat,
+        and one repeated after a pause still leaves the set exact)."""
+        if self._subfolders_ready:
+            return True
+        if not self._walking.acquire(blocking=False):
+            return False
+        try:
+            if self.client.exists(self.subfolders_ready_key):
+                self._subfolders_ready = True
+                return True
+            token = secrets.token_hex(8)
+            lease = self.subfolders_lease_key
+            if not self.client.set(lease, token, nx=True, px=LEASE_MS):
+                return False
+            try:
+                return self._walk(lease, stop, budget_s)
+            finally:
+                if self.client.get(lease) == token.encode():
+                    self.client.delete(lease)
+        finally:
+            self._walking.release()
+
+    def _walk(self, lease: str, stop: threading.Event | None, budget_s: float | None) -> bool:
+        started = time.monotonic()
+        pending = self._walk_pending  # (folder, where to go on in it), the top level first
+        while pending:
+            if (stop is not None and stop.is_set()) or (
+                budget_s is not None and time.monotonic() - started > budget_s
+            ):
+                return False
+            folder, after = pending.pop()
+            reply = self._subfolders_build(
+                keys=[self.store.folder_key(folder), self.store.subfolders_key(folder)],
+                args=[after, SUBFOLDER_BATCH],
+            )
+            if reply[0] is not None:
+                pending.append((folder, b"(" + reply[0]))  # the rest of it, after these
+            pending += [(folder + name.decode("utf-8"), b"-") for name in reply[1:]]
+            self._walk_steps += 1
+            if self._walk_steps % 50 == 0:
+                self.client.pexpire(lease, LEASE_MS)
+        self.client.set(self.subfolders_ready_key, b"1")
+        self._subfolders_ready = True
+        if self._walk_steps > 1:
+            log.info("built the sub-folder sets: %d steps of the walk", self._walk_steps)
+        return True
 
     def _declared(self) -> tuple[str, tuple[Index, ...]]:
         """The declarations a query goes by. On one Redis the query script checks their
@@ -252,6 +397,7 @@ class Querying:
     def build_indexes(self, stop: threading.Event | None = None) -> int:
         """Take in what is stored into every index still building (one at a time, in bounded
         steps, one process per index: a lease); returns how many were made ready."""
+        self.build_subfolder_sets(stop)
         _, indexes = self.keeper.reload()
         ready = 0
         for index in indexes:

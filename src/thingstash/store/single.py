@@ -9,6 +9,13 @@ Layout (every key starts with the configurable namespace `ns`, default "ts"):
 - `ns:f:{folder}`: a sorted set per folder, all scores 0, members the names directly inside it
   ("c" for a thing, "b/" for a sub-folder), so a listing page is a ZRANGE BYLEX, whatever the
   size of the store.
+- `ns:f:{folder}:sub`: beside each folder's index, a sorted set (all scores 0) of its sub-folders'
+  names only, so that its things alone can be counted and ranked by name in O(log n) (a query
+  by `$name`, `count=true`: store/querying.py). Kept by the scripts that add or remove a folder
+  index entry, only when a sub-folder's entry really comes or goes (scripts/folders.lua); a
+  folder without sub-folders has none. `ns:subfolders:ready` says every folder's set is
+  complete: a store written by an earlier version gets them from a one-time walk of its folder
+  indexes (Querying.build_subfolder_sets).
 - `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
   ends (unix ms), kept by the same scripts that write and delete things. Each service process
   reaps what is due every half second (live.expiry), so an expired thing leaves listings
@@ -74,6 +81,7 @@ from thingstash.store.common import (
     PUT_MANY_CHUNK,
     REAP_BATCH,
     REAP_GRACE_MS,
+    SUBFOLDERS_SUFFIX,
     UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
@@ -123,7 +131,7 @@ class RedisStore:
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
         self._purge = write_script(client, "purge.lua")
-        self._prune = client.register_script(load_script("prune.lua"))
+        self._prune = client.register_script(load_script("folders.lua") + load_script("prune.lua"))
         self._reap = write_script(client, "reap.lua")
         self.index_keeper = IndexKeeper(client, prefix, self.declarations_refresh_s)
         self.querying = Querying(self, self.index_keeper)
@@ -135,6 +143,11 @@ class RedisStore:
 
     def folder_key(self, folder: str) -> str:
         return f"{self.prefix}:f:{{{folder}}}"
+
+    def subfolders_key(self, folder: str) -> str:
+        """The folder's sub-folder set: its index's key and a suffix, so the same hash slot
+        (the hash tag lies within the index's key). scripts/folders.lua names it alike."""
+        return self.folder_key(folder) + SUBFOLDERS_SUFFIX
 
     def schedule_key(self, path: str) -> str:
         """The expiry schedule (the shard holding `path`'s entry, on a cluster)."""

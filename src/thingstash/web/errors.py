@@ -27,7 +27,7 @@ from thingstash.model import (
     TooMuchContention,
 )
 from thingstash.paths import BadPath
-from thingstash.queries import BadQuery, NeedsIndex
+from thingstash.queries import BadQuery, NamesBuilding, NeedsIndex
 from thingstash.web.preconditions import BadPrecondition, etag
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,10 @@ def _render_unavailable(error: StorageUnavailable) -> Response:
     )
 
 
+def _render_names_building(error: NamesBuilding) -> Response:
+    return problem_response(503, "building", error.detail, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def _render_store_full(error: StoreFull) -> Response:
     log.warning("store full: %s", error)
     return problem_response(
@@ -172,6 +176,7 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     ThingMissing: _render_thing_missing,
     TooMuchContention: _render_contention,
     StorageUnavailable: _render_unavailable,
+    NamesBuilding: _render_names_building,
     StoreFull: _render_store_full,
     HTTPException: _render_http_exception,
     Exception: _render_unexpected,

@@ -169,8 +169,8 @@ def _parameters(settings: Settings) -> dict[str, Any]:
             "description": "Query: answer the things directly in the folder in the order of "
             "this field of their JSON (`score`, `stats/level`), or `$name`, or `$updated` "
             "(last write, Unix ms): missing/null, false, true, numbers, strings, then arrays "
-            "and objects; ties by name. A folder of more than 1,000 things needs an index "
-            "(`/_indexes`).",
+            "and objects; ties by name. On a folder of more than 1,000 things a field needs "
+            "an index (`/_indexes`); `$name` never does.",
             "schema": {"type": "string"},
         },
         "Desc": {

@@ -1,4 +1,6 @@
 -- Delete a thing if its preconditions hold; drop it (and folders left empty) from the indexes.
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- KEYS[1] = the thing's key
 -- KEYS[2] = the change feed stream (absent when the caller logs the change itself)
 -- KEYS[3] = the expiry schedule (absent when the caller unschedules it itself)
@@ -24,7 +26,7 @@ if KEYS[3] then
   redis.call('ZREM', KEYS[3], ARGV[2])
 end
 for i = 4, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[i])
+  remove_name(KEYS[i], ARGV[i])
   -- a folder stays listed in its parent while anything is left in it
   if redis.call('ZCARD', KEYS[i]) > 0 then
     break

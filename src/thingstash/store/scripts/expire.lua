@@ -1,4 +1,6 @@
 -- Record that a thing expired: drop it (and folders left empty) from the indexes and log an
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- `expire` event, exactly once however many processes heard of it (the ZREM is the guard).
 -- KEYS[1] = the thing's key (checked: a thing written again since is not expired)
 -- KEYS[2] = the change feed stream
@@ -21,6 +23,6 @@ for i = 4, #KEYS - 1 do
   if redis.call('ZCARD', KEYS[i]) > 0 then
     break
   end
-  redis.call('ZREM', KEYS[i + 1], ARGV[i])
+  remove_name(KEYS[i + 1], ARGV[i])
 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', 'expire', 'p', ARGV[1])

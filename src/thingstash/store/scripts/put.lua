@@ -1,4 +1,6 @@
 -- Store a thing whole, if its preconditions hold; index it in its folders and log the change.
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- KEYS[1] = the thing's key
 -- KEYS[2] = the change feed stream (absent when the caller logs the change itself)
 -- KEYS[3] = the expiry schedule (absent when the caller schedules the expiry itself)
@@ -31,7 +33,7 @@ if KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
 end
 for i = 4, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, ARGV[i + 5])
+  add_name(KEYS[i], ARGV[i + 5])  -- (folders.lua: a new sub-folder joins its set)
 end
 apply_indexes()
 local id = false

@@ -1,4 +1,6 @@
 -- Store many things whole, unconditionally, in one step (a chunk of a bulk import): for each,
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- what put.lua does without preconditions. Each folder index gets its new names in one ZADD.
 -- KEYS[1] = the change feed stream
 -- KEYS[2] = the expiry schedule
@@ -25,13 +27,23 @@ apply_indexes()
 local at = 4 * n + 3
 for k = n + 3, #KEYS do
   local count = tonumber(ARGV[at])
-  -- A few hundred names per ZADD: unpack() has a limit on how many values it spreads.
-  for first = 1, count, 500 do
-    local members = {}
-    for j = first, math.min(count, first + 499) do
+  -- Things' names a few hundred per ZADD (unpack() has a limit on how many values it
+  -- spreads); a sub-folder's alone (a few per chunk), as its set follows (folders.lua).
+  local members = {}
+  for j = 1, count do
+    local name = ARGV[at + j]
+    if is_folder_name(name) then
+      add_name(KEYS[k], name)
+    else
       members[#members + 1] = 0
-      members[#members + 1] = ARGV[at + j]
+      members[#members + 1] = name
+      if #members == 1000 then
+        redis.call('ZADD', KEYS[k], unpack(members))
+        members = {}
+      end
     end
+  end
+  if #members > 0 then
     redis.call('ZADD', KEYS[k], unpack(members))
   end
   at = at + count + 1

@@ -1,4 +1,6 @@
 -- Reap a batch of things whose lifetime ended, read from the expiry schedule (one Redis): for
+-- (A sub-folder's entry added or removed takes its folder's sub-folder set along: folders.lua,
+-- which names the set after the index's key; no other key is written for it.)
 -- each, what expire.lua does, unless the thing is not due after all. Idempotent: several
 -- processes may reap the same batch at once; each entry is handled by the first, and the
 -- folder index entry is the guard that makes one `expire` event, as in expire.lua.
@@ -31,7 +33,7 @@ while a <= #ARGV do
           if redis.call('ZCARD', KEYS[k + i]) > 0 then
             break
           end
-          redis.call('ZREM', KEYS[k + i + 1], ARGV[a + 2 + i])
+          remove_name(KEYS[k + i + 1], ARGV[a + 2 + i])
         end
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', 'expire', 'p', path)
         logged = logged + 1

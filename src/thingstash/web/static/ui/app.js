@@ -796,7 +796,7 @@ async function showIndexes(folder, view) {
     });
     line.textContent = here.length
       ? "Indexes: " + here.map((i) => `${i.field} (${i.state})`).join(", ")
-      : "No index on this folder: queries are computed for up to 1,000 things.";
+      : "No index on this folder: a field is ordered for up to 1,000 things; $name for any.";
   } catch (error) {
     line.textContent = "Indexes: " + error.message;
   }
