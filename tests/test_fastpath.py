@@ -3,6 +3,7 @@ every other request to the app."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -80,7 +81,16 @@ NOT_PLAIN = [
     ("GET", "/hot/a", {"headers": {"Origin": "http://localhost:3000"}}),
     ("GET", "/hot/a", {"headers": {"If-None-Match": '"x"'}}),
     ("GET", "/hot/a", {"headers": {"Authorization": "Bearer nope"}}),
-    ("GET", "/hot/", {}),
+    ("GET", "/hot/?order_by=v", {}),
+    ("GET", "/hot/?limit=2&limit=3", {}),
+    ("GET", "/hot/?limit=0", {}),
+    ("GET", "/hot/?limit=%31", {}),
+    ("GET", "/hot/?values=yes", {}),
+    ("GET", "/hot/?cursor=%%%", {}),
+    ("GET", "/hot/?other=1", {}),
+    ("GET", "/hot/", {"headers": {"Origin": "http://localhost:3000"}}),
+    ("GET", "/_indexes/", {}),
+    ("PUT", "/hot/", {"json": {"v": 1}}),
     ("GET", "/_health", {}),
     ("GET", "/hot//a", {}),
     ("GET", "/hot/caf%C3%A9", {}),
@@ -121,3 +131,44 @@ def test_a_closed_store_or_a_rate_limit_leaves_requests_to_the_app(
     assert client.get("/hot/a").status_code == 401
     assert client.put("/hot/a", json={}).status_code == 401
     assert len(handed) == 2
+
+
+LISTINGS = [
+    "/hot/",
+    "/",
+    "/hot/?limit=1",
+    "/hot/?limit=0002&values=true",
+    "/hot/?values=false",
+    "/hot/?cursor=YQ&values=true",  # after "a"
+    "/hot/?cursor=&limit=1000",
+    "/hot/deeper/",
+    "/nothing/",
+]
+
+
+def _listing(client: FlaskClient, method: str, path: str) -> tuple[Any, ...]:
+    """The answer, its lifetimes masked (a second may pass between two reads)."""
+    response = client.open(path, method=method)
+    body = re.sub(rb'"(ttl|last_updated)":[0-9]+', rb'"\1":0', response.data)
+    headers = [(k, "*" if k in {"Content-Length", *_VARYING} else v) for k, v in response.headers]
+    return response.status, headers, body
+
+
+def test_listings_are_answered_without_the_app_exactly_as_it_would(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Two apps on the same store: one answers listings itself, the other leaves them to Flask.
+    fast_app, slow_app = make_app(), make_app()
+    slow_app.extensions[EXTENSION].on = False
+    fast, slow = fast_app.test_client(), slow_app.test_client()
+    for path in ["hot/a", "hot/b", "hot/c", "hot/deeper/x", 'hot/"quoted"', "top"]:
+        assert fast.put("/" + path, json={"v": path, "big": 2**70}).status_code == 201
+    handed = _counting_app_calls(fast_app)
+    for path in LISTINGS:
+        for method in ("GET", "HEAD"):
+            assert _listing(fast, method, path) == _listing(slow, method, path), (method, path)
+    assert handed == []
+    # The bodies are the same bytes, but for the lifetimes.
+    response = fast.get("/hot/?values=true")
+    assert b'"value":{"v":"hot/a","big":1180591620717411303424}' in response.data
+    assert response.headers["Last-Event-ID"] == slow.get("/hot/").headers["Last-Event-ID"]

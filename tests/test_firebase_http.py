@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from thingstash import keys
+from thingstash.client.http import Client
 from thingstash.store import open_store
 
 from .clusters import LocalCluster
@@ -319,3 +320,27 @@ def test_native_watchers_see_firebase_writes(fb: httpx.Client, native: httpx.Cli
                 if len(seen) == 3:
                     break
     assert seen == [("put", "devices/esp"), ("put", "devices/esp"), ("put", "devices/pi")]
+
+
+def test_things_written_with_a_ttl_expire_from_firebase_reads(fb: httpx.Client) -> None:
+    fb.put("/brief.json", params={"ttl": "1"}, json={"a": 1})
+    fb.put("/brief/inside.json", params={"ttl": "1"}, json=2)  # inside the thing: its ttl anew
+    fb.put("/kept.json", json=1)
+    assert fb.get("/.json").json() == {"brief": {"a": 1, "inside": 2}, "kept": 1}
+    deadline = time.monotonic() + 10
+    while fb.get("/brief.json").json() is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert fb.get("/.json").json() == {"kept": 1}
+
+
+def test_an_export_leaves_out_names_the_native_face_reserves(
+    fb: httpx.Client,
+    firebase: FirebaseServed,  # noqa: F811
+) -> None:
+    fb.put("/_sdk/python/x.json", json=1)  # allowed here, reserved on the native face
+    fb.put("/.settings/rules.json", json={"rules": {}})
+    fb.put("/plain/y.json", json={"n": 2})
+    with Client(firebase.native.url) as native_client:
+        exported = [record["path"] for record in native_client.walk("")]
+    assert exported == ["plain/y"]  # and so `thingstash import` takes the export back

@@ -283,3 +283,8 @@ def test_query_over_arrays_and_scalars() -> None:
     assert fbquery.run(fbquery.Query("$value", last=1), [3, None, 1]) == {"0": 3}
     assert fbquery.run(fbquery.Query("$key"), "text") == "text"
     assert fbquery.run(fbquery.Query("$key"), None) is None
+
+
+def test_deleting_below_a_scalar_leaves_it() -> None:
+    assert mapping.set_member({"a": 0}, ("a", "b"), None) == {"a": 0}
+    assert mapping.set_member("text", ("x",), None) == "text"

@@ -9,6 +9,8 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from thingstash.model import new_version
+
 
 def put(client: FlaskClient, path: str, ttl: int | None = None, **body: object) -> None:
     query = {"ttl": ttl} if ttl else {}
@@ -235,3 +237,42 @@ def test_one_thing_larger_than_the_page_budget_is_still_listed(make_app) -> None
     assert first["things"][0]["value"] == {"s": huge}
     second = client.get("/huge/", query_string={"values": "true", "cursor": first["next"]}).json
     assert [t["path"] for t in second["things"]] == ["huge/b"] and second["next"] is None
+
+
+def test_a_listing_shows_each_things_ttl_and_last_updated_as_a_read_does(
+    client: FlaskClient,
+) -> None:
+    store = client.application.extensions["thingstash.store"]
+    # Versions whose times use every kind of base64url digit ("-" and "_" too), up to the
+    # last millisecond of the year 9999.
+    times_ms = [0, 999, 1000, 1796050862999, 2**40 + 2**36 - 1, 2**41 + 0xFBEFBEFBE]
+    times_ms += [*range(10**12, 10**13, 10**11), 253402300799999]
+    for i, ms in enumerate(times_ms):
+        store.put(f"times/{i:03d}", b"{}", 1000 + i, version=new_version(ms))
+    for query in ("", "?values=true"):
+        listed = client.get("/times/" + query).json["things"]
+        assert len(listed) == len(times_ms)
+        for thing, ms in zip(listed, times_ms, strict=True):
+            read = client.get("/" + thing["path"]).json
+            assert thing["last_updated"] == read["last_updated"] == ms // 1000
+            assert thing["ttl"] == read["ttl"]
+
+
+def test_every_folder_on_the_way_is_listed_again_after_it_was_emptied(client: FlaskClient) -> None:
+    def listed(folder: str) -> list[str]:
+        page = client.get("/" + folder).json
+        return [t["path"] for t in page["things"]] + page["folders"]
+
+    put(client, "deep/a/b/c")
+    put(client, "deep/a/b/c")  # written again: nothing changes in any listing
+    put(client, "deep/a/other")
+    assert listed("deep/a/") == ["deep/a/other", "deep/a/b/"]
+    assert client.delete("/deep/a/b/c").status_code == 204  # b/ is left empty: it goes
+    assert listed("deep/a/") == ["deep/a/other"]
+    assert client.delete("/deep/a/other").status_code == 204  # and so do a/ and deep/
+    assert "deep/" not in listed("")
+    put(client, "deep/a/b/c")
+    assert "deep/" in listed("")
+    assert listed("deep/") == ["deep/a/"]
+    assert listed("deep/a/") == ["deep/a/b/"]
+    assert listed("deep/a/b/") == ["deep/a/b/c"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -82,8 +83,20 @@ def version_time_ms(version: str) -> int:
     return int.from_bytes(binascii.a2b_base64(version[:8].translate(_FROM_URLSAFE)), "big")
 
 
+def version_times_s(prefixes: Sequence[bytes]) -> list[int]:
+    """version_time_ms(v) // 1000 of many versions, each given by its first 8 characters (its
+    time), in one go: a listing page's, ten times faster than one by one. 8 base64 characters
+    are 6 bytes and decode alone; 4 more before each ("AAAA", 3 zero bytes) make 9, which
+    ">xQ" reads as a zero byte and a 64-bit number."""
+    if not prefixes:
+        return []
+    raw = binascii.a2b_base64((b"AAAA" + b"AAAA".join(prefixes)).translate(_FROM_URLSAFE_BYTES))
+    return [ms // 1000 for ms in struct.unpack(">" + "xQ" * len(prefixes), raw)]
+
+
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = str.maketrans("-_", "+/")
+_FROM_URLSAFE_BYTES = bytes.maketrans(b"-_", b"+/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,18 +175,51 @@ class ThingWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedThing:
+    """A thing as a listing shows it: Thing.ttl, Thing.last_updated, and its JSON when the page
+    was read with values (else empty)."""
+
+    ttl: int
+    last_updated: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """One name in a folder: a thing (with its state) or a sub-folder (`thing` None)."""
+    """One name in a folder: a thing (as listed) or a sub-folder (`thing` None)."""
 
     name: str
-    thing: Thing | None
+    thing: ListedThing | None
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    entries: list[Entry]
+    """One page of a folder's listing: its things and its sub-folders, each in name order,
+    with what a listing shows of each thing.
+
+    In columns, not an object per entry: a page has up to 1,000 entries, and an object for
+    each costs more CPU than the rest of the request (bench/hotpath.py)."""
+
+    names: list[str]  # the things'
+    ttls: list[int]  # each thing's Thing.ttl (seconds left, rounded up)
+    last_updated: list[int]  # each thing's Thing.last_updated (unix seconds)
+    bodies: list[bytes] | None  # each thing's JSON, when the page was read with values
+    folders: list[str]  # the sub-folders' names, each ending in "/"
     next_cursor: str | None
     position: str = "0-0"  # the change feed's position, read no later than the entries
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The page entry by entry, in name order (Redis's: by UTF-8 bytes)."""
+        bodies = self.bodies if self.bodies is not None else [b""] * len(self.names)
+        things = [
+            Entry(name, ListedThing(ttl, last_updated, body))
+            for name, ttl, last_updated, body in zip(
+                self.names, self.ttls, self.last_updated, bodies, strict=True
+            )
+        ]
+        folders = [Entry(name, None) for name in self.folders]
+        return sorted([*things, *folders], key=lambda entry: entry.name.encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,11 +203,16 @@ class Client:
             folder = folders.pop()
             for page in self.list_pages(folder, values=True):
                 for entry in page.get("things", []):
+                    # Top-level names starting with _ (written by the Firebase face, which
+                    # allows them) are refused by import: an export leaves them out.
+                    if entry["path"].startswith("_"):
+                        continue
                     record = self._record(entry)
                     if record is not None:
                         yield record
                 # Depth first, in name order: an export's order is stable between runs.
-                folders.extend(reversed(page.get("folders", [])))
+                below = [name for name in page.get("folders", []) if not name.startswith("_")]
+                folders.extend(reversed(below))
 
     def _record(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         path = entry["path"]

@@ -194,9 +194,12 @@ def get_member(value: Any, relative: Iterable[str]) -> Any:
 
 def set_member(value: Any, relative: Location, new: Any) -> Any:
     """`value` with `new` at `relative` (intermediate objects made, a scalar in the way
-    replaced); `new` None deletes the member. The result may be None (nothing left)."""
+    replaced); `new` None deletes the member (nothing there: `value` as it is, as Firebase
+    leaves a scalar alone when a child of it is deleted). The result may be None."""
     if not relative:
         return new
+    if new is None and get_member(value, relative) is None:
+        return value
     key, rest = relative[0], relative[1:]
     if isinstance(value, list):
         index = _index(key)

@@ -34,6 +34,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,7 +51,6 @@ from thingstash.model import (
     VERSION_LENGTH,
     Backlog,
     Conditions,
-    Entry,
     Event,
     Page,
     PartlyWritten,
@@ -544,8 +544,8 @@ class ClusterStore(RedisStore):
         # The feed position first, so a watch from it misses nothing the page lacks.
         position = self.feed_position()
         for _ in range(2):
-            names, more, entries, gone, empty = self._read_page(
-                folder, after, limit, values, max_value_bytes
+            page, gone, empty = self._read_page(
+                folder, after, limit, values, max_value_bytes, position
             )
             if empty:
                 self._remove_stale(folder, empty)
@@ -555,15 +555,21 @@ class ClusterStore(RedisStore):
             # (recorded, which repairs the index), and the page is read once more.
             for name in gone:
                 self.record_expiry(folder + name)
-        return Page(entries, names[-1].decode() if more else None, position)
+        return page
 
     def _read_page(
-        self, folder: str, after: str | None, limit: int, values: bool, max_value_bytes: int
-    ) -> tuple[list[bytes], bool, list[Entry], list[str], list[str]]:
-        """The names of a page, whether more follow, its entries, the things gone and the
-        sub-folders empty. As get_many.lua on one Redis: the things' JSON only
-        with `values`, and only while the page stays within `max_value_bytes` (a second
-        batch, once the sizes are known); past it the page ends early."""
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool,
+        max_value_bytes: int,
+        position: str,
+    ) -> tuple[Page, list[str], list[str]]:
+        """The page, the things gone and the sub-folders empty. As list.lua on one Redis: the
+        things' JSON only with `values`, and only while the page stays within
+        `max_value_bytes` (a second batch, once the sizes are known); past it the page ends
+        early."""
         start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
         key = self.folder_key(folder)
         names = byte_strings(
@@ -583,41 +589,45 @@ class ClusterStore(RedisStore):
                 pipe.pttl(self.thing_key(folder + name))
                 pipe.strlen(self.thing_key(folder + name))
         replies = iter(pipe.execute()) if names else iter(())
-        page: list[tuple[str, bool | tuple[bytes, int]]] = []  # (name, has things / state)
+        listed: list[tuple[str, bool | tuple[bytes, int]]] = []  # (name, has things / state)
         used = 0
-        for position, raw in enumerate(names):
+        for at, raw in enumerate(names):
             name = raw.decode()
             if name.endswith("/"):
-                page.append((name, bool(next(replies))))
+                listed.append((name, bool(next(replies))))
                 continue
             version, ttl_ms, size = next(replies), next(replies), next(replies)
             if values and used > 0 and used + size > max_value_bytes:
-                names, more = names[:position], True  # the page ends here, with a cursor
+                names, more = names[:at], True  # the page ends here, with a cursor
                 break
             used += size
-            page.append((name, (version, ttl_ms)))
+            listed.append((name, (version, ttl_ms)))
         bodies: dict[str, bytes | None] = {}
-        wanted = [name for name, state in page if isinstance(state, tuple) and state[0]]
+        wanted = [name for name, state in listed if isinstance(state, tuple) and state[0]]
         if values and wanted:
             pipe = self.client.pipeline(transaction=False)
             for name in wanted:
                 pipe.get(self.thing_key(folder + name))
             bodies = dict(zip(wanted, pipe.execute(), strict=True))
-        entries, gone, empty = [], [], []
-        for name, state in page:
+        page = Page([], [], [], [] if values else None, [], None, position)
+        gone: list[str] = []
+        empty: list[str] = []
+        for name, state in listed:
             if not isinstance(state, tuple):
-                if state:
-                    entries.append(Entry(name, None))
-                else:
-                    empty.append(name)
+                (page.folders if state else empty).append(name)
                 continue
             version, ttl_ms = state
             payload = bodies.get(name) if values else version
             if not payload or ttl_ms == -2:
                 gone.append(name)
-            else:
-                entries.append(Entry(name, Thing.from_payload(payload, ttl_ms)))
-        return names, more, entries, gone, empty
+                continue
+            thing = Thing.from_payload(payload, ttl_ms)
+            page.names.append(name)
+            page.ttls.append(thing.ttl)
+            page.last_updated.append(thing.last_updated)
+            if page.bodies is not None:
+                page.bodies.append(thing.body)
+        return replace(page, next_cursor=names[-1].decode() if more else None), gone, empty
 
     def _remove_stale(self, folder: str, names: list[str]) -> None:
         """Take out entries for things or folders that are gone, then put back any that came

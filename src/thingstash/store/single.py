@@ -59,7 +59,6 @@ from thingstash.model import (
     VERSION_LENGTH,
     Backlog,
     Conditions,
-    Entry,
     Event,
     KeyRecord,
     Page,
@@ -72,6 +71,7 @@ from thingstash.model import (
     WriteResult,
     new_version,
     parse_event_id,
+    version_times_s,
 )
 from thingstash.queries import Answer, Index, Query
 from thingstash.store.common import (
@@ -126,7 +126,12 @@ class RedisStore:
         self._put = write_script(client, "put.lua")
         self._put_many = write_script(client, "put_many.lua")
         self._delete = write_script(client, "delete.lua")
-        self._position = client.register_script(load_script("position.lua"))
+        self._position = client.register_script(
+            load_script("feed_position.lua") + load_script("position.lua")
+        )
+        self._list = client.register_script(
+            load_script("feed_position.lua") + load_script("list.lua")
+        )
         self._versions = client.register_script(load_script("versions.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
@@ -140,6 +145,11 @@ class RedisStore:
 
     def thing_key(self, path: str) -> str:
         return f"{self.prefix}:t:{{{path}}}"
+
+    def thing_key_head(self, folder: str) -> str:
+        """What the keys of the things in `folder` start with: thing_key(folder + name) is
+        this, the name and a closing brace (list.lua makes them so)."""
+        return f"{self.prefix}:t:{{{folder}"
 
     def folder_key(self, folder: str) -> str:
         return f"{self.prefix}:f:{{{folder}}}"
@@ -413,50 +423,39 @@ class RedisStore:
         with a cursor, so one page of big things cannot take a worker's (or Redis's) memory.
         The first thing is always read, whatever its size.
 
-        Two round trips whatever the store's size: the feed position and a ZRANGE BYLEX of the
-        folder's index (position first, so a watch from it misses nothing the page lacks), then
-        the things named. An indexed thing that is gone has expired without its notification
-        being handled yet (the server was down, say): it is left out, recorded as expired
-        (which repairs the index), and the page is read once more to fill its place.
+        One round trip whatever the store's size (list.lua): the feed position, a ZRANGE BYLEX
+        of the folder's index and the things named, in one step. An indexed thing that is gone
+        has expired without its notification being handled yet (the server was down, say): it
+        is left out, recorded as expired (which repairs the index), and the page is read once
+        more to fill its place.
         """
-        index = self.folder_key(folder)
-        start = b"(" + after.encode("utf-8") if after else b"-"
+        keys = [self.folder_key(folder), self.feed_key]
+        args: list[bytes | str | int] = [
+            b"(" + after.encode("utf-8") if after else b"-",
+            limit,
+            b"values" if values else b"versions",
+            max_value_bytes,
+            self.thing_key_head(folder),
+        ]
         position = None
         for _ in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            self._position(keys=[self.feed_key], client=pipe)
-            pipe.zrange(index, start, b"+", bylex=True, offset=0, num=limit + 1)
-            page_position, names = pipe.execute()
+            page_position, last, folders, things, gone = self._list(keys=keys, args=args)
             position = position or page_position.decode()
-            more = len(names) > limit
-            names = names[:limit]
-            things = [n for n in names if not n.endswith(b"/")]
-            found: dict[bytes, Thing | None] = {}
-            if things:
-                # One script call for the page: a pipeline of a call per thing costs ten times
-                # the CPU in the client (and a SCRIPT EXISTS round trip).
-                reply = self._get_many(
-                    keys=[self.thing_key(folder + n.decode()) for n in things],
-                    args=[b"values" if values else b"versions", max_value_bytes],
-                )
-                read = len(reply) // 2
-                if read < len(things):  # the byte budget ends the page before things[read]
-                    names, more = names[: names.index(things[read])], True
-                    things = things[:read]
-                for i, name in enumerate(things):
-                    payload, ttl_ms = reply[2 * i], reply[2 * i + 1]
-                    found[name] = Thing.from_payload(payload, ttl_ms) if payload else None
-            gone = [name for name in things if found[name] is None]
             if not gone:
                 break
             for name in gone:
                 self.record_expiry(folder + name.decode())
-        entries = [
-            Entry(name.decode(), None if name.endswith(b"/") else found[name])
-            for name in names
-            if name.endswith(b"/") or found[name] is not None
-        ]
-        return Page(entries, names[-1].decode() if more else None, position or "0-0")
+        step = 4 if values else 3
+        return Page(
+            [name.decode() for name in things[0::step]],
+            # Thing.ttl: seconds left, rounded up (PTTL's only negatives, -1 and -2, give 0)
+            [-(-ms // 1000) for ms in things[2::step]],
+            version_times_s(things[1::step]),
+            things[3::step] if values else None,
+            [name.decode() for name in folders],
+            last.decode() if last else None,
+            position or "0-0",
+        )
 
     @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:

@@ -1,15 +1,18 @@
-"""The hot path: plain reads and writes of one thing answered without Flask's request machinery.
+"""The hot path: plain reads and writes of one thing, and listing pages, answered without Flask's
+request machinery.
 
 GET, HEAD, PUT and PATCH of a thing are most of what a store serves, and Flask spends more CPU on
 each (request context, proxies, routing, before/after hooks, a `Response` and its `Headers`)
-than the thing itself does (bench/hotpath.py). So these are answered here, in front of the
-Flask app, with exactly what the app would answer: same status line, same headers in the same
-order, same body; an error by the app's own handler (errors.HANDLERS). Any request that is not
-plain goes to the app, unchanged:
+than the thing itself does (bench/hotpath.py). So these, and GET and HEAD of a folder's listing
+page, are answered here, in front of the Flask app, with exactly what the app would answer:
+same status line, same headers in the same order, same body; an error by the app's own handler
+(errors.HANDLERS). Any request that is not plain goes to the app, unchanged:
 
-- another method, or a service path (`/_...`), a folder, a path that is not ASCII or not valid,
-  a path the app routes elsewhere than to things (a route added later);
-- a query string (`?ttl=`, listings), `Accept: text/event-stream` (a watch), any precondition
+- another method (a PUT or PATCH of a folder too), or a service path (`/_...`), a path that is
+  not ASCII or not valid, a path the app routes elsewhere than to things (a route added later);
+- a query string (`?ttl=`), but a listing's `limit`, `cursor` and `values` given once each with
+  values URL decoding leaves alone (anything else, a folder's query or a value to decode or
+  refuse, is the app's); `Accept: text/event-stream` (a watch), any precondition
   (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS), an `Authorization` (keys);
 - a store that needs a key (closed), a rate limit, a Host the app would refuse;
 - a body whose Content-Type is not exactly one the view takes without parsing the header, was
@@ -36,7 +39,7 @@ from typing import Any
 from flask import Flask, Response
 
 from thingstash import documents
-from thingstash.config import MAX_DEPTH, Settings
+from thingstash.config import MAX_DEPTH, MAX_PAGE_VALUE_BYTES, Settings
 from thingstash.documents import BadDocument
 from thingstash.model import (
     NO_CONDITIONS,
@@ -45,7 +48,7 @@ from thingstash.model import (
     version_time_ms,
 )
 from thingstash.paths import BadPath, parse_path
-from thingstash.web import errors
+from thingstash.web import errors, folders
 from thingstash.web.preconditions import etag
 from thingstash.web.things import PATCH_TYPES, merge_patch_change
 
@@ -105,17 +108,18 @@ class FastPath:
         if not self.on:
             return self.app(environ, start_response)
         method = environ["REQUEST_METHOD"]
+        folder = environ.get("PATH_INFO", "")[-1:] == "/"
         if method == "GET" or method == "HEAD":
             if "text/event-stream" in environ.get("HTTP_ACCEPT", ""):
                 return self.app(environ, start_response)
-            respond = self._read
-        elif method == "PUT":
+            respond = self._list if folder else self._read
+        elif method == "PUT" and not folder:
             respond = self._replace
-        elif method == "PATCH":
+        elif method == "PATCH" and not folder:
             respond = self._patch
         else:
             return self.app(environ, start_response)
-        path = self._plain_path(environ)
+        path = self._plain_path(environ, folder)
         if path is None:
             return self.app(environ, start_response)
         try:
@@ -125,15 +129,16 @@ class FastPath:
             # unexpected a logged 500 problem), never the server's bare 500.
             return self._error(error, environ, start_response)
 
-    def _plain_path(self, environ: dict[str, Any]) -> str | None:
-        """The thing's path when the request is plain (see the module docstring), else None."""
-        if environ.get("QUERY_STRING"):
+    def _plain_path(self, environ: dict[str, Any], folder: bool) -> str | None:
+        """The thing's or folder's path when the request is plain (see the module docstring),
+        else None. A folder's query string is read by _list."""
+        if not folder and environ.get("QUERY_STRING"):
             return None
         for name in _NOT_PLAIN:
             if name in environ:
                 return None
         wire = environ.get("PATH_INFO", "")
-        if not wire.isascii() or wire[:1] != "/" or wire[1:2] == "_" or wire[-1:] == "/":
+        if not wire.isascii() or wire[:1] != "/" or wire[1:2] == "_":
             return None
         if wire.startswith(self.other_routes):
             return None
@@ -166,6 +171,38 @@ class FastPath:
         last_updated = version_time_ms(thing.version) // 1000
         body = documents.thing_json(thing.body, thing.ttl, last_updated)
         start_response("200 OK", self._headers(thing.version, last_updated, len(body)))
+        return [body] if method == "GET" else []
+
+    def _list(
+        self, folder: str, method: str, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        """A listing page (folders.read_folder), when its query is only `limit`, `cursor` and
+        `values`, each once, with values that need no decoding and are good."""
+        if not (self.anonymous_read or self.is_open()):
+            return self.app(environ, start_response)
+        asked = _listing_query(environ.get("QUERY_STRING", ""))
+        if asked is None:
+            return self.app(environ, start_response)
+        try:
+            limit = folders.DEFAULT_LIMIT
+            if "limit" in asked:
+                limit = documents.whole_number(asked["limit"], "limit", 1, folders.MAX_LIMIT)
+            after = folders.decode_cursor(asked.get("cursor"))
+            values = folders.parse_values(asked.get("values"))
+        except (BadDocument, errors.Problem):
+            return self.app(environ, start_response)  # it says what is wrong
+        page = self.store.list_folder(folder, after, limit, values, MAX_PAGE_VALUE_BYTES)
+        body = folders.listing_json(folder, page)
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", JSON_TYPE),
+                ("Content-Length", str(len(body))),
+                ("Last-Event-ID", page.position),
+                ("Cache-Control", "no-cache"),
+                *self.cors_headers,
+            ],
+        )
         return [body] if method == "GET" else []
 
     def _replace(
@@ -247,6 +284,28 @@ class FastPath:
         response: Response = handler(error)
         response.headers.extend(self.cors_headers)
         return response(environ, start_response)
+
+
+_LISTING_PARAMETERS = frozenset({"limit", "cursor", "values"})
+# Characters a listing parameter's value may have here: none that URL decoding would change.
+_AS_SENT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _listing_query(query: str) -> dict[str, str] | None:
+    """The parameters of a listing's query string, each `name=value` with a name of
+    _LISTING_PARAMETERS given once and a value of _AS_SENT characters; None for any other
+    query (a query of the folder, a repeated or encoded parameter: the app's)."""
+    asked: dict[str, str] = {}
+    if not query:
+        return asked
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if not equals or name not in _LISTING_PARAMETERS or name in asked:
+            return None
+        if not _AS_SENT.issuperset(value):
+            return None
+        asked[name] = value
+    return asked
 
 
 # The app's request hooks whose work the fast path does, by (module, name): the Host check, the

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import Response, request
+from orjson import Fragment
 
 from thingstash.config import MAX_PAGE_VALUE_BYTES
+from thingstash.model import Page
 from thingstash.paths import Path
 from thingstash.web import auth, queryargs
 from thingstash.web import queries as folderqueries
@@ -38,8 +41,9 @@ def encode_cursor(name: str) -> str:
     return base64.urlsafe_b64encode(name.encode("utf-8")).rstrip(b"=").decode("ascii")
 
 
-def _cursor() -> str | None:
-    raw = queryargs.single("cursor")
+def decode_cursor(raw: str | None) -> str | None:
+    """The name a `cursor` parameter resumes after (None when absent or empty); 400 when it is
+    not a cursor this service gave."""
     if raw is None or raw == "":
         return None
     bad = Problem(400, "bad cursor", "cursor must be the `next` value of an earlier listing")
@@ -51,8 +55,8 @@ def _cursor() -> str | None:
         raise bad from None
 
 
-def _values() -> bool:
-    raw = queryargs.single("values")
+def parse_values(raw: str | None) -> bool:
+    """The `values` parameter; 400 unless absent, true or false."""
     if raw is None or raw == "false":
         return False
     if raw == "true":
@@ -64,36 +68,44 @@ def read_folder(folder: Path) -> Response:
     query = folderqueries.asked()
     if query is not None:
         return folderqueries.read_query(folder, query)
-    limit, after, values = _limit(), _cursor(), _values()
+    limit = _limit()
+    after = decode_cursor(queryargs.single("cursor"))
+    values = parse_values(queryargs.single("values"))
     # With values, a page ends early (with `next`) once its things' JSON passes a few MiB.
     page = store().list_folder(folder.text, after, limit, values, MAX_PAGE_VALUE_BYTES)
     # A key limited to a prefix sees only what lies on the way to, or under, its prefix (any
     # other request sees everything: no need to ask for each entry).
-    if auth.current().prefix:
-        page.entries[:] = [e for e in page.entries if auth.can_read(folder.text + e.name)]
-    things: list[dict[str, Any]] = []
-    for entry in page.entries:
-        if entry.thing is None:
-            continue
-        item: dict[str, Any] = {
-            "path": folder.text + entry.name,
-            "ttl": entry.thing.ttl,
-            "last_updated": entry.thing.last_updated,
-        }
-        if values:
-            # The stored bytes are JSON already (big ints included): embed them unparsed.
-            item["value"] = orjson.Fragment(entry.thing.body)
-        things.append(item)
-    listing = {
-        "things": things,
-        "folders": [folder.text + entry.name for entry in page.entries if entry.thing is None],
-        "next": encode_cursor(page.next_cursor) if page.next_cursor else None,
-    }
-    response = Response(orjson.dumps(listing), mimetype="application/json")
+    shown = auth.can_read if auth.current().prefix else None
+    response = Response(listing_json(folder.text, page, shown), mimetype="application/json")
     # Watch with this as Last-Event-ID to get every change the listing may not show.
     response.headers["Last-Event-ID"] = page.position
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def listing_json(folder: str, page: Page, shown: Callable[[str], bool] | None = None) -> bytes:
+    """The page as the API shows it, `{"things": [{path, ttl, last_updated[, value]}...],
+    "folders": [path...], "next": cursor}`, only the paths `shown` allows if given. Built from
+    the page's columns: a dict per thing, nothing else per entry."""
+    columns = page.names, page.ttls, page.last_updated
+    things: list[dict[str, Any]]
+    if page.bodies is None:
+        things = [
+            {"path": folder + name, "ttl": ttl, "last_updated": updated}
+            for name, ttl, updated in zip(*columns, strict=True)
+        ]
+    else:
+        # The stored bytes are JSON already (big ints included): embed them unparsed.
+        things = [
+            {"path": folder + name, "ttl": ttl, "last_updated": updated, "value": Fragment(body)}
+            for name, ttl, updated, body in zip(*columns, page.bodies, strict=True)
+        ]
+    folders = [folder + name for name in page.folders]
+    if shown is not None:
+        things = [thing for thing in things if shown(thing["path"])]
+        folders = [path for path in folders if shown(path)]
+    next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
+    return orjson.dumps({"things": things, "folders": folders, "next": next_cursor})
 
 
 def watch(path: Path) -> Response:

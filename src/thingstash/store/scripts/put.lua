@@ -33,7 +33,13 @@ if KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
 end
 for i = 4, #KEYS do
-  add_name(KEYS[i], ARGV[i + 5])  -- (folders.lua: a new sub-folder joins its set)
+  -- (folders.lua: a new sub-folder joins its set.) A name already there ends it: every folder
+  -- above is listed in its own parent already, as a folder leaves its parent only once empty
+  -- (delete.lua, expire.lua, reap.lua, prune.lua). Rewriting a thing then costs one ZADD, not
+  -- one per level.
+  if add_name(KEYS[i], ARGV[i + 5]) == 0 then
+    break
+  end
 end
 apply_indexes()
 local id = false

@@ -177,7 +177,7 @@ def handle(raw: str) -> Response:
         return _rules(method)
     scope = "write" if method in _WRITE_METHODS else "read"
     authorize(scope, mapping.thing_path(location))
-    if method == "GET":
+    if method in ("GET", "HEAD"):  # Flask answers HEAD with the GET's headers, no body
         return _get(location)
     if request.headers.get("if-match") is not None and method not in ("PUT", "DELETE"):
         raise Refusal(400, "if-match is supported with PUT and DELETE only")
@@ -191,6 +191,8 @@ def handle(raw: str) -> Response:
         value = mapping.normalize(_body())
         tree.set_value(store(), (*location, name), value, _ttl())
         return answer({"name": name})
+    if method != "PATCH":
+        raise Refusal(405, f"{method} is not one of {', '.join(METHODS)}")
     written = tree.update_values(store(), location, _body(), _ttl())
     return answer(written)
 
