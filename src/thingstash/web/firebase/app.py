@@ -49,7 +49,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
         hosts,
         ratelimit,
     )
-    from thingstash.web.firebase import errors, views
+    from thingstash.web.firebase import errors, stream, views
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -79,4 +79,5 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     # The native face's CORS policy (cors.py), with the headers Firebase's REST API takes.
     cors.init_app(app, settings.cors_origins, ("X-Firebase-ETag", "X-HTTP-Method-Override"))
     views.init_app(app)
+    stream.init_app(app, store, settings.firebase_keepalive)
     return app
