@@ -53,9 +53,12 @@ CLUSTER_MODULES = frozenset(
         "test_import.py",
         "test_expiry.py",
         "test_queries.py",
+        "test_write_together.py",
+        "test_firebase_stream.py",
+        "test_firebase_streams.py",
+        "test_firebase_multipath.py",
         "test_firebase_sdk.py",
         "test_firebase_http.py",
-        "test_write_together.py",
     }
 )
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 import pytest
 import redis
 
-from thingstash.model import Conditions, PreconditionFailed, Store, ThingWrite
+from thingstash.model import Conditions, PartlyWritten, PreconditionFailed, Store, ThingWrite
 from thingstash.queries import parse_query
 from thingstash.store import open_store
 
@@ -235,3 +235,51 @@ def test_racing_transfers_keep_the_sum_on_one_redis(single_store: Store) -> None
         thread.join(60)
     assert read(store, "bank/a") == {"n": 1000 - 150 + 100 - 50}
     assert read(store, "bank/b") == {"n": 1000 + 150 - 100 + 50}
+
+
+def test_a_conflict_part_way_on_a_cluster_says_what_was_written(
+    store: Store, topology: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes the second thing between the conditions' check and its write (a
+    fault injected at that moment): one Redis writes nothing and says PreconditionFailed; a
+    cluster, thing by thing, has written the first and says PartlyWritten."""
+    first = store.put("race/a", body({"n": 1}), 60)
+    second = store.put("race/b", body({"n": 1}), 60)
+    changes = [
+        ThingWrite("race/a", body({"n": 2}), 60, Conditions(if_match=(first.version,))),
+        ThingWrite("race/b", body({"n": 2}), 60, Conditions(if_match=(second.version,))),
+    ]
+    versions = store.versions
+
+    def versions_then_a_rival_write(paths: Iterable[str]) -> dict[str, str | None]:
+        found = versions(paths)
+        monkeypatch.setattr(store, "versions", versions)
+        store.put("race/b", body({"n": 9}), 60)  # the rival, after the check
+        return found
+
+    if topology == "cluster":
+        monkeypatch.setattr(store, "versions", versions_then_a_rival_write)
+        with pytest.raises(PartlyWritten) as partial:
+            store.write_together(changes)
+        assert partial.value.done == 1
+        assert read(store, "race/a") == {"n": 2}
+        assert read(store, "race/b") == {"n": 9}
+    else:
+        # One Redis checks under WATCH: the rival's write (between the check and EXEC) makes
+        # the transaction do nothing, and the next round finds the conflict.
+        real_queue = store._queue_change
+        rivalled = []
+
+        def queue_after_a_rival(change: ThingWrite, *args: object) -> object:
+            if not rivalled:
+                rivalled.append(True)
+                rival = open_store(store.url, "together")
+                rival.put("race/b", body({"n": 9}), 60)
+                rival.close()
+            return real_queue(change, *args)
+
+        monkeypatch.setattr(store, "_queue_change", queue_after_a_rival)
+        with pytest.raises(PreconditionFailed):
+            store.write_together(changes)
+        assert read(store, "race/a") == {"n": 1}
+        assert read(store, "race/b") == {"n": 9}

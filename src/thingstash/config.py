@@ -115,6 +115,8 @@ class Settings:
     # The Firebase face's port (`serve --firebase-port`), None when it is off (docs/firebase.md).
     firebase_port: int | None = None
     firebase_max_read: int = DEFAULT_FIREBASE_MAX_READ
+    # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
+    firebase_keepalive: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -155,6 +157,7 @@ class Settings:
             threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
             firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),
             firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
+            firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

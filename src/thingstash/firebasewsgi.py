@@ -4,8 +4,10 @@
 import os
 import signal
 
+from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
 from thingstash.web.firebase.app import create_firebase_app
+from thingstash.web.firebase.stream import hub_of
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
     # As thingstash.wsgi: a Ctrl-C is the server's to handle; go when `serve` goes.
@@ -13,3 +15,5 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_firebase_app()
+# Open streams end when the worker is told to stop (as thingstash.wsgi's watches).
+server.on_worker_shutdown(hub_of(app).close)

@@ -42,6 +42,18 @@ class PreconditionFailed(Exception):
         self.current = current
 
 
+class PartlyWritten(Exception):
+    """`Store.write_together` on a Redis Cluster, which writes thing by thing: the change at
+    index `done` found another version (`current`) after the changes before it were written.
+    Those stay written; the caller computes the rest again from what is stored now. (One Redis
+    writes all or nothing, and raises PreconditionFailed instead.)"""
+
+    def __init__(self, done: int, current: str | None) -> None:
+        super().__init__(done, current)
+        self.done = done
+        self.current = current
+
+
 class ThingMissing(Exception):
     """The thing an operation needs, at `path`, does not exist."""
 

@@ -25,6 +25,7 @@ from thingstash.firebase.mapping import Location, Refusal
 from thingstash.model import (
     Conditions,
     ListedThing,
+    PartlyWritten,
     PreconditionFailed,
     Store,
     Thing,
@@ -323,52 +324,73 @@ def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
 
 
 def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dict[str, Any]:
-    """update(L, {path: value, ...}): each place set (null deletes), as one write of every
-    thing it changes (Store.write_together: all or nothing on one Redis, thing by thing on a
-    cluster), retried when another writer got in first. Then the things below each place are
-    removed, as a set does."""
+    """update(L, {path: value, ...}): each place set (null deletes), all in one
+    Store.write_together of the things they fall in (each thing read, changed in every place
+    it holds, and written if still the version read; read again and retried if not): atomic
+    on one Redis; on a cluster each thing is, and a thing that met another writer is read
+    again and retried alone (docs/firebase.md). The things below each place are removed
+    afterwards, as set_value does."""
     targets = plan_update(location, patch)
     if not targets:
         return {}
-    keys = list(patch)
+    remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
+    written: dict[str, Any] = {}
     for attempt in range(CAS_ATTEMPTS):
-        holders = [nearest_thing(store, target) for target, _ in targets]
-        # The thing each place lands in: the nearest thing above it, else its own.
-        groups: dict[str, list[int]] = {}
-        for index, (holder, (target, _)) in enumerate(zip(holders, targets, strict=True)):
-            at = holder[0] if holder is not None and holder[0] != target else target
-            groups.setdefault(mapping.thing_path(at), []).append(index)
-        written: dict[str, Any] = {}
-        changes: list[ThingWrite] = []
-        for path, members in groups.items():
-            thing = store.get(path)
-            current = mapping.thing_value(thing.body) if thing is not None else None
-            at = tuple(path.split("/"))
-            for index in members:
-                target, value = targets[index]
-                relative = target[len(at) :]
-                written[keys[index]] = _resolve(value, mapping.get_member(current, relative))
-                current = mapping.set_member(current, relative, written[keys[index]])
-            changes.append(
-                ThingWrite(
-                    path,
-                    None if current is None else documents.dumps(mapping.wrap(current)),
-                    ttl,
-                    Conditions(if_match=(thing.version,))
-                    if thing is not None
-                    else Conditions(if_none_match="*"),
-                    "patch" if len(at) < len(targets[members[0]][0]) else "put",
-                )
-            )
+        values, changes = _plan_writes(store, remaining, ttl)
         try:
-            store.write_together(changes)
+            store.write_together([change for change, _ in changes])
         except PreconditionFailed:
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
-            continue
-        for target, _ in targets:
-            store.delete_tree(mapping.folder_path(target))
-        return written
-    raise TooMuchContention(mapping.thing_path(location))
+            pass
+        except PartlyWritten as partial:
+            done = {key for _, keys in changes[: partial.done] for key in keys}
+            written.update((key, values[key]) for key in done)
+            remaining = [place for place in remaining if place[0] not in done]
+        else:
+            written.update(values)
+            break
+        time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+    else:
+        raise TooMuchContention(mapping.thing_path(remaining[0][1]))
+    for target, _ in targets:
+        store.delete_tree(mapping.folder_path(target))
+    return {key: written[key] for key in patch}
+
+
+def _plan_writes(
+    store: Store, places: list[tuple[str, Location, Any]], ttl: int
+) -> tuple[dict[str, Any], list[tuple[ThingWrite, list[str]]]]:
+    """For places (key, location, value): the values written (server values resolved) by key,
+    and the things' writes, each with the keys it carries. A place inside a thing changes that
+    thing (with every other place it holds); any other place is a thing of its own, replaced.
+    Each write is conditional on the version read (or on absence)."""
+    written: dict[str, Any] = {}
+    # path -> (as read, new value, event, keys)
+    things: dict[str, tuple[Thing | None, Any, str, list[str]]] = {}
+    for key, target, value in places:
+        holder = nearest_thing(store, target)
+        if holder is not None and holder[0] != target:
+            at, thing = holder
+            path = mapping.thing_path(at)
+            read, current, _, keys = things.get(
+                path, (thing, mapping.thing_value(thing.body), "", [])
+            )
+            relative = target[len(at) :]
+            written[key] = _resolve(value, mapping.get_member(current, relative))
+            new = mapping.set_member(current, relative, written[key])
+            things[path] = (read, new, "patch", [*keys, key])
+        else:
+            own = holder[1] if holder is not None else None
+            current = mapping.thing_value(own.body) if own is not None else None
+            written[key] = _resolve(value, current)
+            things[mapping.thing_path(target)] = (own, written[key], "put", [key])
+    changes = []
+    for path, (read, new, event, keys) in things.items():
+        if new is None and read is None:
+            continue  # nothing there, nothing to write
+        condition = Conditions(if_match=(read.version,)) if read else Conditions(if_none_match="*")
+        body = documents.dumps(mapping.wrap(new)) if new is not None else None
+        changes.append((ThingWrite(path, body, ttl, condition, event), keys))
+    return written, changes
 
 
 # -- queries -------------------------------------------------------------------------------------

@@ -38,11 +38,16 @@ class Delivery:
 class Group:
     """The watchers of one path share one log of deliveries: the reader appends each event
     once, and each watcher takes the slice past its own cursor. Per event that is one append
-    and one wake-up call, however many watch; per watcher, a slice and a join."""
+    and one wake-up call, however many watch; per watcher, a slice and a join.
 
-    def __init__(self, path: str, folder: bool) -> None:
+    A group watches a thing (its path), a folder (any depth below it), or a tree: the thing at
+    its path, everything below it, and the things above it (`tree`, the path without a trailing
+    slash, "" for the whole store): a Firebase location, whose value those make up."""
+
+    def __init__(self, path: str, folder: bool, tree: bool = False) -> None:
         self.path = path
         self.folder = folder
+        self.tree = tree
         self.cond = threading.Condition()
         self.log: list[Delivery] = []
         self.base = 0  # the absolute index of log[0]
@@ -91,9 +96,15 @@ class Subscription:
     def folder(self) -> bool:
         return self.group.folder
 
+    @property
+    def tree(self) -> bool:
+        return self.group.tree
+
     def matches(self, path: str) -> bool:
         if not path.startswith(self.prefix):
             return False
+        if self.tree:
+            return in_tree(self.path, path)
         return path.startswith(self.path) if self.folder else path == self.path
 
     def take(self, timeout: float) -> tuple[list[Delivery], bool, bool] | None:
@@ -179,6 +190,9 @@ class Hub:
         self._lock = threading.Lock()
         self._things: dict[str, Group] = {}
         self._folders: dict[str, Group] = {}
+        self._trees: dict[str, Group] = {}
+        # For each tree group, each path strictly above it: where a thing's event reaches it.
+        self._trees_below: dict[str, set[Group]] = {}
         self._thread: threading.Thread | None = None
         self._after = "0-0"
         self._ordering = None if store.feed_in_order else Ordering(store)
@@ -187,11 +201,19 @@ class Hub:
     @property
     def watchers(self) -> int:
         with self._lock:
-            return sum(len(g.members) for t in (self._things, self._folders) for g in t.values())
+            return sum(len(g.members) for t in self._tables() for g in t.values())
 
-    def subscribe(self, path: str, folder: bool) -> Subscription:
+    def _tables(self) -> tuple[dict[str, Group], ...]:
+        return self._things, self._folders, self._trees
+
+    def _table(self, group: Group) -> dict[str, Group]:
+        return self._trees if group.tree else self._folders if group.folder else self._things
+
+    def subscribe(self, path: str, folder: bool, tree: bool = False) -> Subscription:
         """Register a watcher. From this moment on it is handed every event the reader reads,
-        and the reader reads from a position no later than now: nothing can fall between."""
+        and the reader reads from a position no later than now: nothing can fall between.
+        With `tree`, `path` (no trailing slash; "" the whole store) is watched as a tree: the
+        thing there, everything below, and the things above (see Group)."""
         with self._lock:
             if self.closed:
                 raise StorageUnavailable("the server is shutting down")
@@ -200,10 +222,13 @@ class Hub:
                 self._after = self.store.feed_position()
                 self._thread = threading.Thread(target=self._run, name="feed-reader", daemon=True)
                 self._thread.start()
-            table = self._folders if folder else self._things
+            table = self._trees if tree else self._folders if folder else self._things
             group = table.get(path)
             if group is None:
-                group = table[path] = Group(path, folder)
+                group = table[path] = Group(path, folder and not tree, tree)
+                if tree:
+                    for above in tree_ancestors(path):
+                        self._trees_below.setdefault(above, set()).add(group)
             with group.cond:
                 subscription = Subscription(group, group.end, group.epoch)
                 group.members.add(subscription)
@@ -215,13 +240,20 @@ class Hub:
             with group.cond:
                 group.members.discard(subscription)
                 empty = not group.members
-            table = self._folders if group.folder else self._things
+            table = self._table(group)
             if empty and table.get(group.path) is group:
                 del table[group.path]
+                if group.tree:
+                    for above in tree_ancestors(group.path):
+                        below = self._trees_below.get(above)
+                        if below is not None:
+                            below.discard(group)
+                            if not below:
+                                del self._trees_below[above]
 
     def _groups(self) -> list[Group]:
         with self._lock:
-            return [*self._things.values(), *self._folders.values()]
+            return [group for table in self._tables() for group in table.values()]
 
     def close(self) -> None:
         with self._lock:
@@ -233,7 +265,7 @@ class Hub:
         troubled = False
         while not self.closed:
             with self._lock:
-                if not self._things and not self._folders:
+                if not any(self._tables()):
                     # Nobody watching: stop reading; the next watcher starts a new reader.
                     self._thread = None
                     return
@@ -270,6 +302,18 @@ class Hub:
                     targets.append(group)
                 if cut < 0:
                     break
+            if self._trees:
+                # Trees at or above the path (its own path and each one above, "" last), then
+                # trees below it (a thing above a watched location).
+                cut = len(path)
+                while True:
+                    group = self._trees.get(path[:cut])
+                    if group is not None:
+                        targets.append(group)
+                    if cut == 0:
+                        break
+                    cut = max(path.rfind("/", 0, cut), 0)
+                targets.extend(self._trees_below.get(path, ()))
         return targets
 
     def _dispatch(self, events: list[Event]) -> None:
@@ -305,3 +349,18 @@ def frame(
         )
         data += b',"thing":' + state
     return f"id: {event_id}\nevent: {kind}\n".encode() + b"data: " + data + b"}\n\n"
+
+
+def tree_ancestors(path: str) -> list[str]:
+    """The paths strictly above a tree's path, nearest first: "a/b/c" gives "a/b", "a"."""
+    above = []
+    cut = path.rfind("/")
+    while cut > 0:
+        above.append(path[:cut])
+        cut = path.rfind("/", 0, cut)
+    return above
+
+
+def in_tree(tree: str, path: str) -> bool:
+    """Whether a thing's event at `path` reaches a tree watched at `tree` (see Group)."""
+    return tree == "" or path == tree or path.startswith(tree + "/") or tree.startswith(path + "/")

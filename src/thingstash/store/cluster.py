@@ -53,6 +53,7 @@ from thingstash.model import (
     Conditions,
     Event,
     Page,
+    PartlyWritten,
     PreconditionFailed,
     Thing,
     ThingMissing,
@@ -492,10 +493,11 @@ class ClusterStore(RedisStore):
     def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]:
         """RedisStore.write_together thing by thing: the things live in different slots (most
         often on different nodes), which no MULTI or script spans. Every condition is checked
-        first (one pipelined read), so a conflict seen then writes nothing; then each change is
-        its own put() or delete(), atomic and conditional for its thing, in order. A conflict
-        that comes in between, a failure or a crash part way leaves the changes before it
-        written, and a reader may see some changes before the others (docs/firebase.md)."""
+        first (one pipelined read): a conflict seen then writes nothing (PreconditionFailed).
+        Then each change is its own put() or delete(), atomic and conditional for its thing, in
+        order: a conflict that comes in between raises PartlyWritten (the changes before it
+        stay written), and a failure or a crash part way leaves them written too. A reader may
+        see some changes before the others (docs/firebase.md)."""
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
             raise ValueError("write_together: each thing may be changed once")
@@ -504,19 +506,28 @@ class ClusterStore(RedisStore):
             if not change.conditions.holds_for(current[change.path]):
                 raise PreconditionFailed(current[change.path])
         results: list[WriteResult | None] = []
-        for change in changes:
-            if change.body is None:
-                try:
-                    self.delete(change.path, change.conditions)
-                except ThingMissing:
-                    pass
-                results.append(None)
-                continue
-            results.append(
-                self.put(
-                    change.path, change.body, change.ttl_seconds, change.conditions, change.event
+        for done, change in enumerate(changes):
+            try:
+                if change.body is None:
+                    try:
+                        self.delete(change.path, change.conditions)
+                    except ThingMissing:
+                        pass
+                    results.append(None)
+                    continue
+                results.append(
+                    self.put(
+                        change.path,
+                        change.body,
+                        change.ttl_seconds,
+                        change.conditions,
+                        change.event,
+                    )
                 )
-            )
+            except PreconditionFailed as conflict:
+                if done == 0:
+                    raise
+                raise PartlyWritten(done, conflict.current) from conflict
         return results
 
     # -- folders ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def method_override(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
 def create_firebase_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """The Firebase face: settings (given, or read from the environment), the store, routes."""
     from thingstash.web import accesslog, admission, auth, bodies, context, hosts
-    from thingstash.web.firebase import errors, views
+    from thingstash.web.firebase import errors, stream, views
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -63,4 +63,5 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     hosts.init_app(app, settings)
     auth.install(app)
     views.init_app(app)
+    stream.init_app(app, store, settings.firebase_keepalive)
     return app

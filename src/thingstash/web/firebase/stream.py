@@ -1,11 +1,240 @@
-"""Firebase streams (GET with `Accept: text/event-stream`): not served by this slice yet."""
+"""Firebase streams: `GET <path>.json` with `Accept: text/event-stream` (docs/firebase.md,
+"Streams"). The stream opens with `put` "/" of the location's whole value, then sends a `put` for
+each change of a thing that touches it (thingstash.firebase.streaming says which, where), each
+with an `id:` (the change feed's position) so that a client reconnecting with `Last-Event-ID`
+misses nothing; a `keep-alive` when quiet; a `cancel` when its key is revoked.
+
+Like native watches (web.watch) it subscribes to the process's feed reader (live.hub), as a
+tree: the thing at the location, everything below it and the things above it. A stream that
+falls behind, resumes, or meets an unavailable store reads what it missed from the feed itself.
+"""
 
 from __future__ import annotations
 
-from flask import Response
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
+from flask import Flask, Response, current_app, request
+
+from thingstash import documents
+from thingstash.firebase import tree
 from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.streaming import (
+    CANCEL_FRAME,
+    KEEPALIVE_FRAME,
+    KEEPALIVE_S,
+    cancel_frame,
+    put_frame,
+    puts_for,
+)
+from thingstash.live.hub import BATCH, Hub, Subscription
+from thingstash.model import StorageUnavailable, Store, parse_event_id
+from thingstash.web import auth, metrics
+from thingstash.web.context import settings, store
+
+log = logging.getLogger(__name__)
+
+# The JSON of a location's value now (b"null" when there is none).
+Read = Callable[[Location], bytes]
+
+MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when changes keep coming
+RETRY_S = 0.5  # how often a stream tries the store again while it is away
+
+
+@dataclass
+class Opened:
+    """A stream subscribed and ready: what it sends first, and from which feed position on."""
+
+    subscription: Subscription
+    frames: list[bytes]
+    position: str
+    resume: bool
+
+
+def open_stream(hub: Hub, location: Location, read: Read, resume: str | None) -> Opened:
+    """Subscribe, then read what the stream starts with (so nothing falls in between): `put`
+    "/" of the whole value at the feed's position, or, when resuming, nothing yet (the stream
+    catches up from `resume` itself). Raises StorageUnavailable before anything is sent."""
+    subscription = hub.subscribe("/".join(location), False, tree=True)
+    try:
+        if resume is not None:
+            # A keep-alive first, so the client sees the stream open before any change comes.
+            return Opened(subscription, [KEEPALIVE_FRAME], resume, True)
+        position = hub.store.feed_position()
+        return Opened(subscription, [put_frame((), read(location), position)], position, False)
+    except BaseException:
+        hub.unsubscribe(subscription)
+        raise
+
+
+def catch_up(hub: Hub, opened: Opened, location: Location, read: Read) -> list[bytes]:
+    """The `put`s for what changed after `opened.position`, from the feed itself; past what it
+    retains, a fresh `put` "/" of the whole value. Advances `opened.position`."""
+    store, changes = hub.store, []
+    after = opened.position
+    while True:
+        backlog = store.feed_since(after, BATCH)
+        if backlog.reset:
+            fresh = put_frame((), read(location), backlog.position)
+            opened.position = backlog.position
+            return [fresh]
+        changes += [
+            (event.id, event.path)
+            for event in backlog.events
+            if event.kind != "reset" and opened.subscription.matches(event.path)
+        ]
+        after = backlog.position
+        if backlog.complete:
+            break
+    frames = [
+        put_frame(at, read(location + at), event_id) for at, event_id in puts_for(location, changes)
+    ]
+    opened.position = after
+    return frames
+
+
+def _still(allowed: Callable[[], bool]) -> bool:
+    try:
+        return allowed()
+    except StorageUnavailable:
+        return True  # can't tell now: the next event or keep-alive asks again
+
+
+def events(
+    hub: Hub,
+    opened: Opened,
+    location: Location,
+    read: Read,
+    allowed: Callable[[], bool],
+    keepalive: float,
+) -> Iterator[bytes]:
+    """The stream's frames, until the client goes, the process stops, or `allowed()` says the
+    key is gone (then `cancel`). Unsubscribes when it ends."""
+    subscription = opened.subscription
+    metrics.WATCHES.inc()
+    try:
+        yield from opened.frames
+        seen = parse_event_id(opened.position) or (0, 0)
+        behind = opened.resume  # must read the feed from `opened.position` first
+        waiting = False
+        quiet_since = time.monotonic()
+        while not hub.closed:
+            if behind:
+                try:
+                    frames = catch_up(hub, opened, location, read)
+                except StorageUnavailable as error:
+                    # Redis away (or a cluster failing over): stay open and try again.
+                    if not waiting:
+                        log.warning("firebase stream of /%s waits: %s", subscription.path, error)
+                    waiting = True
+                    # (Not a comment: Firebase's SDK takes any event for data. A keep-alive
+                    # also tells whether the client is still there.)
+                    yield KEEPALIVE_FRAME
+                    time.sleep(min(RETRY_S, keepalive))
+                    continue
+                except Refusal as refusal:  # the value grew past what one read may take
+                    yield cancel_frame(refusal.message)
+                    return
+                behind = waiting = False
+                seen = parse_event_id(opened.position) or seen
+                if frames:
+                    if not _still(allowed):
+                        yield CANCEL_FRAME
+                        return
+                    yield b"".join(frames)
+                    quiet_since = time.monotonic()
+            wait = keepalive - (time.monotonic() - quiet_since)
+            taken = subscription.take(max(wait, 0.0))
+            if taken is None:
+                if not _still(allowed):
+                    yield CANCEL_FRAME
+                    return
+                yield KEEPALIVE_FRAME
+                quiet_since = time.monotonic()
+                continue
+            deliveries, lagging, closed = taken
+            if closed:
+                return
+            if lagging:
+                behind = True  # the feed holds these too: read from the last position sent
+                continue
+            fresh = [delivery for delivery in deliveries if delivery.order > seen]
+            if not fresh:
+                continue
+            puts = puts_for(location, ((d.event.id, d.event.path) for d in fresh))
+            try:
+                frames = [put_frame(at, read(location + at), event_id) for at, event_id in puts]
+            except StorageUnavailable:
+                behind = True  # nothing of these was sent: read them from the feed again
+                continue
+            except Refusal as refusal:
+                yield cancel_frame(refusal.message)
+                return
+            seen, opened.position = fresh[-1].order, fresh[-1].event.id
+            if frames:
+                if not _still(allowed):
+                    yield CANCEL_FRAME
+                    return
+                # A burst costs this thread one wake-up and the client one write.
+                yield b"".join(frames)
+                quiet_since = time.monotonic()
+                # Under a stream of changes, wake at most every MIN_INTERVAL (as web.watch).
+                time.sleep(MIN_INTERVAL)
+    finally:
+        metrics.WATCHES.dec()
+        hub.unsubscribe(subscription)
+
+
+# -- over HTTP (Flask) ---------------------------------------------------------------------------
+
+_HUB = "thingstash.firebase.hub"
+_KEEPALIVE = "thingstash.firebase.keepalive"
+
+
+def init_app(app: Flask, store: Store, keepalive: float = KEEPALIVE_S) -> Hub:
+    """The app's feed reader for its streams (started by the first stream), and their
+    keep-alive interval."""
+    hub = Hub(store)
+    app.extensions[_HUB] = hub
+    app.extensions[_KEEPALIVE] = keepalive
+    return hub
+
+
+def hub_of(app: Flask) -> Hub:
+    the_hub: Hub = app.extensions[_HUB]
+    return the_hub
+
+
+def _last_event_id() -> str | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if parse_event_id(raw) is None:
+        raise Refusal(400, "Last-Event-ID must be the id of an event this server sent")
+    return raw
 
 
 def respond(location: Location) -> Response:
-    raise Refusal(400, "Streams are not served yet")
+    """A GET with `Accept: text/event-stream`, its access already checked (the caller's
+    authorize): the stream of `location`."""
+    if request.args.get("orderBy") is not None or request.args.get("shallow") is not None:
+        raise Refusal(400, "Streams of queries or shallow reads are not supported")
+    resume = _last_event_id()
+    the_store, config = store(), settings()
+
+    def read(at: Location) -> bytes:
+        budget = tree.Budget(config.firebase_max_read)
+        return documents.dumps(tree.read_value(the_store, at, budget))
+
+    allowed = auth.still_allowed()
+    hub = hub_of(current_app)
+    opened = open_stream(hub, location, read, resume)
+    keepalive: float = current_app.extensions[_KEEPALIVE]
+    return Response(
+        events(hub, opened, location, read, allowed, keepalive),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

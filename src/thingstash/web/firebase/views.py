@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, g, request
 
 from thingstash import documents
 from thingstash.documents import BadDocument
@@ -67,11 +67,17 @@ def authorize(scope: str, path: str | None) -> auth.Access:
     as `auth=` or Bearer, with its scope and prefix (a prefixed key reaches locations at or
     below its prefix). Refused: 401 "Permission denied"."""
     if auth.store_is_open():
-        return auth.OPEN
-    key = _key()
-    if key is None:
-        return auth.check_keyless(scope, path)
-    return auth.check_key(key, scope, path, folders_above=False)
+        access = auth.OPEN
+    else:
+        key = _key()
+        if key is None:
+            access = auth.check_keyless(scope, path)
+        else:
+            access = auth.check_key(key, scope, path, folders_above=False)
+    # Kept for the request, as the native face's check does: a stream asks it again later
+    # (auth.still_allowed), and ends when the key is revoked.
+    g.thingstash_access = access
+    return access
 
 
 def _budget() -> tree.Budget:

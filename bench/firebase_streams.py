@@ -1,0 +1,179 @@
+"""Benchmark (not a test): Firebase multi-path updates and streams.
+
+1. Store.write_together of k things against k single puts, in process, on a scratch Redis
+   (p50/p99 per update of k things).
+2. `thingstash serve --firebase-port` on that Redis with N Firebase streams open on one
+   location, each a thread with its own connection: the delay from a native PUT of a thing
+   below the location to its `put` event on every stream (p50/p99 over the rounds, counted at the
+   last stream to get it).
+
+    .venv/bin/python bench/firebase_streams.py [--streams 50] [--rounds 50] [--updates 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import redis
+
+# The repository root, for tests/ports.py (free ports, shared with the tests).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.ports import free_port  # noqa: E402
+
+from thingstash.model import ThingWrite  # noqa: E402
+from thingstash.serve.embedded import scratch_command  # noqa: E402
+from thingstash.store import open_store  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"p50 {statistics.median(ordered) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        scratch_command(port, Path(directory)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    client.close()
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def bench_write_together(url: str, updates: int) -> None:
+    store = open_store(url, "benchwt")
+    try:
+        for k in (2, 10):
+            paths = [f"wt/t{i}" for i in range(k)]
+            together, apart = [], []
+            for n in range(updates):
+                body = orjson.dumps({"n": n})
+                started = time.perf_counter()
+                store.write_together([ThingWrite(path, body, 600) for path in paths])
+                together.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                for path in paths:
+                    store.put(path, body, 600)
+                apart.append(time.perf_counter() - started)
+            print(f"{k} things: write_together {percentiles(together)}")
+            print(f"{k} things: {k} puts          {percentiles(apart)}")
+    finally:
+        store.close()
+
+
+class Listener(threading.Thread):
+    """One Firebase stream of /room, recording when each event for /t<n> arrives."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.arrived: dict[str, float] = {}
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        headers = {"Accept": "text/event-stream"}
+        with httpx.stream("GET", f"{self.url}/room.json", headers=headers, timeout=60) as response:
+            buffer = b""
+            for chunk in response.iter_raw():
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    raw, buffer = buffer.split(b"\n\n", 1)
+                    for line in raw.split(b"\n"):
+                        if line.startswith(b"data: {"):
+                            path = orjson.loads(line[6:])["path"]
+                            if path == "/":
+                                self.ready.set()
+                            else:
+                                self.arrived[path] = time.perf_counter()
+
+
+def bench_streams(url: str, directory: str, streams: int, rounds: int) -> None:
+    native_port, firebase_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "thingstash",
+            "serve",
+            "--port",
+            str(native_port),
+            "--firebase-port",
+            str(firebase_port),
+            "--redis-url",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    fb, native = f"http://127.0.0.1:{firebase_port}", f"http://127.0.0.1:{native_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{fb}/.json?shallow=true", timeout=1)
+                httpx.get(f"{native}/_health", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        listeners = [Listener(fb) for _ in range(streams)]
+        for listener in listeners:
+            listener.start()
+        for listener in listeners:
+            assert listener.ready.wait(30), "a stream did not open"
+        delays = []
+        with httpx.Client(base_url=native, timeout=30) as client:
+            for n in range(rounds):
+                sent = time.perf_counter()
+                client.put(f"/room/t{n}", json={"n": n})
+                path = f"/t{n}"
+                deadline = time.monotonic() + 30
+                while not all(path in listener.arrived for listener in listeners):
+                    assert time.monotonic() < deadline, "an event did not arrive"
+                    time.sleep(0.001)
+                delays.append(max(listener.arrived[path] for listener in listeners) - sent)
+        print(f"{streams} Firebase streams, PUT to the last stream's event: {percentiles(delays)}")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--updates", type=int, default=300)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        process, url = start_redis(directory)
+        try:
+            bench_write_together(url, options.updates)
+            bench_streams(url, directory, options.streams, options.rounds)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
