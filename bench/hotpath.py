@@ -5,7 +5,7 @@ request (this process only: Redis runs apart), for thingstash, the naive floor (
 the lean floor (leanfloor.py); `--profile NAME` then runs cProfile on that scenario and prints
 the top functions by cumulative and own time.
 
-    .venv/bin/python bench/hotpath.py [--requests 20000] [--profile GET|PUT|PATCH|increment]
+    .venv/bin/python bench/hotpath.py [--requests 20000] [--profile GET|PUT|PATCH|increment|listing]
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ stream's frames (web.firebase.stream), on one Redis and on the cluster."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from thingstash.firebase.mapping import Location, Refusal
-from thingstash.firebase.streaming import KEEPALIVE_FRAME
+from thingstash.firebase.streaming import KEEPALIVE_FRAME, event_location, location_of
 from thingstash.live.hub import Hub
 from thingstash.model import Store
 from thingstash.store import open_store
@@ -223,3 +224,29 @@ def test_a_value_grown_past_what_a_read_may_take_cancels_the_stream(hub: Hub, st
     with pytest.raises(StopIteration):
         next(frames)
     assert hub.watchers == 0
+
+
+def test_every_tree_gets_exactly_the_changes_its_stream_shows(hub: Hub) -> None:
+    """Over every path of up to three names from a small alphabet (names that start alike
+    included): the reader hands a thing's event to a tree exactly when the stream's mapping
+    (firebase.streaming.event_location) shows it there."""
+    names = ("a", "b", "ab")
+    paths = [
+        "/".join(parts) for depth in (1, 2, 3) for parts in itertools.product(names, repeat=depth)
+    ]
+    subscriptions = {tree: hub.subscribe(tree, False, tree=True) for tree in ["", *paths]}
+    try:
+        groups = {subscription.group: tree for tree, subscription in subscriptions.items()}
+        for path in paths:
+            reached = {groups[g] for g in hub._targets(path) if g in groups}
+            shown = {
+                tree
+                for tree in subscriptions
+                if event_location(location_of(tree), location_of(path)) is not None
+            }
+            assert reached == shown, path
+    finally:
+        for subscription in subscriptions.values():
+            hub.unsubscribe(subscription)
+    assert hub.watchers == 0
+    assert not hub._trees and not hub._trees_below  # nothing left behind
