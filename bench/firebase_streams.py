@@ -23,15 +23,14 @@ from pathlib import Path
 
 import httpx
 import orjson
-import redis
 
 # The repository root, for tests/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
 from tests.ports import free_port  # noqa: E402
 
 from thingstash.model import ThingWrite  # noqa: E402
-from thingstash.serve.embedded import scratch_command  # noqa: E402
 from thingstash.store import open_store  # noqa: E402
 
 
@@ -43,21 +42,7 @@ def percentiles(samples: list[float]) -> str:
 
 def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    process = subprocess.Popen(
-        scratch_command(port, Path(directory)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    client.close()
-    return process, f"redis://127.0.0.1:{port}/0"
+    return start_server(port, directory), f"redis://127.0.0.1:{port}/0"
 
 
 def bench_write_together(url: str, updates: int) -> None:

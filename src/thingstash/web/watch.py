@@ -45,18 +45,25 @@ def live() -> Live:
     return the_live
 
 
-def _last_event_id() -> str | None:
+def last_event_id() -> str | None:
+    """The request's `Last-Event-ID` (both faces' streams resume from it): None when absent or
+    blank; ValueError when it is not an id this server sends."""
     raw = request.headers.get("Last-Event-ID")
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
     if parse_event_id(raw) is None:
-        raise Problem(
-            400,
-            "bad Last-Event-ID",
-            "Last-Event-ID must be an event id this server sent (like 1700000000000-0)",
+        raise ValueError(
+            "Last-Event-ID must be an event id this server sent (like 1700000000000-0)"
         )
     return raw
+
+
+def _last_event_id() -> str | None:
+    try:
+        return last_event_id()
+    except ValueError as error:
+        raise Problem(400, "bad Last-Event-ID", str(error)) from None
 
 
 def stream(path: Path) -> Response:

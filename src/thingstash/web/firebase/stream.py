@@ -31,7 +31,7 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.live.hub import BATCH, Hub, Subscription
 from thingstash.model import StorageUnavailable, Store, parse_event_id
-from thingstash.web import auth, metrics
+from thingstash.web import auth, metrics, watch
 from thingstash.web.context import settings, store
 
 log = logging.getLogger(__name__)
@@ -208,13 +208,10 @@ def hub_of(app: Flask) -> Hub:
 
 
 def _last_event_id() -> str | None:
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None or raw.strip() == "":
-        return None
-    raw = raw.strip()
-    if parse_event_id(raw) is None:
-        raise Refusal(400, "Last-Event-ID must be the id of an event this server sent")
-    return raw
+    try:
+        return watch.last_event_id()
+    except ValueError as error:
+        raise Refusal(400, str(error)) from None
 
 
 def respond(location: Location) -> Response:
