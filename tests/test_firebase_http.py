@@ -303,6 +303,40 @@ def test_keys_scope_and_prefix(
         assert rules.status_code == 401
 
 
+def test_a_prefixed_key_writing_inside_a_thing_above_its_prefix_leaves_its_lifetime(
+    keyed: FirebaseServed, redis_server: RedisServer | LocalCluster, redis_client: redis.Redis
+) -> None:
+    store = open_store(redis_server.url)
+    try:
+        _, admin = keys.create_key(store, "admin")
+        _, ada = keys.create_key(store, "write", "users/ada")
+    finally:
+        store.close()
+    with httpx.Client(base_url=keyed.url, timeout=30) as client:
+        deadline = time.monotonic() + 5  # the open-store answer is kept a second per process
+        while client.get("/x.json").status_code != 401:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        everyone = {"ada": {"x": 1}, "bob": {"secret": "b"}}
+        put = client.put("/users.json", params={"auth": admin, "ttl": "600"}, json=everyone)
+        assert put.status_code == 200
+        # The thing `users` holds bob too: ada's key may not decide when it ends.
+        refused = client.put("/users/ada/x.json", params={"auth": ada, "ttl": "1"}, json=2)
+        assert refused.status_code == 401
+        assert error_of(refused).startswith("Permission denied: this key may not set the lifetime")
+        assert client.put("/users/ada/x.json", params={"auth": ada}, json=2).status_code == 200
+        patched = client.patch("/users/ada.json", params={"auth": ada}, json={"y": 3})
+        assert patched.status_code == 200
+        native = httpx.get(
+            keyed.native.url + "/users", headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        )
+        assert 590 <= native.json()["ttl"] <= 600  # kept, not renewed to the default
+        assert client.get("/users.json", params={"auth": admin}).json() == {
+            "ada": {"x": 2, "y": 3},
+            "bob": {"secret": "b"},
+        }
+
+
 def test_native_watchers_see_firebase_writes(fb: httpx.Client, native: httpx.Client) -> None:
     headers = {"Accept": "text/event-stream"}
     with native.stream("GET", "/devices/", headers=headers, timeout=30) as events:

@@ -44,6 +44,30 @@ PAGE = 1000
 CAS_ATTEMPTS = 50
 
 
+@dataclass(frozen=True)
+class Lifetime:
+    """The lifetime a write gives the things it writes: `seconds` (the default or `?ttl=`), except
+    that a thing lying outside `renews` (the key's prefix, a plain string prefix of paths as auth
+    checks it) keeps the one it has, to the second: a key limited to `users/ada` may change its
+    place inside the thing `users`, but not when `users` ends. `given`: the request asked for
+    `seconds` itself, which such a write refuses."""
+
+    seconds: int
+    renews: str = ""
+    given: bool = False
+
+    def of(self, path: str, thing: Thing | None) -> int:
+        if thing is None or path.startswith(self.renews):
+            return self.seconds
+        if self.given:
+            raise Refusal(
+                401,
+                f"Permission denied: this key may not set the lifetime of {path!r}, which lies "
+                f"outside its prefix {self.renews!r}",
+            )
+        return max(1, thing.ttl_ms // 1000)
+
+
 @dataclass
 class Budget:
     """What one read may cost: bytes of things' JSON, and a deadline (`?timeout=`)."""
@@ -168,7 +192,7 @@ def change_thing(
     store: Store,
     path: str,
     change: Callable[[Any], Any],
-    ttl: int,
+    lifetime: Lifetime,
     event: str = "put",
 ) -> Any:
     """Compare-and-set of the thing at `path`: `change(current value or None)` gives the new
@@ -189,6 +213,7 @@ def change_thing(
                 if thing is not None:
                     store.delete(path, expected)
             else:
+                ttl = lifetime.of(path, thing)
                 store.put(path, documents.dumps(mapping.wrap(new)), ttl, expected, event)
             return new
         except (PreconditionFailed, ThingMissing):
@@ -219,13 +244,13 @@ def set_value(
     store: Store,
     location: Location,
     value: Any,
-    ttl: int,
+    lifetime: Lifetime,
     expected: str | None = None,
 ) -> Any:
     """set(L, value): `value` normalized (None deletes). With `expected`, an ETag the value at
     L must still have (else Mismatch). Returns the value written, server values resolved."""
     if not location:
-        return _set_root(store, value, ttl, expected)
+        return _set_root(store, value, lifetime, expected)
     folder = mapping.folder_path(location)
     below: dict[str, Any] | None = None
     if expected is not None:
@@ -245,7 +270,7 @@ def set_value(
             written[0] = _resolve(value, here)
             return mapping.set_member(current, relative, written[0])
 
-        change_thing(store, mapping.thing_path(at), into, ttl, "patch")
+        change_thing(store, mapping.thing_path(at), into, lifetime, "patch")
         store.delete_tree(folder)
         return written[0]
 
@@ -256,7 +281,7 @@ def set_value(
         return None
     if expected is None and not _has_server_values(value):
         # A plain write needs nothing of what is stored: one write, no read first.
-        store.put(path, documents.dumps(mapping.wrap(value)), ttl)
+        store.put(path, documents.dumps(mapping.wrap(value)), lifetime.of(path, None))
         store.delete_tree(folder)
         return value
     result: list[Any] = [None]
@@ -266,7 +291,7 @@ def set_value(
         result[0] = _resolve(value, current)
         return result[0]
 
-    change_thing(store, path, replace, ttl)
+    change_thing(store, path, replace, lifetime)
     store.delete_tree(folder)
     return result[0]
 
@@ -278,20 +303,20 @@ def _delete_thing(store: Store, path: str) -> None:
         pass
 
 
-def _set_root(store: Store, value: Any, ttl: int, expected: str | None) -> Any:
+def _set_root(store: Store, value: Any, lifetime: Lifetime, expected: str | None) -> Any:
     """The root holds no thing: its value is its children, each set in turn."""
     if expected is not None:
         _check(expected, read_value(store, mapping.ROOT))
     if value is None:
         for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
-            set_value(store, (name,), None, ttl)
+            set_value(store, (name,), None, lifetime)
         return None
     if not isinstance(value, dict):
         raise mapping.invalid_data("the root of the tree can only hold an object")
     for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
         if name not in value:
-            set_value(store, (name,), None, ttl)
-    return {name: set_value(store, (name,), child, ttl) for name, child in value.items()}
+            set_value(store, (name,), None, lifetime)
+    return {name: set_value(store, (name,), child, lifetime) for name, child in value.items()}
 
 
 def relative_location(text: str) -> Location:
@@ -323,7 +348,9 @@ def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
     return targets
 
 
-def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dict[str, Any]:
+def update_values(
+    store: Store, location: Location, patch: Any, lifetime: Lifetime
+) -> dict[str, Any]:
     """update(L, {path: value, ...}): each place set (null deletes), all in one
     Store.write_together of the things they fall in (each thing read, changed in every place
     it holds, and written if still the version read; read again and retried if not): atomic
@@ -336,7 +363,7 @@ def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dic
     remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
     written: dict[str, Any] = {}
     for attempt in range(CAS_ATTEMPTS):
-        values, changes = _plan_writes(store, remaining, ttl)
+        values, changes = _plan_writes(store, remaining, lifetime)
         try:
             store.write_together([change for change, _ in changes])
         except PreconditionFailed:
@@ -357,7 +384,7 @@ def update_values(store: Store, location: Location, patch: Any, ttl: int) -> dic
 
 
 def _plan_writes(
-    store: Store, places: list[tuple[str, Location, Any]], ttl: int
+    store: Store, places: list[tuple[str, Location, Any]], lifetime: Lifetime
 ) -> tuple[dict[str, Any], list[tuple[ThingWrite, list[str]]]]:
     """For places (key, location, value): the values written (server values resolved) by key,
     and the things' writes, each with the keys it carries. A place inside a thing changes that
@@ -389,6 +416,7 @@ def _plan_writes(
             continue  # nothing there, nothing to write
         condition = Conditions(if_match=(read.version,)) if read else Conditions(if_none_match="*")
         body = documents.dumps(mapping.wrap(new)) if new is not None else None
+        ttl = lifetime.of(path, read)
         changes.append((ThingWrite(path, body, ttl, condition, event), keys))
     return written, changes
 

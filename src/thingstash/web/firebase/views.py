@@ -129,9 +129,13 @@ def _body() -> Any:
         ) from None
 
 
-def _ttl() -> int:
+def _lifetime() -> tree.Lifetime:
+    """The lifetime of the things this write writes: `?ttl=` or the default; a thing above the
+    key's prefix keeps its own (tree.Lifetime)."""
     config = settings()
-    return documents.resolve_ttl(None, _arg("ttl"), config.default_ttl, config.max_ttl)
+    given = _arg("ttl")
+    seconds = documents.resolve_ttl(None, given, config.default_ttl, config.max_ttl)
+    return tree.Lifetime(seconds, auth.current().prefix, given is not None)
 
 
 def _flag(name: str) -> bool:
@@ -207,16 +211,16 @@ def handle(raw: str) -> Response:
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
-        written = tree.set_value(store(), location, None, _ttl(), _if_match())
+        written = tree.set_value(store(), location, None, _lifetime(), _if_match())
         return answer(written, etag=_if_match() is not None)
     if method == "POST":
         name = push_id()
         value = mapping.normalize(_body())
-        tree.set_value(store(), (*location, name), value, _ttl())
+        tree.set_value(store(), (*location, name), value, _lifetime())
         return answer({"name": name})
     if method != "PATCH":
         raise Refusal(405, f"{method} is not one of {', '.join(METHODS)}")
-    written = tree.update_values(store(), location, _body(), _ttl())
+    written = tree.update_values(store(), location, _body(), _lifetime())
     return answer(written)
 
 
@@ -248,7 +252,7 @@ def _get(location: Location) -> Response:
 def _put(location: Location) -> Response:
     value = mapping.normalize(_body())
     expected = _if_match()
-    written = tree.set_value(store(), location, value, _ttl(), expected)
+    written = tree.set_value(store(), location, value, _lifetime(), expected)
     return answer(written, etag=expected is not None or _wants_etag())
 
 
