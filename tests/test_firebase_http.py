@@ -274,20 +274,28 @@ def test_reads_past_the_cap_are_400(keyed: FirebaseServed, redis_client: redis.R
         )
 
 
+def create_keys(redis_server: RedisServer | LocalCluster, *specs: tuple[str, str]) -> list[str]:
+    """Keys of these (scope, prefix), in order."""
+    store = open_store(redis_server.url)
+    try:
+        return [keys.create_key(store, scope, prefix)[1] for scope, prefix in specs]
+    finally:
+        store.close()
+
+
+def wait_until_keyed(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 5  # the open-store answer is kept a second per process
+    while client.get("/x.json").status_code != 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 def test_keys_scope_and_prefix(
     keyed: FirebaseServed, redis_server: RedisServer | LocalCluster, redis_client: redis.Redis
 ) -> None:
-    store = open_store(redis_server.url)
-    try:
-        _, writer = keys.create_key(store, "write", "sensors/")
-        _, reader = keys.create_key(store, "read")
-    finally:
-        store.close()
+    writer, reader = create_keys(redis_server, ("write", "sensors/"), ("read", ""))
     with httpx.Client(base_url=keyed.url, timeout=30) as client:
-        deadline = time.monotonic() + 5  # the open-store answer is kept a second per process
-        while client.get("/x.json").status_code != 401:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_keyed(client)
         assert error_of(client.get("/x.json", params={"auth": "owner"})) == "Permission denied"
         assert client.put("/sensors/a.json", params={"auth": writer}, json=1).status_code == 200
         bearer = {"Authorization": f"Bearer {writer}"}
@@ -306,17 +314,9 @@ def test_keys_scope_and_prefix(
 def test_a_prefixed_key_writing_inside_a_thing_above_its_prefix_leaves_its_lifetime(
     keyed: FirebaseServed, redis_server: RedisServer | LocalCluster, redis_client: redis.Redis
 ) -> None:
-    store = open_store(redis_server.url)
-    try:
-        _, admin = keys.create_key(store, "admin")
-        _, ada = keys.create_key(store, "write", "users/ada")
-    finally:
-        store.close()
+    admin, ada = create_keys(redis_server, ("admin", ""), ("write", "users/ada"))
     with httpx.Client(base_url=keyed.url, timeout=30) as client:
-        deadline = time.monotonic() + 5  # the open-store answer is kept a second per process
-        while client.get("/x.json").status_code != 401:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_keyed(client)
         everyone = {"ada": {"x": 1}, "bob": {"secret": "b"}}
         put = client.put("/users.json", params={"auth": admin, "ttl": "600"}, json=everyone)
         assert put.status_code == 200

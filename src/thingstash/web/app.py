@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from thingstash.config import ConfigError, Settings
+from thingstash.config import Settings
 from thingstash.model import Store
-from thingstash.store import open_store
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -33,13 +32,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         watch,
     )
 
-    settings = settings or Settings.from_env()
-    if store is None:
-        if not settings.redis_url:
-            raise ConfigError(
-                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
-            )
-        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    settings, store = context.configured(settings, store)
     app = Flask("thingstash", static_folder=None)  # /static/... are things' paths
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     if isinstance(app.json, DefaultJSONProvider):  # always: no other provider is set

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from thingstash.config import Settings
+from thingstash.config import ConfigError, Settings
 from thingstash.model import Store
+from thingstash.store import open_store
 
 _STORE = "thingstash.store"
 _SETTINGS = "thingstash.settings"
@@ -24,6 +25,19 @@ def settings_of(app: Flask) -> Settings:
     """The settings `app` runs with (outside a request too)."""
     settings: Settings = app.extensions[_SETTINGS]
     return settings
+
+
+def configured(settings: Settings | None, store: Store | None) -> tuple[Settings, Store]:
+    """What an app (either face) runs with: the settings given or read from the environment,
+    and the store given or opened from them."""
+    settings = settings or Settings.from_env()
+    if store is None:
+        if not settings.redis_url:
+            raise ConfigError(
+                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
+            )
+        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    return settings, store
 
 
 def install(app: Flask, settings: Settings, store: Store) -> None:

@@ -13,9 +13,8 @@ from urllib.parse import parse_qs
 
 from flask import Flask
 
-from thingstash.config import ConfigError, Settings
+from thingstash.config import Settings
 from thingstash.model import Store
-from thingstash.store import open_store
 
 OVERRIDABLE = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 
@@ -51,13 +50,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     )
     from thingstash.web.firebase import errors, stream, views
 
-    settings = settings or Settings.from_env()
-    if store is None:
-        if not settings.redis_url:
-            raise ConfigError(
-                "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
-            )
-        store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    settings, store = context.configured(settings, store)
     app = Flask("thingstash.firebase", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     context.install(app, settings, store)
