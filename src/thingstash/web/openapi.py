@@ -50,6 +50,35 @@ ERRORS = {
 }
 
 
+def _admin_item(
+    parameter: dict[str, Any],
+    noun: str,
+    tag: str,
+    content: dict[str, Any],
+    delete: tuple[str, str, str],
+    admin: dict[str, Any],
+) -> dict[str, Any]:
+    """An admin collection's item (a key, an index): GET it, DELETE it (summary, operationId,
+    what the 204 says); `admin`: the refusals of an admin endpoint."""
+    errors = {**_errors("404"), **admin}
+    summary, operation_id, done = delete
+    return {
+        "parameters": [parameter],
+        "get": {
+            "summary": f"One {noun} (admin)",
+            "operationId": f"get{noun.capitalize()}",
+            "tags": [tag],
+            "responses": {"200": {"description": f"The {noun}", "content": content}, **errors},
+        },
+        "delete": {
+            "summary": summary,
+            "operationId": operation_id,
+            "tags": [tag],
+            "responses": {"204": {"description": done}, **errors},
+        },
+    }
+
+
 def _errors(*statuses: str) -> dict[str, Any]:
     return {status: {**REF_PROBLEM, "description": ERRORS[status]} for status in statuses}
 
@@ -790,44 +819,22 @@ def _service_paths() -> dict[str, Any]:
                 },
             },
         },
-        "/_indexes/{index_id}": {
-            "parameters": [index_id],
-            "get": {
-                "summary": "One index (admin)",
-                "operationId": "getIndex",
-                "tags": ["indexes"],
-                "responses": {
-                    "200": {"description": "The index", "content": index_ref},
-                    **_errors("404"),
-                    **admin,
-                },
-            },
-            "delete": {
-                "summary": "Drop an index (admin)",
-                "operationId": "dropIndex",
-                "tags": ["indexes"],
-                "responses": {"204": {"description": "Dropped"}, **_errors("404"), **admin},
-            },
-        },
-        "/_keys/{key_id}": {
-            "parameters": [key_id],
-            "get": {
-                "summary": "One key (admin)",
-                "operationId": "getKey",
-                "tags": ["keys"],
-                "responses": {
-                    "200": {"description": "The key", "content": key_ref},
-                    **_errors("404"),
-                    **admin,
-                },
-            },
-            "delete": {
-                "summary": "Revoke a key at once (admin)",
-                "operationId": "revokeKey",
-                "tags": ["keys"],
-                "responses": {"204": {"description": "Revoked"}, **_errors("404"), **admin},
-            },
-        },
+        "/_indexes/{index_id}": _admin_item(
+            index_id,
+            "index",
+            "indexes",
+            index_ref,
+            ("Drop an index (admin)", "dropIndex", "Dropped"),
+            admin,
+        ),
+        "/_keys/{key_id}": _admin_item(
+            key_id,
+            "key",
+            "keys",
+            key_ref,
+            ("Revoke a key at once (admin)", "revokeKey", "Revoked"),
+            admin,
+        ),
     }
 
 
