@@ -364,6 +364,14 @@ function route() {
   else showThing(path);
 }
 
+// A link that opens a thing in the console, named relative to the folder shown.
+function thingLink(path, folder) {
+  const link = document.createElement("a");
+  link.href = "#/" + path.split("/").map(encodeURIComponent).join("/");
+  link.textContent = path.slice(folder.length);
+  return link;
+}
+
 function useTemplate(id) {
   const view = $("#view");
   view.textContent = "";
@@ -415,10 +423,7 @@ async function loadListing(folder, cursor) {
     const row = body.insertRow();
     row.className = "thing-row";
     row.dataset.path = thing.path;
-    const link = document.createElement("a");
-    link.href = "#/" + thing.path.split("/").map(encodeURIComponent).join("/");
-    link.textContent = thing.path.slice(folder.length);
-    row.insertCell().append(link);
+    row.insertCell().append(thingLink(thing.path, folder));
     const ttl = row.insertCell();
     ttl.className = "num";
     ttl.textContent = "ttl " + thing.ttl;
@@ -769,10 +774,7 @@ function showAnswer(view, folder, answer) {
     const rank = row.insertCell();
     rank.className = "num";
     rank.textContent = "#" + thing.rank;
-    const link = document.createElement("a");
-    link.href = "#/" + thing.path.split("/").map(encodeURIComponent).join("/");
-    link.textContent = thing.path.slice(folder.length);
-    row.insertCell().append(link);
+    row.insertCell().append(thingLink(thing.path, folder));
     const key = row.insertCell();
     key.className = "key";
     key.textContent = JSON.stringify(thing.key);
