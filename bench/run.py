@@ -11,9 +11,12 @@ apps, which are started one at a time so that they never compete for the CPU:
 - the lean floor (bench/leanfloor.py), the same view with its one call on a raw per-thread
   redis-py connection (no pool, no retry wrapper): what the stack itself can do.
 
-Each scenario is a wrk run (`-t1`, Lua scripts in bench/wrk/) at 16 and 64 connections. Then Redis
-memory per thing is measured for 100,000 things of three sizes, stored through thingstash's
-storage and as plain strings. Run `python bench/run.py --help` for the knobs.
+Each scenario is a wrk run (`-t1`, Lua scripts in bench/wrk/) at 16 and 64 connections. The apps
+take turns: a round runs every app once, and the table shows, for each app and scenario, the
+median of its runs over the rounds (3 by default), so that a burst of other load on a shared
+machine moves one run of one app, not the ratios. Then Redis memory per thing is measured for
+100,000 things of three sizes, stored through thingstash's storage and as plain strings. Run
+`python bench/run.py --help` for the knobs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,16 +91,23 @@ TITLES = {"prototype": "prototype", "floor": "naive floor", "lean": "lean floor"
 
 @dataclass(frozen=True)
 class Result:
-    requests: int
-    seconds: float
+    rate: float  # requests a second
     p50_ms: float
     p99_ms: float
     bad: int
     cpu_us: dict[str, float]  # CPU per request of the app, Redis and wrk
 
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
+
+def median(runs: list[Result]) -> Result:
+    """Each figure's median over the runs (so a figure may come from another run than the
+    next one); failed requests are added up, so that any shows."""
+    return Result(
+        statistics.median(run.rate for run in runs),
+        statistics.median(run.p50_ms for run in runs),
+        statistics.median(run.p99_ms for run in runs),
+        sum(run.bad for run in runs),
+        {name: statistics.median(run.cpu_us[name] for run in runs) for name in runs[0].cpu_us},
+    )
 
 
 def cpu_seconds(root: int) -> float:
@@ -234,8 +245,7 @@ def wrk(
         raise SystemExit(f"wrk failed: {''.join(lines)}")
     data = json.loads(line[6:])
     return Result(
-        data["requests"],
-        data["duration_us"] / 1e6,
+        data["requests"] / (data["duration_us"] / 1e6),
         data["p50_us"] / 1000,
         data["p99_us"] / 1000,
         data["bad_status"] + data["socket_errors"],
@@ -252,7 +262,7 @@ def _children_cpu() -> float:
 
 
 def bench_app(
-    app: str, redis: EmbeddedRedis, seconds: float, only: set[str] | None
+    app: str, redis: EmbeddedRedis, seconds: float, only: set[str] | None, label: str = ""
 ) -> dict[tuple[str, int], Result]:
     results: dict[tuple[str, int], Result] = {}
     names = [n for n in APPS[app] if not only or n in only]
@@ -277,7 +287,7 @@ def bench_app(
                 result = wrk(target, redis_pid, scenario, connections, seconds, prefix)
                 results[(name, connections)] = result
                 print(
-                    f"  {app:<10} {name:<12} c={connections:<3} {result.rate:8.0f} req/s "
+                    f"  {label}{app:<10} {name:<12} c={connections:<3} {result.rate:8.0f} req/s "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  CPU/request: "
                     + ", ".join(f"{k} {v:.0f} us" for k, v in result.cpu_us.items())
                     + (f"  ({result.bad} errors)" if result.bad else ""),
@@ -386,7 +396,10 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each app, taking turns (medians shown)"
+    )
     parser.add_argument(
         "--apps", default="prototype,floor,lean,thingstash", help="which apps to run"
     )
@@ -397,16 +410,29 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `make bench` installs it (apt-get install wrk)")
     only = {n.strip() for n in args.only.split(",") if n.strip()} or None
-    print(f"machine: {machine()}; wrk -t1, {args.seconds:.0f} s a run", flush=True)
+    print(
+        f"machine: {machine()}; wrk -t1, {args.seconds:.0f} s a run; "
+        f"medians of {args.rounds} rounds, the apps taking turns",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="thingstash-bench-") as tmp:
         redis = EmbeddedRedis(Path(tmp) / "redis")
         url = redis.start()
         try:
-            results = {}
-            for app in args.apps.split(","):
-                memory.flush(url)
-                results[app] = bench_app(app, redis, args.seconds, only)
-            print_table(results)
+            apps = args.apps.split(",")
+            runs: dict[str, dict[tuple[str, int], list[Result]]] = {app: {} for app in apps}
+            for number in range(1, args.rounds + 1):
+                for app in apps:
+                    memory.flush(url)
+                    measured = bench_app(app, redis, args.seconds, only, f"{number}/{args.rounds} ")
+                    for key, result in measured.items():
+                        runs[app].setdefault(key, []).append(result)
+            print_table(
+                {
+                    app: {key: median(found) for key, found in by_key.items()}
+                    for app, by_key in runs.items()
+                }
+            )
             if not args.no_memory:
                 memory.flush(url)
                 memory.report(url, args.things)
