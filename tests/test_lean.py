@@ -98,3 +98,32 @@ def test_workers_follow_the_cores_unless_set() -> None:
     assert Settings.from_env({}).workers == max(2, cores)
     assert Settings.from_env({"THINGSTASH_WORKERS": "5"}).workers == 5
     assert Settings.from_env({}).threads == 8
+
+
+def test_a_read_whose_reply_is_lost_is_sent_again(
+    app: Flask, client: FlaskClient, topology: str
+) -> None:
+    if topology == "cluster":
+        return  # the cluster client keeps its own connections (see test_cluster_failover)
+    assert client.put("/lean/r", json={"v": 1}).status_code == 201
+    assert client.get("/lean/r").status_code == 200  # Redis knows the read's script now
+    own = _thread_connection(app)
+    real = own.read_response
+    replies = []
+
+    def lose_the_first_reply(*args: Any, **kwargs: Any) -> Any:
+        reply = real(*args, **kwargs)
+        replies.append(reply)
+        if len(replies) == 1:  # the connection drops as the reply comes (a restart, a proxy)
+            own.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+    # The connection answered a moment ago, so it is not checked before the read is sent
+    # (lean.RECHECK_AFTER_S); a read may be sent again, and is.
+    with mock.patch.object(own, "read_response", side_effect=lose_the_first_reply):
+        response = client.get("/lean/r")
+    assert response.status_code == 200 and response.get_json()["v"] == 1
+    # Read, its reply lost, read again on a new connection (after that connection's handshake).
+    assert replies[0] == replies[-1] and len(replies) > 1
+    assert own.is_connected

@@ -12,13 +12,18 @@ pool), and whatever wraps `execute_command`.
 What the pool and the retry wrapper did and this keeps:
 - reconnection: a connection that Redis closed while it sat idle (a restart, CLIENT KILL, a
   proxy's idle timeout) is seen before the command is sent (it reads as ended, as the pool's
-  own check does) and made anew. A command that met a `ConnectionError` before it was sent
-  whole is sent again on a new connection, twice at most, after a short pause. One that was sent
-  is never sent again: Redis may have run it and lost only the reply, and a write script run
-  twice would answer 200 for a creation or count an increment twice; the caller gets the error
-  (503, which a client may retry, knowing the write may have happened). A `TimeoutError` is not
-  retried either. The connection is dropped with it, so a late reply can never be read as the
-  answer to the next command.
+  own check does) and made anew. That check is a few system calls, each letting go of the GIL
+  (another request's thread takes it: under load, a thread switch per call), so a connection
+  that answered in the last RECHECK_AFTER_S is taken to be alive without it. A command that
+  met a `ConnectionError` before it was sent whole is sent again on a new connection, twice at
+  most, after a short pause. One that was sent is sent again only if it is a read (a script
+  registered with `register_read_script`, or one of RESENDABLE_COMMANDS): Redis may have run
+  a write and lost only the reply, and a write script run twice would answer 200 for a
+  creation or count an increment twice; the caller gets the error (503, which a client may
+  retry, knowing the write may have happened). So a write that finds its connection closed within
+  RECHECK_AFTER_S of its last answer is answered 503, as one in flight when Redis went away
+  is. A `TimeoutError` is not retried either. The connection is dropped with it, so a late
+  reply can never be read as the answer to the next command.
 - scripts: `Script` objects send EVALSHA and, told NOSCRIPT (a new Redis, a restart, SCRIPT
   FLUSH), load the script and send it again, on the same thread's connection.
 - fork safety: a connection made in another process is never used (a forked worker makes its
@@ -38,12 +43,21 @@ import weakref
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError
 
 # As the client's Retry did: two more attempts after a dropped connection, 10 then 20 ms apart.
 RETRIES = 2
 RETRY_PAUSE_S = 0.01
+# A busy thread uses its connection every few ms; an idle one is checked before it is used.
+RECHECK_AFTER_S = 0.1
+# Commands safe to send again after a connection dropped under them: they only read, or (SCRIPT
+# LOAD) do the same however often they run.
+RESENDABLE_COMMANDS = frozenset(
+    {"GET", "MGET", "PTTL", "EXISTS", "ZRANGE", "ZSCORE", "ZMSCORE", "ZCARD", "HGETALL", "PING"}
+    | {"SCRIPT LOAD"}
+)
 
 
 class LeanRedis(redis.Redis):
@@ -54,6 +68,14 @@ class LeanRedis(redis.Redis):
         self._own = threading.local()
         # Weakly: the connection of a thread that ended goes with it (redis-py closes it).
         self._made: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
+        self._read_scripts: set[str] = set()  # the SHA1s of scripts that only read
+
+    def register_read_script(self, script: str) -> Script:
+        """register_script for a script that only reads: sent again after a dropped
+        connection, like a read command."""
+        registered = self.register_script(script)
+        self._read_scripts.add(registered.sha)
+        return registered
 
     def thread_connection(self) -> AbstractConnection:
         """This thread's connection (made on first use)."""
@@ -63,17 +85,19 @@ class LeanRedis(redis.Redis):
             pool = self.connection_pool
             connection = pool.connection_class(**pool.connection_kwargs)
             self._made.add(connection)
-            own.connection, own.pid = connection, os.getpid()
+            own.connection, own.pid, own.answered_at = connection, os.getpid(), 0.0
         return connection
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.connection is not None:  # a single-connection client: redis-py's own way
             return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         command_name = args[0]
+        own = self._own
         for attempt in range(RETRIES + 1):
             connection = self.thread_connection()
             try:
-                _drop_if_closed(connection)
+                if time.monotonic() - own.answered_at > RECHECK_AFTER_S:
+                    _drop_if_closed(connection)
                 packed = connection.pack_command(*args)  # type: ignore[no-untyped-call]
                 connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
             except ConnectionError:
@@ -82,9 +106,23 @@ class LeanRedis(redis.Redis):
                     raise
                 time.sleep(RETRY_PAUSE_S * (attempt + 1))
                 continue
-            # Sent: the reply or the error, never a second sending (see the module docstring).
-            return self.parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
+            # Sent: the reply or the error; sent again only if it reads (the module docstring).
+            try:
+                reply = self.parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
+            except ConnectionError:
+                # redis-py has closed the connection: the next attempt connects anew.
+                if attempt == RETRIES or not self._reads_only(args):
+                    raise
+                continue
+            own.answered_at = time.monotonic()
+            return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reads_only(self, args: tuple[Any, ...]) -> bool:
+        name = str(args[0]).upper()
+        if name == "EVALSHA":
+            return args[1] in self._read_scripts
+        return name in RESENDABLE_COMMANDS
 
     def close(self) -> None:
         """Close every thread's connection and the pool's (a later command connects again,

@@ -95,7 +95,15 @@ from thingstash.store.common import (
     unavailable_on_redis_errors,
 )
 from thingstash.store.indexes import IndexKeeper, Section, write_script
+from thingstash.store.lean import LeanRedis
 from thingstash.store.querying import Querying
+
+
+def read_script(client: redis.Redis, script: str) -> Any:
+    """A script that only reads: sent again after a dropped connection (store/lean.py)."""
+    if isinstance(client, LeanRedis):
+        return client.register_read_script(script)
+    return client.register_script(script)
 
 
 class RedisStore:
@@ -120,18 +128,16 @@ class RedisStore:
         self.prefix = prefix
         self.feed_retention = str(feed_retention)
         self.feed_key = f"{prefix}:feed"
-        self._get = client.register_script(load_script("get.lua"))
-        self._get_many = client.register_script(load_script("get_many.lua"))
+        self._get = read_script(client, load_script("get.lua"))
+        self._get_many = read_script(client, load_script("get_many.lua"))
         # The scripts that write or remove things keep the query indexes too (indexes.lua).
         self._put = write_script(client, "put.lua")
         self._put_many = write_script(client, "put_many.lua")
         self._delete = write_script(client, "delete.lua")
-        self._position = client.register_script(
-            load_script("feed_position.lua") + load_script("position.lua")
+        self._position = read_script(
+            client, load_script("feed_position.lua") + load_script("position.lua")
         )
-        self._list = client.register_script(
-            load_script("feed_position.lua") + load_script("list.lua")
-        )
+        self._list = read_script(client, load_script("feed_position.lua") + load_script("list.lua"))
         self._versions = client.register_script(load_script("versions.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
