@@ -454,8 +454,7 @@ class RedisStore:
         step = 4 if values else 3
         return Page(
             [name.decode() for name in things[0::step]],
-            # Thing.ttl: seconds left, rounded up (PTTL's only negatives, -1 and -2, give 0)
-            [-(-ms // 1000) for ms in things[2::step]],
+            things[2::step],  # Thing.ttl, seconds left (list.lua)
             version_times_s(things[1::step]),
             things[3::step] if values else None,
             [name.decode() for name in folders],

@@ -17,8 +17,9 @@
 --   next: the page's last name when more entries follow it, else false
 --   folders: the names of the sub-folders on the page ("b/"), in order
 --   things: for each thing on the page, in order: its name, the first 8 characters of its
---           version (its time), its pttl in ms, and with values its JSON (the payload after
---           the version)
+--           version (its time), the seconds it has left (Thing.ttl: its pttl rounded up, 0 for
+--           none; computed here, a step less per thing in the caller), and with values its
+--           JSON (the payload after the version)
 --   gone: the names of things indexed but no longer stored (expired, the expiry not yet
 --         recorded): left out of the page, which the caller reads again once it recorded them
 local position = feed_position(KEYS[2])
@@ -57,7 +58,8 @@ for i = 1, last do
       local at = #things
       things[at + 1] = name
       things[at + 2] = whole and string.sub(payload, 1, 8) or payload
-      things[at + 3] = redis.call('PTTL', key)
+      local left_ms = redis.call('PTTL', key)
+      things[at + 3] = left_ms > 0 and math.ceil(left_ms / 1000) or 0
       if whole then
         things[at + 4] = string.sub(payload, 17)
       end
