@@ -124,6 +124,7 @@ def test_a_read_whose_reply_is_lost_is_sent_again(
     with mock.patch.object(own, "read_response", side_effect=lose_the_first_reply):
         response = client.get("/lean/r")
     assert response.status_code == 200 and response.get_json()["v"] == 1
-    # Read, its reply lost, read again on a new connection (after that connection's handshake).
-    assert replies[0] == replies[-1] and len(replies) > 1
+    # Read, its reply lost, read again on a new connection (after that connection's handshake):
+    # the same payload twice (its lifetime a ms apart, maybe).
+    assert len(replies) > 1 and replies[0][0] == replies[-1][0]
     assert own.is_connected
