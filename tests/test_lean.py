@@ -1,10 +1,13 @@
 """The store's lean Redis client (store/lean.py): each thread's own connection, replaced by
 itself when it is dropped, and a 503 while Redis cannot be reached; and how many workers
-serve runs."""
+serve runs. On one Redis only (not in conftest's CLUSTER_MODULES): the cluster client keeps its
+own connections (test_cluster_failover)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -26,11 +29,28 @@ def _thread_connection(app: Flask) -> Any:
     return client.thread_connection()
 
 
+@contextmanager
+def _reply_lost(own: Any, which: int) -> Iterator[list[Any]]:
+    """The connection `own` loses its `which`-th reply (from 1): Redis ran the command, and the
+    connection drops as the reply comes (a restart, a proxy). Yields the replies read."""
+    real = own.read_response
+    replies: list[Any] = []
+
+    def read_response(*args: Any, **kwargs: Any) -> Any:
+        reply = real(*args, **kwargs)
+        replies.append(reply)
+        if len(replies) == which:
+            own.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+    with mock.patch.object(own, "read_response", side_effect=read_response):
+        yield replies
+
+
 def test_a_killed_connection_is_replaced_without_an_error(
-    app: Flask, client: FlaskClient, redis_client: redis.Redis, topology: str
+    app: Flask, client: FlaskClient, redis_client: redis.Redis
 ) -> None:
-    if topology == "cluster":
-        return  # the cluster client keeps its own connections (see test_cluster_failover)
     assert client.put("/lean/k", json={"v": 1}).status_code == 201
     store = app.extensions["thingstash.store"]
     own = _thread_connection(app)
@@ -42,25 +62,11 @@ def test_a_killed_connection_is_replaced_without_an_error(
     assert _thread_connection(app) is own and own.is_connected  # connected anew
 
 
-def test_a_write_whose_reply_is_lost_is_not_sent_again(
-    app: Flask, client: FlaskClient, topology: str
-) -> None:
-    if topology == "cluster":
-        return  # the cluster client keeps its own connections (see test_cluster_failover)
+def test_a_write_whose_reply_is_lost_is_not_sent_again(app: Flask, client: FlaskClient) -> None:
     assert client.put("/lean/n", json={"n": 0}).status_code == 201
     own = _thread_connection(app)
-    real = own.read_response
-    replies = []
-
-    def lose_the_writes_reply(*args: Any, **kwargs: Any) -> Any:
-        reply = real(*args, **kwargs)  # Redis ran the command...
-        replies.append(reply)
-        if len(replies) == 2:  # ...the increment's read, then its write: the reply is lost
-            own.disconnect()
-            raise redis.ConnectionError("Connection closed by server.")
-        return reply
-
-    with mock.patch.object(own, "read_response", side_effect=lose_the_writes_reply):
+    # The increment's read, then its write, whose reply is lost.
+    with _reply_lost(own, 2):
         response = client.patch("/lean/n", json={"n": {".sv": {"increment": 1}}})
     # The client is told the store could not answer (a write may have happened), and the
     # increment counted once: sent again, it would have been counted twice.
@@ -100,28 +106,13 @@ def test_workers_follow_the_cores_unless_set() -> None:
     assert Settings.from_env({}).threads == 8
 
 
-def test_a_read_whose_reply_is_lost_is_sent_again(
-    app: Flask, client: FlaskClient, topology: str
-) -> None:
-    if topology == "cluster":
-        return  # the cluster client keeps its own connections (see test_cluster_failover)
+def test_a_read_whose_reply_is_lost_is_sent_again(app: Flask, client: FlaskClient) -> None:
     assert client.put("/lean/r", json={"v": 1}).status_code == 201
     assert client.get("/lean/r").status_code == 200  # Redis knows the read's script now
     own = _thread_connection(app)
-    real = own.read_response
-    replies = []
-
-    def lose_the_first_reply(*args: Any, **kwargs: Any) -> Any:
-        reply = real(*args, **kwargs)
-        replies.append(reply)
-        if len(replies) == 1:  # the connection drops as the reply comes (a restart, a proxy)
-            own.disconnect()
-            raise redis.ConnectionError("Connection closed by server.")
-        return reply
-
     # The connection answered a moment ago, so it is not checked before the read is sent
     # (lean.RECHECK_AFTER_S); a read may be sent again, and is.
-    with mock.patch.object(own, "read_response", side_effect=lose_the_first_reply):
+    with _reply_lost(own, 1) as replies:
         response = client.get("/lean/r")
     assert response.status_code == 200 and response.get_json()["v"] == 1
     # Read, its reply lost, read again on a new connection (after that connection's handshake):
