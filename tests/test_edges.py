@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash.config import Settings
+from thingstash.web import accesslog
 from thingstash.web.app import create_app
 
 from .conftest import RedisServer, close_app
@@ -113,6 +119,38 @@ def test_request_id(client: FlaskClient) -> None:
     assert kept.headers["X-Request-ID"] == "abc-123"
     insane = client.get("/_health", headers={"X-Request-ID": "x" * 500})
     assert insane.headers["X-Request-ID"] != "x" * 500
+
+
+def _answer_one_request_logging_to(write_end: int) -> None:
+    """In a forked worker: stderr is the pipe; one request through the access log, then the
+    worker ends at once (os._exit, as multiprocessing's children do: no atexit)."""
+    sys.stderr = os.fdopen(write_end, "w")
+    accesslog.log.handlers.clear()
+    accesslog.to_stderr()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("204 No Content", [])
+        return []
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/last", "HTTP_X_REQUEST_ID": "the-last"}
+    accesslog.AccessLog(app)(environ, lambda *args: None)
+
+
+def test_a_workers_last_access_line_is_written_as_it_ends() -> None:
+    # granian forks its workers with multiprocessing; lines wait up to 50 ms for their batch.
+    read_end, write_end = os.pipe()
+    worker = multiprocessing.get_context("fork").Process(
+        target=_answer_one_request_logging_to, args=(write_end,)
+    )
+    worker.start()
+    worker.join(20)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as written:
+        lines = [json.loads(line) for line in written.read().splitlines()]
+    assert worker.exitcode == 0
+    assert [(line["request_id"], line["path"], line["status"]) for line in lines] == [
+        ("the-last", "/last", 204)
+    ]
 
 
 def test_metrics_in_one_process(client: FlaskClient) -> None:

@@ -62,6 +62,20 @@ def test_a_killed_connection_is_replaced_without_an_error(
     assert _thread_connection(app) is own and own.is_connected  # connected anew
 
 
+def test_a_write_right_after_its_connection_was_killed_goes_on_a_new_one(
+    app: Flask, client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    assert client.put("/lean/w", json={"v": 1}).status_code == 201
+    store = app.extensions["thingstash.store"]
+    own = _thread_connection(app)
+    # Killed a moment after it answered: a write is checked before it is sent all the same
+    # (a read may skip the check: it can be sent again, a write cannot).
+    assert redis_client.client_kill_filter(_id=store.client.execute_command("CLIENT", "ID")) == 1
+    assert client.put("/lean/w", json={"v": 2}).status_code == 200
+    assert client.get("/lean/w").get_json()["v"] == 2
+    assert own.is_connected
+
+
 def test_a_write_whose_reply_is_lost_is_not_sent_again(app: Flask, client: FlaskClient) -> None:
     assert client.put("/lean/n", json={"n": 0}).status_code == 201
     own = _thread_connection(app)

@@ -13,17 +13,17 @@ What the pool and the retry wrapper did and this keeps:
 - reconnection: a connection that Redis closed while it sat idle (a restart, CLIENT KILL, a
   proxy's idle timeout) is seen before the command is sent (it reads as ended, as the pool's
   own check does) and made anew. That check is a few system calls, each letting go of the GIL
-  (another request's thread takes it: under load, a thread switch per call), so a connection
-  that answered in the last RECHECK_AFTER_S is taken to be alive without it. A command that
-  met a `ConnectionError` before it was sent whole is sent again on a new connection, twice at
-  most, after a short pause. One that was sent is sent again only if it is a read (a script
-  registered with `register_read_script`, or one of RESENDABLE_COMMANDS): Redis may have run
-  a write and lost only the reply, and a write script run twice would answer 200 for a
-  creation or count an increment twice; the caller gets the error (503, which a client may
-  retry, knowing the write may have happened). So a write that finds its connection closed within
-  RECHECK_AFTER_S of its last answer is answered 503, as one in flight when Redis went away
-  is. A `TimeoutError` is not retried either. The connection is dropped with it, so a late
-  reply can never be read as the answer to the next command.
+  (another request's thread takes it: under load, a thread switch per call), so a read (a
+  script registered with `register_read_script`, or one of RESENDABLE_COMMANDS) on a
+  connection that answered in the last RECHECK_AFTER_S is sent without it: if the connection
+  turns out closed, the read is sent again on a new one. A command that met a
+  `ConnectionError` before it was sent whole is sent again on a new connection, twice at most,
+  after a short pause. A write that was sent is never sent again: Redis may have run it and
+  lost only the reply, and a write script run twice would answer 200 for a creation or count
+  an increment twice; the caller gets the error (503, which a client may retry, knowing the
+  write may have happened). So a write is always checked first. A `TimeoutError` is not
+  retried either. The connection is dropped with it, so a late reply can never be read as the
+  answer to the next command.
 - scripts: `Script` objects send EVALSHA and, told NOSCRIPT (a new Redis, a restart, SCRIPT
   FLUSH), load the script and send it again, on the same thread's connection.
 - fork safety: a connection made in another process is never used (a forked worker makes its
@@ -50,7 +50,7 @@ from redis.exceptions import ConnectionError
 # As the client's Retry did: two more attempts after a dropped connection, 10 then 20 ms apart.
 RETRIES = 2
 RETRY_PAUSE_S = 0.01
-# A busy thread uses its connection every few ms; an idle one is checked before it is used.
+# A busy thread uses its connection every few ms; an idle one is checked before a read.
 RECHECK_AFTER_S = 0.1
 # Commands safe to send again after a connection dropped under them: they only read, or (SCRIPT
 # LOAD) do the same however often they run.
@@ -93,10 +93,11 @@ class LeanRedis(redis.Redis):
             return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         command_name = args[0]
         own = self._own
+        reads_only = self._reads_only(args)
         for attempt in range(RETRIES + 1):
             connection = self.thread_connection()
             try:
-                if time.monotonic() - own.answered_at > RECHECK_AFTER_S:
+                if not reads_only or time.monotonic() - own.answered_at > RECHECK_AFTER_S:
                     _drop_if_closed(connection)
                 packed = connection.pack_command(*args)  # type: ignore[no-untyped-call]
                 connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
@@ -111,7 +112,7 @@ class LeanRedis(redis.Redis):
                 reply = self.parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
             except ConnectionError:
                 # redis-py has closed the connection: the next attempt connects anew.
-                if attempt == RETRIES or not self._reads_only(args):
+                if attempt == RETRIES or not reads_only:
                     raise
                 continue
             own.answered_at = time.monotonic()

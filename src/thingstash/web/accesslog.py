@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import re
 import select
@@ -138,14 +139,19 @@ class _Batches:
     after they were made.
 
     A write(2) lets go of the GIL, and under load another request's thread takes it: a thread
-    switch on every request (bench/run.py: writing each line at once cost ~5% of PUT's req/s).
+    switch on every request (bench A/B: writing each line at once cost a few % of PUT's req/s).
     Gathered, a busy worker writes a few times in FLUSH_AFTER_S instead of once per request.
     Each write holds whole lines and at most PIPE_BUF bytes, so that it is atomic on a pipe and
-    the lines of the workers, which share stderr, never interleave. Lines still waiting are
-    written at exit; a worker killed outright loses at most FLUSH_AFTER_S of them.
+    the lines of the workers, which share stderr, never interleave (a single line longer than
+    that, possible only for a path of escaped control characters, is written alone). Past
+    MOST_WAITING lines (stderr stuck) the request's own thread writes, as each did before.
+    Lines still waiting are written when the process ends: at exit, and when a forked
+    multiprocessing child (a granian worker) ends, which skips atexit; a worker killed
+    outright loses at most FLUSH_AFTER_S of them.
     """
 
     FLUSH_AFTER_S = 0.05
+    MOST_WAITING = 10_000
 
     def __init__(self) -> None:
         self._start()
@@ -168,9 +174,14 @@ class _Batches:
                     target=self._run, name="thingstash-access-log", daemon=True
                 )
                 self._thread.start()
-            first = len(self._waiting) == 1
-        if first:
+                # A forked multiprocessing child ends with os._exit, after running these (it
+                # clears those of its parent as it starts, before it serves a request).
+                multiprocessing.util.Finalize(None, self.flush, exitpriority=10)
+            waiting = len(self._waiting)
+        if waiting == 1:
             self._wake.set()
+        elif waiting >= self.MOST_WAITING:
+            self.flush()
 
     def _run(self) -> None:
         while True:
