@@ -26,6 +26,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from thingstash import documents
+
 from .test_auth import bearer, make_key
 from .test_errors import assert_problem
 from .test_ordering import firebase_order, scalars
@@ -38,6 +40,31 @@ def q(client: FlaskClient, folder: str, **params: Any) -> Any:
     response = client.get("/" + folder, query_string=params)
     assert response.status_code == 200, response.data
     return response.get_json()
+
+
+def _range_query(order_by: str, desc: bool, limit: int, start: Any, end: Any) -> dict[str, Any]:
+    """A query's parameters: ordered by `order_by`, from `start` to `end` (None: open)."""
+    params: dict[str, Any] = {"order_by": order_by, "desc": str(desc).lower(), "limit": limit}
+    if start is not None:
+        params["start_at"] = documents.dumps(start).decode()
+    if end is not None:
+        params["end_at"] = documents.dumps(end).decode()
+    return params
+
+
+def _every_page(
+    client: FlaskClient, folder: str, params: dict[str, Any], most: int
+) -> list[dict[str, Any]]:
+    """The query's answers page by page, following `next`: at most `most` pages."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(most):
+        answer = q(client, folder, **params, **({"cursor": cursor} if cursor else {}))
+        pages.append(answer)
+        cursor = answer["next"]
+        if cursor is None:
+            break
+    return pages
 
 
 def names(answer: dict[str, Any]) -> list[str]:
@@ -218,8 +245,6 @@ def test_ranks_pages_and_counts_match_brute_force(
     desc: bool,
     limit: int,
 ) -> None:
-    from thingstash import documents
-
     expected_all = brute(scores, desc)
     rank_of = {name: i + 1 for i, name in enumerate(expected_all)}
 
@@ -233,21 +258,11 @@ def test_ranks_pages_and_counts_match_brute_force(
     expected = [n for n in expected_all if within(n)]
     for folder in (f"h/{uuid.uuid4().hex}/", f"plain/{uuid.uuid4().hex}/"):
         put_scores(client, folder, scores)
-        params: dict[str, Any] = {"order_by": "score", "desc": str(desc).lower(), "limit": limit}
-        if start is not None:
-            params["start_at"] = documents.dumps(start).decode()
-        if end is not None:
-            params["end_at"] = documents.dumps(end).decode()
-        seen: list[str] = []
-        cursor = None
-        for _ in range(30):
-            answer = q(client, folder, **params, **({"cursor": cursor} if cursor else {}))
+        params = _range_query("score", desc, limit, start, end)
+        pages = _every_page(client, folder, params, 30)
+        for answer in pages:
             assert [t["rank"] for t in answer["things"]] == [rank_of[n] for n in names(answer)]
-            seen += names(answer)
-            cursor = answer["next"]
-            if cursor is None:
-                break
-        assert seen == expected, folder
+        assert [n for answer in pages for n in names(answer)] == expected, folder
         count = q(client, folder, **{k: v for k, v in params.items() if k != "limit"}, count="true")
         assert count == {"count": len(expected)}
 
@@ -728,22 +743,12 @@ def test_name_queries_over_a_large_folder_with_subfolders_match_brute_force(
     ordered = list(reversed(ascending)) if desc else ascending
     rank_of = {name: i + 1 for i, name in enumerate(ordered)}
     expected = _expected_range(ordered, start, end, desc)
-    params: dict[str, Any] = {"order_by": "$name", "desc": str(desc).lower(), "limit": limit}
-    if start is not None:
-        params["start_at"] = orjson.dumps(start).decode()
-    if end is not None:
-        params["end_at"] = orjson.dumps(end).decode()
-    seen: list[str] = []
-    cursor = None
-    for _ in range(1300):
-        answer = q(client, folder, **params, **({"cursor": cursor} if cursor else {}))
+    params = _range_query("$name", desc, limit, start, end)
+    pages = _every_page(client, folder, params, 1300)
+    for answer in pages:
         assert [t["rank"] for t in answer["things"]] == [rank_of[n] for n in names(answer)]
         assert [t["key"] for t in answer["things"]] == names(answer)
-        seen += names(answer)
-        cursor = answer["next"]
-        if cursor is None:
-            break
-    assert seen == expected
+    assert [n for answer in pages for n in names(answer)] == expected
     counted = {k: v for k, v in params.items() if k != "limit"}
     assert q(client, folder, **counted, count="true") == {"count": len(expected)}
     # around: the page of `limit` centred on one thing, kept whole at either end
