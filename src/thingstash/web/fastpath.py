@@ -144,7 +144,7 @@ class FastPath:
             return None
         if self.host_allowed is not None:
             host = environ.get("HTTP_HOST")
-            if host is not None and not self._host_ok(host):
+            if host and not self._host_ok(host):  # none, or empty (HTTP/1.0): passes
                 return None
         try:
             return parse_path(wire[1:]).text

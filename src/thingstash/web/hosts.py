@@ -7,7 +7,8 @@ So a server bound to loopback answers only requests addressed to a loopback name
 port, plus the names listed in THINGSTASH_ALLOWED_HOSTS (a name starting with "." also allows
 its subdomains). Anything else gets 421 Misdirected Request. A server bound to any other
 address is reached by names we cannot know: it checks only the listed names, if any. A request
-without a Host header (HTTP/1.0) comes from no browser and passes.
+without a Host header (HTTP/1.0: HAProxy's default health check) comes from no browser and
+passes; granian gives such a request an empty HTTP_HOST, taken as none.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     def check_host() -> None:
         header = request.environ.get("HTTP_HOST")
-        if header is None:
+        if not header:  # none, or granian's empty one for HTTP/1.0 without Host
             return
         if not answered(header):
             raise Problem(
