@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         bodies,
         context,
         cors,
+        crosssite,
         errors,
         faces,
         fastpath,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ratelimit.init_app(app, settings.rate_limit, store)
     auth.init_enforcement(app)  # after the limiter: refusals count against the limit too
     cors.init_app(app, settings.cors_origins)
+    crosssite.init_app(app)  # a page the CORS policy does not allow changes nothing
     keyadmin.init_app(app)
     indexadmin.init_app(app)
     imports.init_app(app)

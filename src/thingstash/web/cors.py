@@ -15,6 +15,9 @@ as much as a Redis round trip. What it adds to a request without an `Origin` hea
 sensors, curl; browsers send one on every cross-origin request) is the same every time, so it is
 computed once, by asking flask-cors itself at start, and added as is; requests with an Origin
 and OPTIONS requests still go through flask-cors.
+
+The same policy decides which pages may write (crosssite.py): `allows_origin(app)` answers, for
+an origin, what flask-cors answers with these settings at this moment (its own matching).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask_cors import CORS
+from flask_cors.core import get_cors_options, get_cors_origins
 
 from thingstash.model import StorageUnavailable
 from thingstash.web import auth
@@ -43,44 +47,52 @@ LOOPBACK_ORIGIN = re.compile(
     re.IGNORECASE,
 )
 
-_Hook = Callable[[Response], Response]
 
+class _Origins:
+    """One set of origins as flask-cors has it: its per-request hook, what it adds to an answer
+    without an Origin, and whether it allows an origin."""
 
-def _flask_cors(
-    app: Flask, origins: Any, more_headers: tuple[str, ...] = ()
-) -> tuple[_Hook, list[tuple[str, str]]]:
-    """flask-cors's per-request hook for these origins, and what it adds without an Origin."""
-    CORS(
-        app,
-        origins=origins,
-        expose_headers=EXPOSED,
-        allow_headers=[*ALLOWED, *more_headers],
-        methods=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"],
-        max_age=600,
-        # Keys travel in Authorization, not cookies: no credentials mode needed.
-        supports_credentials=False,
-        # Error responses pass through the after-request hook below like any other; flask-cors
-        # wrapping Flask's exception handlers as well would add its headers a second time.
-        intercept_exceptions=False,
-    )
-    hook = app.after_request_funcs[None].pop()
+    def __init__(self, app: Flask, origins: Any, more_headers: tuple[str, ...]) -> None:
+        settings: dict[str, Any] = {
+            "origins": origins,
+            "expose_headers": EXPOSED,
+            "allow_headers": [*ALLOWED, *more_headers],
+            "methods": ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"],
+            "max_age": 600,
+            # Keys travel in Authorization, not cookies: no credentials mode needed.
+            "supports_credentials": False,
+            # Error responses pass through the after-request hook below like any other;
+            # flask-cors wrapping Flask's exception handlers as well would add its headers a
+            # second time.
+            "intercept_exceptions": False,
+        }
+        CORS(app, **settings)
+        hook = app.after_request_funcs[None].pop()
+        # The options flask-cors made of these settings for its one resource (every path).
+        self.options = get_cors_options(app, settings)
 
-    def per_request(response: Response) -> Response:
-        # Flask types its hooks as sync or async; flask-cors's is a plain function that
-        # returns the response it was given.
-        result = hook(response)
-        if not isinstance(result, Response):
-            raise TypeError(f"flask-cors's hook returned {type(result).__name__}, not a response")
-        return result
+        def per_request(response: Response) -> Response:
+            # Flask types its hooks as sync or async; flask-cors's is a plain function that
+            # returns the response it was given.
+            result = hook(response)
+            if not isinstance(result, Response):
+                raise TypeError(
+                    f"flask-cors's hook returned {type(result).__name__}, not a response"
+                )
+            return result
 
-    with app.test_request_context("/"):
-        plain = Response()
-        without_origin = [
-            (name, value)
-            for name, value in per_request(Response()).headers
-            if (name, value) not in plain.headers.items() and name.lower() != "vary"
-        ]
-    return per_request, without_origin
+        self.per_request = per_request
+        with app.test_request_context("/"):
+            plain = Response()
+            self.plain = [
+                (name, value)
+                for name, value in per_request(Response()).headers
+                if (name, value) not in plain.headers.items() and name.lower() != "vary"
+            ]
+
+    def allows(self, origin: str) -> bool:
+        """Whether flask-cors would let a page of `origin` read the answer."""
+        return get_cors_origins(self.options, origin) is not None
 
 
 def _store_is_open() -> bool:
@@ -91,57 +103,65 @@ def _store_is_open() -> bool:
 
 
 # Where init_app leaves the headers every answer to a request without an Origin ends with (the
-# fast path adds them itself).
+# fast path adds them itself), and the policy's answer for an origin (allows_origin).
 PLAIN_HEADERS = "thingstash.cors.plain"
+POLICY = "thingstash.cors.policy"
+
+
+def allows_origin(app: Flask) -> Callable[[str], bool]:
+    """Whether the CORS policy of `app` (init_app) allows a page of an origin, now."""
+    policy: Callable[[str], bool] = app.extensions[POLICY]
+    return policy
 
 
 def init_app(app: Flask, origins: str | None, more_headers: tuple[str, ...] = ()) -> None:
     """`more_headers`: request headers a page may send besides ALLOWED (the Firebase face's)."""
     if origins is not None and origins.strip() == "*":
-        everyone, everyone_plain = _flask_cors(app, "*", more_headers)
+        everyone = _Origins(app, "*", more_headers)
 
         def add_cors_headers(response: Response) -> Response:
             environ = request.environ
             if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
-                return everyone(response)
-            response.headers.extend(everyone_plain)
+                return everyone.per_request(response)
+            response.headers.extend(everyone.plain)
             return response
 
         app.after_request(add_cors_headers)
-        app.extensions[PLAIN_HEADERS] = list(everyone_plain)
+        app.extensions[PLAIN_HEADERS] = list(everyone.plain)
+        app.extensions[POLICY] = everyone.allows
         return
 
     if origins is not None:
         listed = [o.strip() for o in origins.split(",") if o.strip()]
-        configured, configured_plain = _flask_cors(app, listed, more_headers)
+        configured = _Origins(app, listed, more_headers)
+        plain = configured.plain
 
-        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
-            return configured, configured_plain
+        def now() -> _Origins:
+            return configured
     else:
-        everyone, _ = _flask_cors(app, "*", more_headers)
-        loopback, loopback_plain = _flask_cors(app, [LOOPBACK_ORIGIN], more_headers)
+        everyone = _Origins(app, "*", more_headers)
+        loopback = _Origins(app, [LOOPBACK_ORIGIN], more_headers)
+        plain = loopback.plain
 
-        def choose() -> tuple[_Hook, list[tuple[str, str]]]:
-            # Without an Origin (not a browser's cross-origin call) the headers would differ
-            # by state for nobody's benefit: the loopback set (none) spares the state check.
-            if "HTTP_ORIGIN" not in request.environ and request.method != "OPTIONS":
-                return loopback, loopback_plain
-            if _store_is_open():
-                return loopback, loopback_plain
-            return everyone, []  # only asked with an Origin or a preflight: flask-cors decides
+        def now() -> _Origins:
+            return loopback if _store_is_open() else everyone
 
     def add_varying_cors_headers(response: Response) -> Response:
-        per_request, plain = choose()
         environ = request.environ
         if "HTTP_ORIGIN" in environ or environ["REQUEST_METHOD"] == "OPTIONS":
-            response = per_request(response)
+            response = now().per_request(response)
         else:
+            # Without an Origin (not a browser's cross-origin call) the headers would differ
+            # by state for nobody's benefit: the listed origins' or the loopback set's (none)
+            # spare the state check.
             response.headers.extend(plain)
         if "origin" not in response.vary:
             response.vary.add("Origin")
         return response
 
+    def allows(origin: str) -> bool:
+        return now().allows(origin)
+
     app.after_request(add_varying_cors_headers)
-    # Without an Origin, choose() gives the listed origins' or the loopback set's headers.
-    plain = configured_plain if origins is not None else loopback_plain
     app.extensions[PLAIN_HEADERS] = [*plain, ("Vary", "Origin")]
+    app.extensions[POLICY] = allows

@@ -13,7 +13,8 @@ same status line, same headers in the same order, same body; an error by the app
 - a query string (`?ttl=`), but a listing's `limit`, `cursor` and `values` given once each with
   values URL decoding leaves alone (anything else, a folder's query or a value to decode or
   refuse, is the app's); `Accept: text/event-stream` (a watch), any precondition
-  (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS), an `Authorization` (keys);
+  (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS) or a `Sec-Fetch-Site` (a
+  browser's: crosssite.py decides whether it may write), an `Authorization` (keys);
 - a store that needs a key (closed), a rate limit, a Host the app would refuse;
 - a body whose Content-Type is not exactly one the view takes without parsing the header, was
   refused on arrival, or is not a JSON object with a good `ttl` (the app says what is wrong);
@@ -62,6 +63,7 @@ JSON_TYPE = "application/json"
 # Request headers that make a request not plain: each needs the app's own handling.
 _NOT_PLAIN = (
     "HTTP_ORIGIN",
+    "HTTP_SEC_FETCH_SITE",
     "HTTP_AUTHORIZATION",
     "HTTP_IF_MATCH",
     "HTTP_IF_NONE_MATCH",
@@ -309,7 +311,9 @@ def _listing_query(query: str) -> dict[str, str] | None:
 
 
 # The app's request hooks whose work the fast path does, by (module, name): the Host check, the
-# key check and its refusal, the CORS headers. Any other hook keeps the fast path off.
+# key check and its refusal, the CORS headers, the cross-site write check (it passes every
+# request without an Origin or a Sec-Fetch-Site, the only ones answered here). Any other hook
+# keeps the fast path off.
 KNOWN_HOOKS = frozenset(
     {
         ("thingstash.web.hosts", "init_app.<locals>.check_host"),
@@ -317,6 +321,7 @@ KNOWN_HOOKS = frozenset(
         ("thingstash.web.auth", "_enforce"),
         ("thingstash.web.cors", "init_app.<locals>.add_cors_headers"),
         ("thingstash.web.cors", "init_app.<locals>.add_varying_cors_headers"),
+        ("thingstash.web.crosssite", "init_app.<locals>.check_cross_site"),
     }
 )
 THING_RULE = "/<anypath:raw>"

@@ -31,12 +31,14 @@ IMPORT_TYPES = ("application/jsonl", "application/x-ndjson")
 
 def _check_type() -> None:
     content_type = request.mimetype
-    # No Content-Type is taken for JSON Lines, as a body without one is taken for JSON elsewhere.
-    if content_type and content_type not in IMPORT_TYPES:
+    # Named, always: a body without a type is what a web page's form or script can send
+    # anywhere without asking first (crosssite.py); `thingstash import` names it.
+    if content_type not in IMPORT_TYPES:
         raise Problem(
             415,
             "unsupported media type",
-            f"send the lines as {' or '.join(IMPORT_TYPES)}, not {content_type}",
+            f"send the lines as {' or '.join(IMPORT_TYPES)}, "
+            + (f"not {content_type[:100]}" if content_type else "naming it in Content-Type"),
         )
 
 

@@ -45,6 +45,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
         bodies,
         context,
         cors,
+        crosssite,
         hosts,
         ratelimit,
     )
@@ -71,6 +72,8 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     auth.init_enforcement(app)
     # The native face's CORS policy (cors.py), with the headers Firebase's REST API takes.
     cors.init_app(app, settings.cors_origins, ("X-Firebase-ETag", "X-HTTP-Method-Override"))
+    # Its writes from pages that policy does not allow are refused, overrides included.
+    crosssite.init_app(app)
     views.init_app(app)
     stream.init_app(app, store, settings.firebase_keepalive)
     return app

@@ -25,6 +25,7 @@ from thingstash.model import (
     TooMuchContention,
 )
 from thingstash.paths import BadPath
+from thingstash.web.crosssite import CrossSiteWrite
 from thingstash.web.errors import RETRY_AFTER_SECONDS, Problem
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ def _problem(error: Problem) -> Response:
     if error.status in (401, 403):
         return error_response(401, PERMISSION_DENIED)
     return error_response(error.status, error.detail)
+
+
+def _cross_site(error: CrossSiteWrite) -> Response:
+    return error_response(403, error.detail)
 
 
 def _bad_document(error: BadDocument) -> Response:
@@ -107,6 +112,7 @@ def _unexpected(error: Exception) -> Response:
 HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     Refusal: _refusal,
     Mismatch: _mismatch,
+    CrossSiteWrite: _cross_site,
     Problem: _problem,
     BadDocument: _bad_document,
     BadPath: _bad_path,

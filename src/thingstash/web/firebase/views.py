@@ -24,6 +24,8 @@ from thingstash.web.firebase import stream
 bp = Blueprint("firebase", __name__)
 
 JSON_TYPE = "application/json"
+# What `curl -d` sends, as Firebase's REST documentation writes its examples.
+FORM_TYPE = "application/x-www-form-urlencoded"
 RULES = ".settings/rules"
 METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
 _TIMEOUT = re.compile(r"([0-9]{1,9})(ms|s|min)")
@@ -119,7 +121,21 @@ def _budget() -> tree.Budget:
     return tree.Budget(settings().firebase_max_read, deadline)
 
 
+def _check_type() -> None:
+    """A body is JSON: sent as application/json (or another `+json` type), with no Content-Type,
+    or as curl's `-d` sends it (form-urlencoded); any other type (text/plain, multipart/form-data,
+    ...) is refused, as Firebase's own clients send JSON."""
+    given = request.mimetype  # lower case, without parameters; "" when none
+    if not given or given == JSON_TYPE or given == FORM_TYPE or given.endswith("+json"):
+        return
+    raise Refusal(
+        400,
+        f"Invalid data; send the body as JSON with Content-Type: {JSON_TYPE} (not {given[:100]})",
+    )
+
+
 def _body() -> Any:
+    _check_type()
     raw = request.get_data(cache=True)
     try:
         return documents.loads(raw)
