@@ -468,7 +468,9 @@ class RedisStore:
 
         Walks the folder indexes depth first, a bounded batch of names per script call, never
         the keyspace. Each thing deleted gets a `delete` event; folders left empty are dropped
-        from their parents. Things written meanwhile may survive: there is no global lock.
+        from their parents by the batch that empties them, in the same atomic step, so a delete
+        cut short (a process killed) leaves every listing right. Things written meanwhile may
+        survive: there is no global lock.
         """
         deleted = 0
         stack: list[tuple[str, bytes]] = [(folder, b"-")]
@@ -498,16 +500,16 @@ class RedisStore:
             self.schedule_key(folder),
             *(self.thing_key(folder + name) for name in things),
         ]
+        # The folders above, for the script to drop the folder from them if the batch empties
+        # it: in the same step, so no interruption can leave an emptied folder listed.
+        above = list(ancestry(folder))
+        keys += (self.folder_key(parent) for parent, _ in above)
+        args = [folder, self.feed_retention, len(things), *things, *(name for _, name in above)]
 
         def remove(section: Section) -> int:
             for position, name in enumerate(things, start=4):
                 section.remove(folder + name, position)
-            return int(
-                self._purge(
-                    keys=[*keys, *section.keys],
-                    args=[folder, self.feed_retention, *things, *section.args()],
-                )
-            )
+            return int(self._purge(keys=[*keys, *section.keys], args=[*args, *section.args()]))
 
         return self.index_keeper.run(remove)
 
