@@ -33,6 +33,13 @@ def available_cores() -> int:
 DEFAULT_WORKERS = max(2, available_cores())
 # Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
 DEFAULT_THREADS = 8
+# A thing is at most THINGSTASH_MAX_BODY bytes of JSON, checked on every write. One stored before
+# that held for every write (a PATCH or an increment could grow it past) still restores: a line
+# of POST /_import sent alone may hold a thing of up to this many times the limit.
+RESTORE_FACTOR = 4
+# What an export line holds beside its thing: {"path": ..., "thing": ..., "ttl": ...} (a path is
+# at most MAX_PATH_BYTES, twice that escaped).
+IMPORT_LINE_ENVELOPE = 4096
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 # Integers in JSON: Python's own guard against quadratic int parsing (CVE-2020-10735), stated as
@@ -159,6 +166,17 @@ class Settings:
             firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
         )
+
+    @property
+    def max_restored_thing(self) -> int:
+        """The most bytes of JSON a thing restored by POST /_import may have."""
+        return RESTORE_FACTOR * self.max_body
+
+    @property
+    def max_import_body(self) -> int:
+        """The body limit of POST /_import: a line alone with the largest thing it restores
+        (several lines together are held to max_body, web/imports.py)."""
+        return self.max_restored_thing + IMPORT_LINE_ENVELOPE
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
