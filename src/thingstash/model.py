@@ -12,6 +12,7 @@ import binascii
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol
@@ -414,7 +415,12 @@ class Store(Protocol):
 
     def touch_key(self, key_id: str, when: int) -> None: ...
 
-    def query(self, folder: str, query: Query) -> Answer: ...
+    def query(
+        self,
+        folder: str,
+        query: Query,
+        costly: Callable[[], AbstractContextManager[None]] | None = ...,
+    ) -> Answer: ...
 
     def indexes(self) -> list[Index]: ...
 

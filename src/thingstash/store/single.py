@@ -48,6 +48,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
@@ -823,9 +824,16 @@ class RedisStore:
     # -- queries ------------------------------------------------------------------------------
 
     @unavailable_on_redis_errors
-    def query(self, folder: str, query: Query) -> Answer:
-        """The answer to a query of the things directly in `folder` (thingstash.queries)."""
-        return self.querying.answer(folder, query)
+    def query(
+        self,
+        folder: str,
+        query: Query,
+        costly: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> Answer:
+        """The answer to a query of the things directly in `folder` (thingstash.queries).
+        `costly` is entered around the work of one computed without an index (reading up to
+        queries.MAX_UNINDEXED_BYTES of JSON): the caller's gate for such work."""
+        return self.querying.answer(folder, query, costly)
 
     @unavailable_on_redis_errors
     def indexes(self) -> list[Index]:

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
     # method, hence the ignores here and for ProxyFix below.
     admitted = admission.admit(fast, settings.threads)
+    app.extensions[admission.COSTLY] = admission.CostlyGate(settings.costly_queries)
     # POST /_import reads a longer body: a line alone with the largest thing (imports.py).
     app.wsgi_app = imports.with_import_bodies(  # type: ignore[method-assign,assignment]
         bodies.read_first(admitted, settings.max_body, settings.body_timeout),
