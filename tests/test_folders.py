@@ -219,6 +219,26 @@ def test_a_recursive_delete_cut_short_leaves_no_emptied_folder_listed(
     assert [t["path"] for t in client.get("/p/").json["things"]] == ["p/keep"]
 
 
+def test_an_emptied_folder_left_listed_is_repaired_by_the_next_listing(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """As a recursive delete cut short before this release left it: `p2/ghost/` still listed in
+    `p2/` (and its sub-folder set), its own index gone."""
+    put(client, "p2/keep")
+    redis_client.zadd("ts:f:{p2/}", {"ghost/": 0})
+    redis_client.zadd("ts:f:{p2/}:sub", {"ghost/": 0})
+    assert client.get("/p2/").json["folders"] == []
+    assert redis_client.zrange("ts:f:{p2/}", 0, -1) == [b"keep"]
+    assert redis_client.zrange("ts:f:{p2/}:sub", 0, -1) == []
+    assert q_count(client, "p2/") == 1
+
+
+def q_count(client: FlaskClient, folder: str) -> int:
+    response = client.get("/" + folder, query_string={"count": "true"})
+    assert response.status_code == 200, response.json
+    return int(response.json["count"])
+
+
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 def test_writes_to_a_folder_are_refused(client: FlaskClient, method: str) -> None:
     assert client.open("/f/", method=method, json={}).status_code == 405

@@ -465,11 +465,14 @@ class RedisStore:
             b"values" if values else b"versions",
             max_value_bytes,
             self.thing_key_head(folder),
+            self.folder_key(folder)[:-1],
         ]
         position = None
         for _ in range(2):
-            page_position, last, folders, things, gone = self._list(keys=keys, args=args)
+            page_position, last, folders, things, gone, empty = self._list(keys=keys, args=args)
             position = position or page_position.decode()
+            for name in empty:  # repaired: dropped from this folder (and any emptied above)
+                self._prune_folder(folder + name.decode())
             if not gone:
                 break
             for name in gone:
