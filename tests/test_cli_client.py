@@ -18,7 +18,7 @@ import redis
 from tests.conftest import RedisServer, Served, thingstash_command
 from tests.ports import free_port
 from thingstash import documents, keys
-from thingstash.client.http import Client
+from thingstash.client.http import Client, ClientError
 from thingstash.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -135,6 +135,39 @@ def test_export_import_round_trip_keeps_things_and_ttls(
     for record in records:
         assert back[record["path"]]["thing"] == record["thing"]
         assert 0 <= record["ttl"] - back[record["path"]]["ttl"] <= slack
+
+
+def test_the_largest_thing_and_one_grown_past_the_limit_export_and_import_byte_for_byte(
+    url: str, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    limit = 1024 * 1024  # the served store's THINGSTASH_MAX_BODY (the default)
+    largest = b'{"pad":"' + b"x" * (limit - 10) + b'"}'
+    assert len(largest) == limit
+    with Client(url) as client:
+        assert client.put("rt/largest", largest, 1000).status_code == 201
+        assert client.put("rt/largest2", largest, 1000).status_code == 201
+        assert client.put("rt/small", b'{"a":1}', 1000).status_code == 201
+        with pytest.raises(ClientError, match="413 thing too large: rt/largest: the thing would"):
+            client.patch("rt/largest", b'{"more":1}')
+    # A thing grown past the limit before every write was checked (PATCHes could), planted by
+    # a store without the check.
+    legacy = b'{"grown":"' + b"\xc3\xa9" * (limit // 2 + 1000) + b'"}'
+    old = open_store(redis_server.url)
+    old.max_thing_bytes = 10 * limit
+    old.put("rt/legacy", legacy, 1000)
+    old.close()
+    stored = {p: redis_client.get(f"ts:t:{{rt/{p}}}")[16:] for p in ("largest", "legacy", "small")}
+    assert stored["largest"] == largest and len(stored["legacy"]) > limit
+
+    exported = run(url, "export", "rt")
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.count(b"\n") == 4
+    redis_client.flushall()
+    imported = run(url, "import", stdin=exported.stdout)
+    assert imported.returncode == 0, imported.stderr
+    for path, body in stored.items():
+        assert redis_client.get(f"ts:t:{{rt/{path}}}")[16:] == body, path
+    assert redis_client.get("ts:t:{rt/largest2}")[16:] == largest
 
 
 def test_import_refuses_bad_lines_before_writing(url: str) -> None:

@@ -378,3 +378,13 @@ def test_an_export_leaves_out_names_the_native_face_reserves(
     with Client(firebase.native.url) as native_client:
         exported = [record["path"] for record in native_client.walk("")]
     assert exported == ["plain/y"]  # and so `thingstash import` takes the export back
+
+
+def test_a_write_that_would_grow_a_thing_past_the_size_limit_is_413(fb: httpx.Client) -> None:
+    # Each body is under the limit (1 MiB); the thing the two make is not: refused, unchanged.
+    first = {"a": "x" * 700_000}
+    assert fb.put("/big/t.json", json=first).status_code == 200
+    refused = fb.patch("/big/t.json", json={"b": "y" * 700_000})
+    assert refused.status_code == 413
+    assert "over the limit of 1048576" in error_of(refused)
+    assert fb.get("/big/t.json").json() == first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from unittest import mock
 
 import pytest
 import redis
@@ -190,6 +191,52 @@ def test_recursive_delete_in_small_batches_keeps_the_parent(
     assert store.delete_tree("k/m/", batch=5) == 24
     assert client.get("/k/").json["folders"] == []
     assert [t["path"] for t in client.get("/k/").json["things"]] == ["k/other"]
+
+
+def test_a_recursive_delete_cut_short_leaves_no_emptied_folder_listed(
+    client: FlaskClient,
+) -> None:
+    """The process dies (here: its Redis connection fails, injected) right after the batch
+    that empties the folder, before the delete comes back to it: the parent lists it no more."""
+    for name in ("a", "b", "c"):
+        put(client, f"p/sub/{name}")
+    put(client, "p/keep")
+    store = client.application.extensions["thingstash.store"]
+    real_zrange = store.client.zrange
+    calls = []
+
+    def zrange_then_die(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        if len(calls) > 1:  # the first read gave the whole folder, deleted in one batch
+            raise redis.ConnectionError("injected: the server died mid-delete")
+        return real_zrange(*args, **kwargs)
+
+    with mock.patch.object(store.client, "zrange", side_effect=zrange_then_die):
+        assert client.delete("/p/sub/?recursive=true").status_code == 503
+    assert len(calls) == 2
+    assert client.get("/p/sub/").json == {"things": [], "folders": [], "next": None}
+    assert client.get("/p/").json["folders"] == []
+    assert [t["path"] for t in client.get("/p/").json["things"]] == ["p/keep"]
+
+
+def test_an_emptied_folder_left_listed_is_repaired_by_the_next_listing(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """As a recursive delete cut short before this release left it: `p2/ghost/` still listed in
+    `p2/` (and its sub-folder set), its own index gone."""
+    put(client, "p2/keep")
+    redis_client.zadd("ts:f:{p2/}", {"ghost/": 0})
+    redis_client.zadd("ts:f:{p2/}:sub", {"ghost/": 0})
+    assert client.get("/p2/").json["folders"] == []
+    assert redis_client.zrange("ts:f:{p2/}", 0, -1) == [b"keep"]
+    assert redis_client.zrange("ts:f:{p2/}:sub", 0, -1) == []
+    assert q_count(client, "p2/") == 1
+
+
+def q_count(client: FlaskClient, folder: str) -> int:
+    response = client.get("/" + folder, query_string={"count": "true"})
+    assert response.status_code == 200, response.json
+    return int(response.json["count"])
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])

@@ -244,6 +244,34 @@ def test_a_body_over_the_limit_is_413_and_stores_nothing(small_app: Flask) -> No
     assert post(client, body[:900].rsplit(b"\n", 1)[0]).status_code == 200
 
 
+def test_a_line_alone_may_hold_the_largest_thing_and_a_grown_one_restores(
+    small_app: Flask, redis_client: redis.Redis
+) -> None:
+    client = small_app.test_client()
+    # The largest thing a write may store, with its path and ttl: longer than the body limit,
+    # yet every line an export writes imports (the client sends such a line alone).
+    largest = {"pad": "x" * (1000 - len('{"pad":""}'))}
+    line = lines({"path": "imp/largest", "thing": largest, "ttl": 100})
+    assert len(line) > 1000
+    assert post(client, line).status_code == 200
+    assert client.get("/imp/largest").json["pad"] == largest["pad"]
+    # One that grew past the limit before every write was checked (a PATCH could) restores,
+    # up to four times the limit, and keeps every byte.
+    grown = {"pad": "y" * (4000 - len('{"pad":""}'))}
+    assert post(client, lines({"path": "imp/grown", "thing": grown, "ttl": 100})).status_code == 200
+    assert redis_client.get("ts:t:{imp/grown}")[16:] == orjson.dumps(grown)
+    huge = {"pad": "z" * 4000}
+    refused = post(
+        client, lines({"path": "imp/ok", "thing": {}}, {"path": "imp/huge", "thing": huge})
+    )
+    assert refused.status_code == 413  # several lines: held to the body limit
+    refused = post(client, lines({"path": "imp/huge", "thing": huge}))
+    assert refused.status_code == 413
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["detail"] == "line 1: the thing would be 4010 bytes, over the limit of 4000"
+    assert client.get("/imp/huge").status_code == 404 and client.get("/imp/ok").status_code == 404
+
+
 # -- storage -----------------------------------------------------------------------------------
 
 

@@ -169,3 +169,20 @@ def test_big_numbers_survive_a_patch(client: FlaskClient) -> None:
     )
     client.patch("/n", json={"other": 1})
     assert client.get("/n").get_json()["big"] == 123456789012345678901234567890
+
+
+def test_a_patch_cannot_grow_a_thing_past_the_size_limit(make_app) -> None:  # type: ignore[no-untyped-def]
+    # Each body is under the limit; the merge of the two is not: 413, and nothing is written.
+    client = make_app(max_body=1000).test_client()
+    assert client.put("/grow", json={"a": "x" * 600}).status_code == 201
+    before = client.get("/grow")
+    response = client.patch("/grow", json={"b": "y" * 600})
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    detail = response.json["detail"]
+    assert "the thing would be 1215 bytes, over the limit of 1000" in detail, detail
+    after = client.get("/grow")
+    assert after.headers["ETag"] == before.headers["ETag"]
+    assert after.json == before.json
+    # A PATCH that keeps it within the limit still goes through.
+    assert client.patch("/grow", json={"b": "y" * 300}).status_code == 200

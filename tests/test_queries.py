@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 from urllib.parse import quote
 
 import orjson
@@ -896,3 +897,81 @@ def test_a_live_name_query_on_a_large_folder(app: Flask, client: FlaskClient) ->
         assert [t["rank"] for t in answer["things"]] == [1, 2]
         assert client.delete("/lv/b").status_code == 204
         assert names(stream.answer()) == ["t0000", "t0001"]
+
+
+# -- costly queries: a bounded read, a gate of their own --------------------------------------
+
+
+def test_a_query_without_an_index_reads_at_most_4_mib_of_json(
+    app: Flask, client: FlaskClient
+) -> None:
+    store = app.extensions["thingstash.store"]
+    pad = "x" * 900_000
+    store.put_many([(f"heavy/t{i}", orjson.dumps({"score": i, "pad": pad}), 600) for i in range(4)])
+    answer = q(client, "heavy/", order_by="score", desc="true", limit=1)  # 3.6 MB: computed
+    assert [t["path"] for t in answer["things"]] == ["heavy/t3"]
+    store.put("heavy/t4", orjson.dumps({"score": 4, "pad": pad}), 600)  # 4.5 MB: too much
+    body = assert_problem(client.get("/heavy/?order_by=score&limit=1"), 400, "index")
+    assert "holds more than 4 MiB of JSON" in body["detail"]
+    assert "thingstash index create heavy/ 'score'" in body["detail"]
+
+
+def test_costly_queries_wait_for_their_own_gate_without_holding_back_plain_reads(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Two places per worker, one of them at most for a query without an index.
+    app = make_app(threads=2, costly_queries=1)
+    client = app.test_client()
+    for i in range(3):
+        assert client.put(f"/gate/t{i}", json={"score": i}).status_code == 201
+    querying = app.extensions["thingstash.store"].querying
+    real, calls, go_on = querying._in_memory, [], threading.Event()
+
+    def slow(*args: Any) -> Any:  # injected: a slow read of the folder's JSON
+        calls.append(args)
+        assert go_on.wait(30)
+        return real(*args)
+
+    gate = app.extensions.get("thingstash.admission.costly")
+    answers: dict[str, Any] = {}
+
+    def ask(name: str, url: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.update({name: client.get(url)}))
+        thread.start()
+        return thread
+
+    def waiting() -> int:
+        return getattr(gate, "waiting", 0)
+
+    with mock.patch.object(querying, "_in_memory", side_effect=slow):
+        first = ask("first", "/gate/?order_by=score")
+        assert wait_for(lambda: len(calls) == 1)
+        second = ask("second", "/gate/?order_by=score&desc=true")
+        # It waits: for the gate (giving its place back), or, without one, in the slow read.
+        assert wait_for(lambda: waiting() == 1 or len(calls) == 2)
+        plain = ask("plain", "/gate/t1")
+        plain.join(10)
+        assert "plain" in answers, "a plain read waited behind the costly queries"
+        assert answers["plain"].status_code == 200
+        if gate is not None:
+            gate.wait_s = 0.1  # a third waits no longer than this: 503, to retry
+        third = ask("third", "/gate/?order_by=score&limit=1")
+        third.join(10)
+        assert answers["third"].status_code == 503
+        assert answers["third"].headers["Retry-After"] == "1"
+        assert answers["third"].json["title"] == "busy"
+        go_on.set()
+        first.join(10)
+        second.join(10)
+    assert [t["path"] for t in answers["first"].json["things"]] == ["gate/t0", "gate/t1", "gate/t2"]
+    assert [t["path"] for t in answers["second"].json["things"]][0] == "gate/t2"
+    assert len(calls) == 2
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -122,3 +122,18 @@ def test_a_body_that_is_one_server_value_is_422_and_nothing_is_stored(
     assert response.status_code == 400, response.data
     assert "line 1" in response.get_json()["detail"]
     assert client.get("/imported").status_code == 404
+
+
+def test_an_increment_cannot_grow_a_thing_past_the_size_limit(make_app) -> None:  # type: ignore[no-untyped-def]
+    client = make_app(max_body=100).test_client()
+    pad = "x" * (100 - len('{"pad":"","n":1}'))
+    compact = f'{{"pad":"{pad}","n":1}}'  # exactly the limit, as sent and as stored
+    assert client.put("/full", data=compact, content_type="application/json").status_code == 201
+    # A 30-byte body whose result is 9 bytes longer than what is stored: over the limit.
+    response = client.patch("/full", json={"n": inc(10**9)})
+    assert response.status_code == 413
+    assert "the thing would be 109 bytes, over the limit of 100" in response.json["detail"]
+    assert client.get("/full").json["n"] == 1
+    response = client.put("/full", json={"pad": pad, "n": inc(10**9)})
+    assert response.status_code == 413
+    assert client.get("/full").json["n"] == 1

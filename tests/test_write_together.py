@@ -12,7 +12,14 @@ import orjson
 import pytest
 import redis
 
-from thingstash.model import Conditions, PartlyWritten, PreconditionFailed, Store, ThingWrite
+from thingstash.model import (
+    Conditions,
+    PartlyWritten,
+    PreconditionFailed,
+    Store,
+    ThingWrite,
+    TooLarge,
+)
 from thingstash.queries import parse_query
 from thingstash.store import open_store
 
@@ -140,6 +147,21 @@ def test_a_condition_that_fails_writes_nothing(store: Store) -> None:
         [ThingWrite("acct/a", None, conditions=Conditions(if_match=(current.version,)))]
     )
     assert store.get("acct/a") is None
+
+
+def test_a_thing_over_the_size_limit_writes_nothing(store: Store) -> None:
+    store.max_thing_bytes = 100
+    store.put("big/a", body({"n": 1}), 60)
+    with pytest.raises(TooLarge) as refused:
+        store.write_together(
+            [
+                ThingWrite("big/a", body({"n": 2}), 60),
+                ThingWrite("big/b", body({"pad": "x" * 100}), 60),
+            ]
+        )
+    assert (refused.value.path, refused.value.size, refused.value.limit) == ("big/b", 110, 100)
+    assert read(store, "big/a") == {"n": 1}
+    assert store.get("big/b") is None
 
 
 def test_a_path_given_twice_is_refused(store: Store) -> None:

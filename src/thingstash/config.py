@@ -33,6 +33,15 @@ def available_cores() -> int:
 DEFAULT_WORKERS = max(2, available_cores())
 # Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
 DEFAULT_THREADS = 8
+# Of those, how many may compute a query without an index at once (web/admission.py).
+DEFAULT_COSTLY_QUERIES = 2
+# A thing is at most THINGSTASH_MAX_BODY bytes of JSON, checked on every write. One stored before
+# that held for every write (a PATCH or an increment could grow it past) still restores: a line
+# of POST /_import sent alone may hold a thing of up to this many times the limit.
+RESTORE_FACTOR = 4
+# What an export line holds beside its thing: {"path": ..., "thing": ..., "ttl": ...} (a path is
+# at most MAX_PATH_BYTES, twice that escaped).
+IMPORT_LINE_ENVELOPE = 4096
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 # Integers in JSON: Python's own guard against quadratic int parsing (CVE-2020-10735), stated as
@@ -112,6 +121,7 @@ class Settings:
     proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
+    costly_queries: int = DEFAULT_COSTLY_QUERIES
     # The Firebase face's port (`serve --firebase-port`), None when it is off (docs/firebase.md).
     firebase_port: int | None = None
     firebase_max_read: int = DEFAULT_FIREBASE_MAX_READ
@@ -155,10 +165,22 @@ class Settings:
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
             workers=_int(env, "THINGSTASH_WORKERS", DEFAULT_WORKERS),
             threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
+            costly_queries=_int(env, "THINGSTASH_COSTLY_QUERIES", DEFAULT_COSTLY_QUERIES),
             firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),
             firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
         )
+
+    @property
+    def max_restored_thing(self) -> int:
+        """The most bytes of JSON a thing restored by POST /_import may have."""
+        return RESTORE_FACTOR * self.max_body
+
+    @property
+    def max_import_body(self) -> int:
+        """The body limit of POST /_import: a line alone with the largest thing it restores
+        (several lines together are held to max_body, web/imports.py)."""
+        return self.max_restored_thing + IMPORT_LINE_ENVELOPE
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

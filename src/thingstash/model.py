@@ -12,6 +12,7 @@ import binascii
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol
@@ -52,6 +53,28 @@ class PartlyWritten(Exception):
         super().__init__(done, current)
         self.done = done
         self.current = current
+
+
+class TooLarge(Exception):
+    """A write would store a thing of `size` bytes of JSON, over the store's limit of `limit`
+    (THINGSTASH_MAX_BODY, checked on every write whatever made the JSON: a body, a merge, an
+    increment); nothing was written."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(path, size, limit)
+        self.path = path
+        self.size = size
+        self.limit = limit
+
+    @property
+    def detail(self) -> str:
+        return f"the thing would be {self.size} bytes, over the limit of {self.limit}"
+
+
+def check_size(path: str, body: bytes, limit: int) -> None:
+    """Raise TooLarge when `body`, the JSON a write would store at `path`, is over `limit`."""
+    if len(body) > limit:
+        raise TooLarge(path, len(body), limit)
 
 
 class ThingMissing(Exception):
@@ -301,6 +324,9 @@ class Store(Protocol):
     prefix: str
     # Whether the feed has each thing's events in the order of its writes (see live.hub).
     feed_in_order: bool
+    # The most bytes of JSON a thing may have: every write past it raises TooLarge, nothing
+    # written (the app sets it to THINGSTASH_MAX_BODY).
+    max_thing_bytes: int
 
     def get(self, path: str) -> Thing | None: ...
 
@@ -315,7 +341,10 @@ class Store(Protocol):
     ) -> WriteResult: ...
 
     def put_many(
-        self, things: Sequence[tuple[str, bytes, int]], chunk: int = ...
+        self,
+        things: Sequence[tuple[str, bytes, int]],
+        chunk: int = ...,
+        max_thing_bytes: int | None = ...,
     ) -> list[WriteResult]: ...
 
     def delete(self, path: str, conditions: Conditions = ...) -> str | None: ...
@@ -386,7 +415,12 @@ class Store(Protocol):
 
     def touch_key(self, key_id: str, when: int) -> None: ...
 
-    def query(self, folder: str, query: Query) -> Answer: ...
+    def query(
+        self,
+        folder: str,
+        query: Query,
+        costly: Callable[[], AbstractContextManager[None]] | None = ...,
+    ) -> Answer: ...
 
     def indexes(self) -> list[Index]: ...
 

@@ -24,6 +24,10 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A query on a field without an index is computed from the whole folder, up to this many things.
 MAX_UNINDEXED_THINGS = 1000
+# ... and reads at most this much of their JSON (as a listing page with values holds): past it,
+# a 400 naming the index to create. It parses in ~40 ms; web/admission.py lets only a few such
+# queries run at once per worker, so that plain reads and writes keep their latency.
+MAX_UNINDEXED_BYTES = 4 * 1024 * 1024
 
 # Parameters that make a folder GET a query (limit, cursor and values belong to listings too).
 QUERY_PARAMETERS = ("order_by", "desc", "start_at", "end_at", "equal_to", "around", "count")
@@ -513,7 +517,11 @@ def covering(indexes: Sequence[Index], folder: str, field: Field) -> Index | Non
 def create_hint(folder: str, field: Field, too_big: bool = False) -> str:
     """The detail of the 400 for a query too large to compute without an index."""
     shown_folder = folder or "/"
-    size = "holds too much JSON" if too_big else f"has more than {MAX_UNINDEXED_THINGS:,} things"
+    size = (
+        f"holds more than {MAX_UNINDEXED_BYTES // (1024 * 1024)} MiB of JSON"
+        if too_big
+        else f"has more than {MAX_UNINDEXED_THINGS:,} things"
+    )
     return (
         f"the folder {shown_folder} {size}, too much to "
         f"order by {field.text} without an index: create one with "

@@ -59,6 +59,7 @@ from thingstash.model import (
     ThingMissing,
     ThingWrite,
     WriteResult,
+    check_size,
     new_version,
     parse_event_id,
 )
@@ -345,6 +346,7 @@ class ClusterStore(RedisStore):
         event: str = "put",
         version: str | None = None,
     ) -> WriteResult:
+        check_size(path, body, self.max_thing_bytes)
         now_ms = time.time_ns() // 1_000_000
         version = version or new_version(now_ms)
         ttl_ms = ttl_seconds * 1000
@@ -501,6 +503,7 @@ class ClusterStore(RedisStore):
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
             raise ValueError("write_together: each thing may be changed once")
+        self.check_sizes(changes)
         current = self.versions(paths)
         for change in changes:
             if not change.conditions.holds_for(current[change.path]):

@@ -25,6 +25,8 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +51,6 @@ from thingstash.store.indexes import (
 if TYPE_CHECKING:
     from thingstash.store.single import RedisStore
 
-# A query computed without an index reads the folder's JSON: at most this much of it.
-UNINDEXED_MAX_BYTES = 64 * 1024 * 1024
 BUILD_BATCH_BYTES = 16 * 1024 * 1024  # the JSON one build step reads, at most
 _READ_CHUNK = 250  # things per get_many.lua call when reading a whole (small) folder
 _PAGE_ATTEMPTS = 3
@@ -90,17 +90,24 @@ class Querying:
 
     # -- answering ----------------------------------------------------------------------------
 
-    def answer(self, folder: str, query: Query) -> Answer:
+    def answer(
+        self,
+        folder: str,
+        query: Query,
+        costly: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> Answer:
         if query.by_name and self.subfolders_ready():
             return self._by_name(folder, query)
         try:
-            return self._answer_as_before(folder, query)
+            return self._answer_as_before(folder, query, costly or nullcontext)
         except NeedsIndex:
             if query.by_name:  # no index needed once the sub-folder sets are built
                 raise NamesBuilding() from None
             raise
 
-    def _answer_as_before(self, folder: str, query: Query) -> Answer:
+    def _answer_as_before(
+        self, folder: str, query: Query, costly: Callable[[], AbstractContextManager[None]]
+    ) -> Answer:
         if query.field is None:  # count=true alone: the things directly in the folder
             return self._count_things(folder)
         field = query.field
@@ -111,7 +118,8 @@ class Querying:
                 generation, indexes = self.keeper.fresh()
                 index = queries.covering(indexes, folder, field)
             if index is None:
-                return self._in_memory(folder, query)
+                with costly():
+                    return self._in_memory(folder, query)
             try:
                 return self._from_index(folder, query, index, generation, attempt)
             except ResponseError as error:
@@ -367,7 +375,7 @@ class Querying:
         assert query.field is not None
         names = self._thing_names(folder, query.field)
         listed: list[Listed] = []
-        left = UNINDEXED_MAX_BYTES
+        left = queries.MAX_UNINDEXED_BYTES
         for start in range(0, len(names), _READ_CHUNK):
             chunk = names[start : start + _READ_CHUNK]
             read, complete = self._read(folder, chunk, query, left)

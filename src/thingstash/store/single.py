@@ -48,12 +48,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError, WatchError
 
-from thingstash.config import MAX_PAGE_VALUE_BYTES
+from thingstash.config import DEFAULT_MAX_BODY, MAX_PAGE_VALUE_BYTES
 from thingstash.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
@@ -69,6 +70,7 @@ from thingstash.model import (
     ThingWrite,
     TooMuchContention,
     WriteResult,
+    check_size,
     new_version,
     parse_event_id,
     version_times_s,
@@ -122,9 +124,11 @@ class RedisStore:
         prefix: str = "ts",
         feed_retention: int = 10_000,
         url: str | None = None,
+        max_thing_bytes: int = DEFAULT_MAX_BODY,
     ):
         self.client = client
         self.url = url
+        self.max_thing_bytes = max_thing_bytes
         self.prefix = prefix
         self.feed_retention = str(feed_retention)
         self.feed_key = f"{prefix}:feed"
@@ -199,7 +203,9 @@ class RedisStore:
         event: str = "put",
         version: str | None = None,
     ) -> WriteResult:
-        """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole."""
+        """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole.
+        Raises TooLarge past max_thing_bytes, as every write does."""
+        check_size(path, body, self.max_thing_bytes)
         now_ms = time.time_ns() // 1_000_000
         version = version or new_version(now_ms)
         ttl_ms = ttl_seconds * 1000
@@ -219,14 +225,23 @@ class RedisStore:
 
     @unavailable_on_redis_errors
     def put_many(
-        self, things: Sequence[tuple[str, bytes, int]], chunk: int = PUT_MANY_CHUNK
+        self,
+        things: Sequence[tuple[str, bytes, int]],
+        chunk: int = PUT_MANY_CHUNK,
+        max_thing_bytes: int | None = None,
     ) -> list[WriteResult]:
         """Store many things, each `(path, body, ttl seconds)` exactly as put() stores one
         (version, lifetime, folder indexes, a `put` event), in order.
 
         A chunk of `chunk` things is one put_many.lua call (one round trip, atomic); the whole
         is not: a failure part way leaves the earlier chunks written (writing them again is
-        harmless). On a Redis Cluster, ClusterStore writes a chunk in put()'s steps."""
+        harmless). On a Redis Cluster, ClusterStore writes a chunk in put()'s steps.
+
+        Every thing is checked against `max_thing_bytes` (the store's own limit by default)
+        before any is written: one past it raises TooLarge and nothing is written."""
+        limit = self.max_thing_bytes if max_thing_bytes is None else max_thing_bytes
+        for path, body, _ in things:
+            check_size(path, body, limit)
         results: list[WriteResult] = []
         for start in range(0, len(things), chunk):
             results.extend(self._put_chunk(things[start : start + chunk]))
@@ -315,7 +330,8 @@ class RedisStore:
         expiry schedule, one feed event per thing (in the order given, consecutive), query
         indexes. Returns, per change, its WriteResult, or None for a delete.
 
-        Raises PreconditionFailed (with the thing's current version) when a change's
+        Raises TooLarge when a change's body is over max_thing_bytes, before anything is
+        written. Raises PreconditionFailed (with the thing's current version) when a change's
         `conditions` do not hold, before anything is written: the caller reads again, computes
         its changes again and retries. ValueError when a path comes twice.
 
@@ -330,6 +346,7 @@ class RedisStore:
             raise ValueError("write_together: each thing may be changed once")
         if not changes:
             return []
+        self.check_sizes(changes)
         keys = [self.thing_key(path) for path in paths]
         for attempt in range(CAS_ATTEMPTS):
             section = self.index_keeper.section()
@@ -358,6 +375,12 @@ class RedisStore:
                 for result, reply in zip(results, replies, strict=True)
             ]
         raise TooMuchContention(paths[0])
+
+    def check_sizes(self, changes: Sequence[ThingWrite]) -> None:
+        """TooLarge for the first change whose body is over max_thing_bytes."""
+        for change in changes:
+            if change.body is not None:
+                check_size(change.path, change.body, self.max_thing_bytes)
 
     def _queue_change(
         self, change: ThingWrite, section: Section, pipe: Any
@@ -442,11 +465,14 @@ class RedisStore:
             b"values" if values else b"versions",
             max_value_bytes,
             self.thing_key_head(folder),
+            self.folder_key(folder)[:-1],
         ]
         position = None
         for _ in range(2):
-            page_position, last, folders, things, gone = self._list(keys=keys, args=args)
+            page_position, last, folders, things, gone, empty = self._list(keys=keys, args=args)
             position = position or page_position.decode()
+            for name in empty:  # repaired: dropped from this folder (and any emptied above)
+                self._prune_folder(folder + name.decode())
             if not gone:
                 break
             for name in gone:
@@ -468,7 +494,9 @@ class RedisStore:
 
         Walks the folder indexes depth first, a bounded batch of names per script call, never
         the keyspace. Each thing deleted gets a `delete` event; folders left empty are dropped
-        from their parents. Things written meanwhile may survive: there is no global lock.
+        from their parents by the batch that empties them, in the same atomic step, so a delete
+        cut short (a process killed) leaves every listing right. Things written meanwhile may
+        survive: there is no global lock.
         """
         deleted = 0
         stack: list[tuple[str, bytes]] = [(folder, b"-")]
@@ -498,16 +526,16 @@ class RedisStore:
             self.schedule_key(folder),
             *(self.thing_key(folder + name) for name in things),
         ]
+        # The folders above, for the script to drop the folder from them if the batch empties
+        # it: in the same step, so no interruption can leave an emptied folder listed.
+        above = list(ancestry(folder))
+        keys += (self.folder_key(parent) for parent, _ in above)
+        args = [folder, self.feed_retention, len(things), *things, *(name for _, name in above)]
 
         def remove(section: Section) -> int:
             for position, name in enumerate(things, start=4):
                 section.remove(folder + name, position)
-            return int(
-                self._purge(
-                    keys=[*keys, *section.keys],
-                    args=[folder, self.feed_retention, *things, *section.args()],
-                )
-            )
+            return int(self._purge(keys=[*keys, *section.keys], args=[*args, *section.args()]))
 
         return self.index_keeper.run(remove)
 
@@ -799,9 +827,16 @@ class RedisStore:
     # -- queries ------------------------------------------------------------------------------
 
     @unavailable_on_redis_errors
-    def query(self, folder: str, query: Query) -> Answer:
-        """The answer to a query of the things directly in `folder` (thingstash.queries)."""
-        return self.querying.answer(folder, query)
+    def query(
+        self,
+        folder: str,
+        query: Query,
+        costly: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> Answer:
+        """The answer to a query of the things directly in `folder` (thingstash.queries).
+        `costly` is entered around the work of one computed without an index (reading up to
+        queries.MAX_UNINDEXED_BYTES of JSON): the caller's gate for such work."""
+        return self.querying.answer(folder, query, costly)
 
     @unavailable_on_redis_errors
     def indexes(self) -> list[Index]:

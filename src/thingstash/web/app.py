@@ -50,8 +50,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions[fastpath.EXTENSION] = fast
     # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
     # method, hence the ignores here and for ProxyFix below.
-    app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
-        admission.admit(fast, settings.threads), settings.max_body, settings.body_timeout
+    admitted = admission.admit(fast, settings.threads)
+    app.extensions[admission.COSTLY] = admission.CostlyGate(settings.costly_queries)
+    # POST /_import reads a longer body: a line alone with the largest thing (imports.py).
+    app.wsgi_app = imports.with_import_bodies(  # type: ignore[method-assign,assignment]
+        bodies.read_first(admitted, settings.max_body, settings.body_timeout),
+        bodies.read_first(admitted, settings.max_import_body, settings.body_timeout),
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)

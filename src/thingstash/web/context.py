@@ -37,6 +37,9 @@ def configured(settings: Settings | None, store: Store | None) -> tuple[Settings
                 "no Redis to use: set REDIS_URL, or run `thingstash serve` for an embedded one"
             )
         store = open_store(settings.redis_url, settings.key_prefix, settings.feed_retention)
+    # One size limit for a thing, checked by the store on every write (a body, a merge, an
+    # increment alike): the body limit.
+    store.max_thing_bytes = settings.max_body
     return settings, store
 
 

@@ -24,6 +24,7 @@ from thingstash.model import (
     StorageUnavailable,
     StoreFull,
     ThingMissing,
+    TooLarge,
     TooMuchContention,
 )
 from thingstash.paths import BadPath
@@ -155,6 +156,10 @@ def _render_store_full(error: StoreFull) -> Response:
     )
 
 
+def _render_too_large(error: TooLarge) -> Response:
+    return problem_response(413, "thing too large", f"{error.path}: {error.detail}")
+
+
 def _render_unexpected(error: Exception) -> Response:
     log.exception("unexpected error", exc_info=error)
     return problem_response(500, "internal server error", "the server failed to answer")
@@ -178,6 +183,7 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     StorageUnavailable: _render_unavailable,
     NamesBuilding: _render_names_building,
     StoreFull: _render_store_full,
+    TooLarge: _render_too_large,
     HTTPException: _render_http_exception,
     Exception: _render_unexpected,
 }

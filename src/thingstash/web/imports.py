@@ -7,6 +7,12 @@ Store.put_many, each exactly as a PUT writes it (version, lifetime, folder index
 event), so listings and watches see them. The body limit is the server's, as for any request:
 the client sends a big file in batches under it.
 
+Every line `export` writes imports: a line sent alone may be longer than the body limit, by as
+much as a thing of the largest size and its envelope (`path`, `ttl`), and a thing stored before
+the size limit was checked on every write (grown past it by PATCHes) restores too, up to
+RESTORE_FACTOR times the limit (Settings.max_restored_thing). Several lines together are held
+to the body limit; a thing past what a restore allows is `413` naming its line.
+
 A line with `{".sv": "timestamp"}` gets the server's time. A line with an increment is refused
 (exportlines.py): it depends on what is stored when it runs, so a request holding one could
 not be all-or-nothing, nor sent again safely after a lost answer.
@@ -14,16 +20,24 @@ not be all-or-nothing, nor sent again safely after a lost answer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import orjson
 from flask import Blueprint, Flask, Response, request
 
 from thingstash import documents
 from thingstash.exportlines import Line, parse_line
+from thingstash.model import TooLarge
 from thingstash.web import auth
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 bp = Blueprint("import", __name__)
+PATH = "/_import"
 
 # application/jsonl is the name in use for JSON Lines; x-ndjson is what many tools send.
 IMPORT_TYPES = ("application/jsonl", "application/x-ndjson")
@@ -42,6 +56,22 @@ def _check_type() -> None:
         )
 
 
+def _read_body() -> bytes:
+    """The request's lines: one alone up to max_import_body, several up to max_body."""
+    config = settings()
+    request.max_content_length = config.max_import_body
+    raw = request.get_data(cache=False)
+    if len(raw) > config.max_body and sum(1 for t in raw.split(b"\n") if t.strip()) > 1:
+        raise Problem(
+            413,
+            "request entity too large",
+            f"the body is {len(raw)} bytes, over the limit of {config.max_body} for several "
+            "lines; send a line this long alone",
+            {"Connection": "close"},
+        )
+    return raw
+
+
 def _lines(raw: bytes) -> list[Line]:
     config = settings()
     lines = []
@@ -49,6 +79,9 @@ def _lines(raw: bytes) -> list[Line]:
         if not text.strip():
             continue
         line = parse_line(text, number, config.default_ttl, config.max_ttl)
+        if len(line.body) > config.max_restored_thing:
+            too_large = TooLarge(line.path, len(line.body), config.max_restored_thing)
+            raise Problem(413, "thing too large", f"line {number}: {too_large.detail}")
         if not auth.may_write(line.path):
             raise Problem(
                 403,
@@ -70,11 +103,25 @@ def _resolved(line: Line, now_ms: int) -> bytes:
 @bp.post("/_import")
 def import_lines() -> Response:
     _check_type()
-    lines = _lines(request.get_data(cache=False))
+    lines = _lines(_read_body())
     now = documents.now_ms()
-    results = store().put_many([(line.path, _resolved(line, now), line.ttl) for line in lines])
+    results = store().put_many(
+        [(line.path, _resolved(line, now), line.ttl) for line in lines],
+        max_thing_bytes=settings().max_restored_thing,
+    )
     body = {"imported": len(lines), "created": sum(result.created for result in results)}
     return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def with_import_bodies(usual: WSGIApplication, for_import: WSGIApplication) -> WSGIApplication:
+    """The app reading bodies up to the usual limit (`usual`), or POST /_import's (`for_import`,
+    Settings.max_import_body): one path compared per request."""
+
+    def by_path(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        chosen = for_import if environ.get("PATH_INFO") == PATH else usual
+        return chosen(environ, start_response)
+
+    return by_path
 
 
 def init_app(app: Flask) -> None:

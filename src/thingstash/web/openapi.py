@@ -39,7 +39,9 @@ ERRORS = {
     "409": "The thing kept changing under this write: retry it (Retry-After); or an increment "
     "cannot apply to what is stored",
     "412": "If-Match / If-None-Match did not hold; nothing was written",
-    "413": "The body is over the size limit",
+    "413": "The body is over the size limit, or the thing the write would store is (title "
+    "`thing too large`: a PATCH's merge or an increment's result counts too); nothing was "
+    "written",
     "415": "The body is not application/json (or merge-patch+json for PATCH)",
     "422": "The body is JSON but not a JSON object (nor is it one server value)",
     "421": "The Host header names a host this server does not answer for "
@@ -672,7 +674,10 @@ def _service_paths() -> dict[str, Any]:
                 "prefix; the first bad one is refused naming its line number, and then nothing "
                 'is stored. `{".sv": "timestamp"}` is resolved; an increment is refused (it is '
                 "not idempotent). A line's `ttl` of 0 (an export's last second) is taken as 1. "
-                "The server's body limit applies: send a big file in batches.",
+                "The server's body limit applies to several lines: send a big file in batches. "
+                "A line sent alone may be longer, by a thing of the largest size and its path "
+                "and ttl; a thing grown past the size limit before every write was checked "
+                "restores too, up to 4 times the limit (past it, 413 naming its line).",
                 "operationId": "importThings",
                 "tags": ["things"],
                 "requestBody": {

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from flask import Response, request
+from flask import Response, current_app, request
 
 from thingstash import documents, ordering, queries
 from thingstash.live import Live
@@ -22,7 +22,7 @@ from thingstash.live.hub import Subscription
 from thingstash.model import StorageUnavailable, ThingMissing
 from thingstash.paths import Path
 from thingstash.queries import Answer, Query
-from thingstash.web import auth, metrics
+from thingstash.web import admission, auth, metrics
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED, live
@@ -69,9 +69,14 @@ def render(folder: str, query: Query, answer: Answer, ttl: bool = True) -> bytes
     return orjson.dumps({"things": things, "next": cursor})
 
 
+def _gate() -> admission.CostlyGate:
+    gate: admission.CostlyGate = current_app.extensions[admission.COSTLY]
+    return gate
+
+
 def read_query(folder: Path, query: Query) -> Response:
     _check_prefix(folder)
-    answer = store().query(folder.text, query)
+    answer = store().query(folder.text, query, admission.costly(_gate(), request.environ))
     response = Response(render(folder.text, query, answer), mimetype="application/json")
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -87,13 +92,15 @@ def watch_query(folder: Path, query: Query) -> Response:
     # Subscribed before the first answer is read, so no change falls in between.
     subscription = current.hub.subscribe(folder.text, True)
     allowed = auth.still_allowed()
+    gate = _gate()
     try:
-        first = store().query(folder.text, query)  # its errors (400, 404) answer the request
+        # its errors (400, 404) answer the request
+        first = store().query(folder.text, query, admission.costly(gate, request.environ))
     except BaseException:
         current.hub.unsubscribe(subscription)
         raise
     return Response(
-        _events(current, subscription, folder.text, query, first, allowed),
+        _events(current, subscription, folder.text, query, first, allowed, gate),
         mimetype="text/event-stream",
         headers=headers,
     )
@@ -110,6 +117,7 @@ def _events(
     query: Query,
     first: Answer,
     allowed: Callable[[], bool],
+    gate: admission.CostlyGate,
 ) -> Iterator[bytes]:
     """The stream: the first answer, then a new one each time a change to a thing directly in
     the folder (a write, a delete, an expiry) changes the answer. Changes arriving within
@@ -151,8 +159,9 @@ def _events(
             if taken is not None and now - dirty_since < MIN_INTERVAL:
                 continue  # more of the burst may come: answer once, a little later
             try:
-                answer = store.query(folder, query)
-            except StorageUnavailable as error:
+                # Iterated after the request's place was given back: waits for the gate alone.
+                answer = store.query(folder, query, admission.costly(gate, None))
+            except (StorageUnavailable, admission.Busy) as error:
                 log.warning("live query of %s waits for the store: %s", folder, error)
                 time.sleep(RETRY_S)
                 continue

@@ -12,7 +12,11 @@
 --           folder is ARGV[5] .. "c" .. "}". The things' keys are known only once the index is
 --           read, so they cannot be given as KEYS: one Redis allows that (a Redis Cluster does
 --           not, and ClusterStore lists another way).
--- returns {position, next, folders, things, gone}:
+-- ARGV[6] = a folder index's key without the sub-folder's name and the closing brace, as
+--           ARGV[5] for things: a sub-folder whose index is gone (emptied, left listed by a
+--           store from before deletes dropped emptied folders in the same step) is left out
+--           of the page and returned in `empty`, for the caller to drop (prune.lua)
+-- returns {position, next, folders, things, gone, empty}:
 --   position: the feed's (feed_position.lua)
 --   next: the page's last name when more entries follow it, else false
 --   folders: the names of the sub-folders on the page ("b/"), in order
@@ -22,20 +26,26 @@
 --           JSON (the payload after the version)
 --   gone: the names of things indexed but no longer stored (expired, the expiry not yet
 --         recorded): left out of the page, which the caller reads again once it recorded them
+--   empty: the names of sub-folders left out as empty (ARGV[6]): the caller drops them
 local position = feed_position(KEYS[2])
 local limit = tonumber(ARGV[2])
 local names = redis.call('ZRANGE', KEYS[1], ARGV[1], '+', 'BYLEX', 'LIMIT', 0, limit + 1)
 local whole = ARGV[3] == 'values'
 local budget = tonumber(ARGV[4])
 local key_head = ARGV[5]
-local folders, things, gone = {}, {}, {}
+local folder_head = ARGV[6]
+local folders, things, gone, empty = {}, {}, {}, {}
 local used = 0
 local last = math.min(#names, limit)
 local more = #names > limit
 for i = 1, last do
   local name = names[i]
   if string.byte(name, -1) == 47 then  -- "/": a sub-folder
-    folders[#folders + 1] = name
+    if redis.call('EXISTS', folder_head .. name .. '}') == 1 then
+      folders[#folders + 1] = name
+    else
+      empty[#empty + 1] = name
+    end
   else
     local key = key_head .. name .. '}'
     local payload
@@ -68,4 +78,4 @@ for i = 1, last do
     end
   end
 end
-return {position, more and names[last] or false, folders, things, gone}
+return {position, more and names[last] or false, folders, things, gone, empty}

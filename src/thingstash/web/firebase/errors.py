@@ -22,6 +22,7 @@ from thingstash.model import (
     StorageUnavailable,
     StoreFull,
     ThingMissing,
+    TooLarge,
     TooMuchContention,
 )
 from thingstash.paths import BadPath
@@ -96,6 +97,13 @@ def _full(error: StoreFull) -> Response:
     return error_response(507, "The data store is out of memory; nothing was written")
 
 
+def _too_large(error: TooLarge) -> Response:
+    # Firebase's own words for a write past its limit, then ours.
+    return error_response(
+        413, f"Data to write exceeds the maximum size that can be stored: {error.detail}"
+    )
+
+
 def _http(error: HTTPException) -> Response:
     status = error.code or 500
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
@@ -121,6 +129,7 @@ HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     TooMuchContention: _contention,
     StorageUnavailable: _unavailable,
     StoreFull: _full,
+    TooLarge: _too_large,
     HTTPException: _http,
     Exception: _unexpected,
 }
