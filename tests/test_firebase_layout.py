@@ -7,13 +7,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 import redis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thingstash import keys
+from thingstash.config import Settings
 from thingstash.store import open_store
+from thingstash.web.firebase.app import create_firebase_app
 
 from .clusters import LocalCluster
 from .conftest import RedisServer
@@ -204,3 +210,96 @@ def test_a_scalar_past_the_limit_is_413_and_nothing_is_stored(
     assert "thing size limit" in refused.json()["error"]
     assert fb.get("/s.json").json() is None
     assert stored_things(redis_server) == {}
+
+
+# -- one tree, whatever the layout: the face in process against a plain model of Firebase's tree --
+
+PUSHED = ["-Aaaaaaaaaaaaaaaaaaa", "-Bbbbbbbbbbbbbbbbbbb"]  # keys the layout puts in things
+model_keys = st.sampled_from(["a", "b", *PUSHED])
+model_paths = st.lists(model_keys, min_size=1, max_size=3).map(tuple)
+model_values = st.recursive(
+    st.one_of(st.none(), st.integers(0, 9), st.text("xy", min_size=60, max_size=120)),
+    lambda inner: st.dictionaries(model_keys, inner, max_size=3),
+    max_leaves=3,
+)
+model_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), model_paths, model_values),
+        st.tuples(
+            st.just("patch"), model_paths, st.dictionaries(model_keys, model_values, max_size=2)
+        ),
+        st.tuples(st.just("delete"), model_paths, st.none()),
+        st.tuples(st.just("post"), model_paths, model_values),
+    ),
+    min_size=1,
+    max_size=10,
+)
+SMALL = 1024  # the thing size limit in process: things split past 512 bytes
+
+
+def _pruned(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        kept = {k: v for k, v in kept.items() if v is not None}
+        return kept or None
+    return value
+
+
+def _model_get(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _model_set(tree: Any, path: tuple[str, ...], value: Any) -> Any:
+    if _pruned(value) is None and _model_get(tree, path) is None:
+        return tree
+    if not path:
+        return _pruned(value)
+    node = dict(tree) if isinstance(tree, dict) else {}
+    node[path[0]] = _model_set(node.get(path[0]), path[1:], value)
+    return _pruned(node)
+
+
+@pytest.fixture(scope="module")
+def small_app(redis_server: RedisServer | LocalCluster) -> Iterator[Flask]:
+    config = Settings(redis_url=redis_server.url, max_body=SMALL)
+    store = open_store(redis_server.url)
+    yield create_firebase_app(config, store)
+    store.close()
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(model_steps)
+def test_every_layout_reads_as_one_tree(
+    small_app: Flask,
+    redis_client: redis.Redis,
+    redis_server: RedisServer | LocalCluster,
+    steps: list[tuple[str, Any, Any]],
+) -> None:
+    redis_client.flushall()
+    client = small_app.test_client()
+    model: Any = None
+    for kind, path, value in steps:
+        url = "/" + "/".join(path) + ".json"
+        if kind == "put":
+            answer = client.put(url, data=json.dumps(value))
+            model = _model_set(model, path, value)
+        elif kind == "patch":
+            answer = client.patch(url, json=value)
+            for key, child in value.items():
+                model = _model_set(model, (*path, key), child)
+        elif kind == "delete":
+            answer = client.delete(url)
+            model = _model_set(model, path, None)
+        else:
+            answer = client.post(url, data=json.dumps(value))
+            if _pruned(value) is not None:
+                model = _model_set(model, (*path, answer.get_json()["name"]), value)
+        assert answer.status_code == 200, (kind, path, value, answer.get_json())
+        assert client.get("/.json").get_json() == model, (kind, path, value)
+        assert max(stored_things(redis_server).values(), default=0) <= SMALL // 2
