@@ -81,6 +81,25 @@ def stored_things(redis_server: RedisServer | LocalCluster) -> dict[str, int]:
     return found
 
 
+def stored_tree(redis_server: RedisServer | LocalCluster) -> Any:
+    """The tree the things make, put together from their JSON read natively (no read cap)."""
+    store = open_store(redis_server.url)
+    tree: dict[str, Any] = {}
+    try:
+        for path in sorted(stored_things(redis_server), key=lambda path: path.count("/")):
+            thing = store.get(path)
+            assert thing is not None
+            value = json.loads(thing.body)
+            *above, name = path.split("/")
+            node = tree
+            for key in above:
+                node = node.setdefault(key, {})
+            node[name] = value.get(".value", value) if len(value) == 1 else value
+    finally:
+        store.close()
+    return tree
+
+
 def test_a_push_inside_a_thing_is_a_thing_of_its_own(
     fb: httpx.Client, native: httpx.Client
 ) -> None:
@@ -146,6 +165,28 @@ def test_a_push_into_an_old_big_thing_splits_it_and_reads_the_same(
     assert (
         f"rooms/r1/messages/{name}" in things and "rooms/r1/messages/-Old0000000000000007" in things
     )
+
+
+def test_an_old_thing_past_the_read_cap_is_laid_out_by_the_next_write(
+    fb: httpx.Client, redis_server: RedisServer | LocalCluster
+) -> None:
+    # A thing grown past the read cap before this layout: the neighbour inside it is unreadable
+    # until a Firebase write inside it lays it out; then every place reads, each thing small.
+    team = {"ada": {f"n{n}": "x" * 1500 for n in range(30)}, "bob": {"name": "Bob"}}
+    store = open_store(redis_server.url)
+    try:
+        store.put("team", json.dumps(team).encode(), 600)
+    finally:
+        store.close()
+    assert fb.get("/team/bob.json").status_code == 400  # 45 KB past the 32 KB cap
+    assert fb.patch("/team/ada.json", json={"n0": "y"}).status_code == 200
+    team["ada"]["n0"] = "y"
+    assert fb.get("/team/bob.json").json() == {"name": "Bob"}
+    assert fb.get("/team/ada/n29.json").json() == "x" * 1500
+    things = stored_things(redis_server)
+    assert len(things) > 1 and all(size <= LIMIT // 2 for size in things.values())
+    # Its things put together are the value as written (too large for one Firebase read).
+    assert stored_tree(redis_server) == {"team": team}
 
 
 def test_a_key_for_one_prefix_never_makes_a_neighbour_unreadable(
