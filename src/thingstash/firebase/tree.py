@@ -226,7 +226,8 @@ def change_thing(
             laid = placement.writes(location, own, below, thing, lifetime.of, expected, event)
             if thing is not None and own == current:
                 laid.pop()  # only new things below (a push): the thing is left as it is
-            store.write_together(laid)
+            if laid:
+                store.write_together(laid)
             if written is not None:
                 written.update(layout.paths(below))
             return new
@@ -422,7 +423,6 @@ def update_values(
     kept: set[str] = set()
     for attempt in range(CAS_ATTEMPTS):
         values, changes = _plan_writes(store, remaining, lifetime, limit)
-        kept.update(change.path for change, _ in changes if change.body is not None)
         try:
             store.write_together([change for change, _ in changes])
         except PreconditionFailed:
@@ -430,9 +430,11 @@ def update_values(
         except PartlyWritten as partial:
             done = {key for _, keys in changes[: partial.done] for key in keys}
             written.update((key, values[key]) for key in done)
+            kept.update(_paths_written(changes[: partial.done]))
             remaining = [place for place in remaining if place[0] not in done]
         else:
             written.update(values)
+            kept.update(_paths_written(changes))
             break
         time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
     else:
@@ -440,6 +442,11 @@ def update_values(
     for target, _ in targets:
         placement.clear_below(store, target, kept)
     return {key: written[key] for key in patch}
+
+
+def _paths_written(changes: list[tuple[ThingWrite, list[str]]]) -> set[str]:
+    """The things a multi-path write stored (kept when what lay below its places goes)."""
+    return {change.path for change, _ in changes if change.body is not None}
 
 
 def _plan_writes(
