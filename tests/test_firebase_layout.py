@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 from thingstash import keys
 from thingstash.config import Settings
+from thingstash.pushids import push_id
 from thingstash.store import open_store
 from thingstash.web.firebase.app import create_firebase_app
 
 from .clusters import LocalCluster
 from .conftest import RedisServer
-from .fbserve import FirebaseServed, start_firebase
+from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
 
 LIMIT = 4096  # THINGSTASH_MAX_BODY of the server here: things split past half of it
 READ_CAP = 32768  # THINGSTASH_FIREBASE_MAX_READ
@@ -344,3 +345,31 @@ def test_every_layout_reads_as_one_tree(
         assert answer.status_code == 200, (kind, path, value, answer.get_json())
         assert client.get("/.json").get_json() == model, (kind, path, value)
         assert max(stored_things(redis_server).values(), default=0) <= SMALL // 2
+
+
+@pytest.fixture
+def default_fb(firebase: FirebaseServed) -> Iterator[httpx.Client]:  # noqa: F811
+    with httpx.Client(base_url=firebase.url, timeout=60) as client:
+        yield client
+
+
+def test_writes_of_more_things_than_a_batch_land_whole(
+    default_fb: httpx.Client,
+    firebase: FirebaseServed,  # noqa: F811
+    redis_server: RedisServer | LocalCluster,
+) -> None:
+    # An import of 1,200 pushed messages (a PUT), and 1,200 more as a multi-path PATCH inside
+    # the room's thing: more things than one transaction takes (placement.BATCH), all written.
+    first = {push_id(): {"n": n} for n in range(1200)}
+    assert default_fb.put("/rooms/r1/messages.json", json=first).status_code == 200
+    assert default_fb.put("/rooms/r1/title.json", json="general").status_code == 200
+    more = {push_id(): {"n": n} for n in range(1200, 2400)}
+    patch = {f"messages/{name}": value for name, value in more.items()}
+    assert default_fb.patch("/rooms/r1.json", json=patch).status_code == 200
+    assert default_fb.get("/rooms/r1.json").json() == {
+        "title": "general",
+        "messages": {**first, **more},
+    }
+    name = next(iter(more))
+    assert httpx.get(f"{firebase.native.url}/rooms/r1/messages/{name}").json()["n"] == 1200
+    assert len(stored_things(redis_server)) == 2401

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from thingstash import documents
 from thingstash.firebase import layout, mapping
 from thingstash.firebase.mapping import Location
-from thingstash.model import Conditions, Store, Thing, ThingWrite
+from thingstash.model import NO_CONDITIONS, Conditions, Store, Thing, ThingWrite
 
 PAGE = 1000
-DELETE_BATCH = 500
+# Up to this many things a write is one Store.write_together (all or nothing); past it the
+# things of their own go first in batches of this size, so one request never holds Redis (a
+# transaction of 20,000 scripts did for seconds, and timed out).
+BATCH = 500
 TtlOf = Callable[[str, Thing | None], int]
 
 
@@ -46,33 +49,52 @@ def writes(
     return changes
 
 
+def write(store: Store, changes: list[ThingWrite]) -> None:
+    """Write a laid-out value's changes: together when there are at most BATCH, else those
+    without conditions (the things of their own) in batches first, then the rest together."""
+    if len(changes) > BATCH:
+        write_in_batches(store, [change for change in changes if unconditional(change)])
+        changes = [change for change in changes if not unconditional(change)]
+    if changes:
+        store.write_together(changes)
+
+
+def unconditional(change: ThingWrite) -> bool:
+    return change.conditions == NO_CONDITIONS
+
+
+def write_in_batches(store: Store, changes: list[ThingWrite]) -> None:
+    for start in range(0, len(changes), BATCH):
+        store.write_together(changes[start : start + BATCH])
+
+
 def clear_below(store: Store, location: Location, kept: set[str]) -> None:
     """Remove the things below `location` (they would hide the value written there), except
     those in `kept` (the write's own things of their own)."""
     folder = mapping.folder_path(location)
-    if not any(path.startswith(folder) for path in kept):
+    holding = {path[: end + 1] for path in kept for end, c in enumerate(path) if c == "/"}
+    if folder not in holding:
         store.delete_tree(folder)
         return
-    _clear_folder(store, folder, kept)
+    _clear_folder(store, folder, kept, holding)
 
 
-def _clear_folder(store: Store, folder: str, kept: set[str]) -> None:
+def _clear_folder(store: Store, folder: str, kept: set[str], holding: set[str]) -> None:
+    """`holding`: the folders that hold a kept thing at some depth."""
     doomed: list[str] = []
     after: str | None = None
     while True:
         page = store.list_folder(folder, after, PAGE, False)
         for entry in page.entries:
+            path = folder + entry.name
             if entry.thing is not None:
-                if folder + entry.name not in kept:
-                    doomed.append(folder + entry.name)
-            elif any(path.startswith(folder + entry.name) for path in kept):
-                _clear_folder(store, folder + entry.name, kept)
+                if path not in kept:
+                    doomed.append(path)
+            elif path in holding:
+                _clear_folder(store, path, kept, holding)
             else:
-                store.delete_tree(folder + entry.name)
+                store.delete_tree(path)
         if page.next_cursor is None:
             break
         after = page.next_cursor
-    for start in range(0, len(doomed), DELETE_BATCH):
-        store.write_together(
-            [ThingWrite(path, None) for path in doomed[start : start + DELETE_BATCH]]
-        )
+    write_in_batches(store, [ThingWrite(path, None) for path in doomed])

@@ -226,8 +226,7 @@ def change_thing(
             laid = placement.writes(location, own, below, thing, lifetime.of, expected, event)
             if thing is not None and own == current:
                 laid.pop()  # only new things below (a push): the thing is left as it is
-            if laid:
-                store.write_together(laid)
+            placement.write(store, laid)
             if written is not None:
                 written.update(layout.paths(below))
             return new
@@ -304,8 +303,8 @@ def set_value(
             store.put(path, body, lifetime.of(path, None))
         else:
             own, parts = layout.lay_out(location, value, limit)
-            store.write_together(
-                placement.writes(location, own, parts, None, lifetime.of, Conditions())
+            placement.write(
+                store, placement.writes(location, own, parts, None, lifetime.of, Conditions())
             )
             if own is None:
                 _delete_thing(store, path)
@@ -338,8 +337,8 @@ def push_value(
         deepest = next((at for at in above if versions.get(mapping.thing_path(at))), None)
         if deepest is None or deepest == location:
             own, below = layout.lay_out(target, value, limit)
-            store.write_together(
-                placement.writes(target, own, below, None, lifetime.of, Conditions())
+            placement.write(
+                store, placement.writes(target, own, below, None, lifetime.of, Conditions())
             )
             return
     set_value(store, target, value, lifetime, limit=limit)
@@ -423,6 +422,16 @@ def update_values(
     kept: set[str] = set()
     for attempt in range(CAS_ATTEMPTS):
         values, changes = _plan_writes(store, remaining, lifetime, limit)
+        if len(changes) > placement.BATCH:
+            # The things of their own (no place's key, no condition) first, in batches.
+            free: list[tuple[ThingWrite, list[str]]] = []
+            rest: list[tuple[ThingWrite, list[str]]] = []
+            for change, keys in changes:
+                alone = not keys and placement.unconditional(change)
+                (free if alone else rest).append((change, keys))
+            placement.write_in_batches(store, [change for change, _ in free])
+            kept.update(_paths_written(free))
+            changes = rest
         try:
             store.write_together([change for change, _ in changes])
         except PreconditionFailed:
