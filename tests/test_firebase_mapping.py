@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thingstash.firebase import mapping
+from thingstash import documents
+from thingstash.firebase import layout, mapping
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Refusal
+from thingstash.pushids import push_id
 
 keys = st.one_of(
     st.sampled_from(["a", "b", "c", "0", "1", "2", "10", "-3", "x y", "é"]),
@@ -288,3 +290,50 @@ def test_query_over_arrays_and_scalars() -> None:
 def test_deleting_below_a_scalar_leaves_it() -> None:
     assert mapping.set_member({"a": 0}, ("a", "b"), None) == {"a": 0}
     assert mapping.set_member("text", ("x",), None) == "text"
+
+
+# -- the layout (firebase/layout.py) -------------------------------------------------------------
+
+layout_keys = st.one_of(keys, st.sampled_from(["-Aaaaaaaaaaaaaaaaaaa", "-B0123456789_-abcdef"]))
+layout_values = st.recursive(
+    st.one_of(st.booleans(), st.integers(-100, 100), st.text(max_size=40)),
+    lambda inner: st.dictionaries(layout_keys, inner, min_size=1, max_size=4),
+    max_leaves=16,
+)
+
+
+def _put_together(own: Any, below: list[tuple[tuple[str, ...], Any]], at: int) -> Any:
+    tree = own
+    for location, value in sorted(below, key=lambda place: len(place[0])):
+        tree = mapping.set_member(tree, location[at:], value)
+    return tree
+
+
+@given(layout_values, st.sampled_from([64, 200, 4096]))
+def test_a_layout_holds_the_value_in_small_things(value: Any, limit: int) -> None:
+    value = mapping.normalize(value)
+    try:
+        own, below = layout.lay_out(("r",), value, limit)
+    except Refusal as refusal:  # only a scalar past the limit cannot be split
+        assert refusal.status == 413
+        return
+    assert _put_together(own, below, 1) == value
+    things = ([(("r",), own)] if own is not None else []) + below
+    assert len({location for location, _ in things}) == len(things)
+    for location, thing in things:
+        size = len(documents.dumps(mapping.wrap(thing)))
+        assert size <= limit // 2 or not isinstance(thing, dict), (location, size)
+        # No thing holds a push id's member, nor a member a thing below it lies in.
+        if isinstance(thing, dict):
+            assert not any(layout.is_push_id(key) for key in thing)
+        for other, _ in things:
+            if other[: len(location)] == location and len(other) > len(location):
+                assert mapping.get_member(thing, other[len(location) : len(location) + 1]) is None
+
+
+def test_push_ids() -> None:
+    assert layout.is_push_id(push_id())
+    assert layout.is_push_id("-Nx0123456789abcdefg")
+    assert not layout.is_push_id("Nx0123456789abcdefgh")  # not from this century's clock
+    assert not layout.is_push_id("-Nx0123456789abcdef")  # 19 characters
+    assert not layout.is_push_id("-Nx0123456789abcde.g")

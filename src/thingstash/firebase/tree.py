@@ -19,7 +19,8 @@ from typing import Any
 
 from thingstash import documents, ordering
 from thingstash import queries as engine
-from thingstash.firebase import mapping
+from thingstash.config import DEFAULT_MAX_BODY
+from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.model import (
@@ -194,10 +195,13 @@ def change_thing(
     change: Callable[[Any], Any],
     lifetime: Lifetime,
     event: str = "put",
+    limit: int = DEFAULT_MAX_BODY,
+    written: set[str] | None = None,
 ) -> Any:
     """Compare-and-set of the thing at `path`: `change(current value or None)` gives the new
     value (None deletes the thing, UNCHANGED writes nothing) and runs again if another writer
-    got in first."""
+    got in first. A new value that needs things of its own (firebase/layout.py) is written
+    with them in one Store.write_together; their paths are added to `written`."""
     for attempt in range(CAS_ATTEMPTS):
         thing = store.get(path)
         current = mapping.thing_value(thing.body) if thing is not None else None
@@ -212,11 +216,21 @@ def change_thing(
             if new is None:
                 if thing is not None:
                     store.delete(path, expected)
-            else:
-                ttl = lifetime.of(path, thing)
-                store.put(path, documents.dumps(mapping.wrap(new)), ttl, expected, event)
+                return new
+            body = documents.dumps(mapping.wrap(new))
+            if layout.stays_whole(body, limit):
+                store.put(path, body, lifetime.of(path, thing), expected, event)
+                return new
+            location = tuple(path.split("/"))
+            own, below = layout.lay_out(location, new, limit)
+            laid = placement.writes(location, own, below, thing, lifetime.of, expected, event)
+            if thing is not None and own == current:
+                laid.pop()  # only new things below (a push): the thing is left as it is
+            placement.write(store, laid)
+            if written is not None:
+                written.update(layout.paths(below))
             return new
-        except (PreconditionFailed, ThingMissing):
+        except (PreconditionFailed, PartlyWritten, ThingMissing):
             time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
     raise TooMuchContention(path)
 
@@ -246,11 +260,14 @@ def set_value(
     value: Any,
     lifetime: Lifetime,
     expected: str | None = None,
+    limit: int = DEFAULT_MAX_BODY,
 ) -> Any:
     """set(L, value): `value` normalized (None deletes). With `expected`, an ETag the value at
-    L must still have (else Mismatch). Returns the value written, server values resolved."""
+    L must still have (else Mismatch). Returns the value written, server values resolved.
+    The things written are laid out by firebase/layout.py for the thing size `limit`."""
     if not location:
-        return _set_root(store, value, lifetime, expected)
+        return _set_root(store, value, lifetime, expected, limit)
+    kept: set[str] = set()
     folder = mapping.folder_path(location)
     below: dict[str, Any] | None = None
     if expected is not None:
@@ -270,8 +287,8 @@ def set_value(
             written[0] = _resolve(value, here)
             return mapping.set_member(current, relative, written[0])
 
-        change_thing(store, mapping.thing_path(at), into, lifetime, "patch")
-        store.delete_tree(folder)
+        change_thing(store, mapping.thing_path(at), into, lifetime, "patch", limit, kept)
+        placement.clear_below(store, location, kept)
         return written[0]
 
     path = mapping.thing_path(location)
@@ -281,8 +298,18 @@ def set_value(
         return None
     if expected is None and not _has_server_values(value):
         # A plain write needs nothing of what is stored: one write, no read first.
-        store.put(path, documents.dumps(mapping.wrap(value)), lifetime.of(path, None))
-        store.delete_tree(folder)
+        body = documents.dumps(mapping.wrap(value))
+        if layout.stays_whole(body, limit):
+            store.put(path, body, lifetime.of(path, None))
+        else:
+            own, parts = layout.lay_out(location, value, limit)
+            placement.write(
+                store, placement.writes(location, own, parts, None, lifetime.of, Conditions())
+            )
+            if own is None:
+                _delete_thing(store, path)
+            kept = layout.paths(parts)
+        placement.clear_below(store, location, kept)
         return value
     result: list[Any] = [None]
 
@@ -291,9 +318,30 @@ def set_value(
         result[0] = _resolve(value, current)
         return result[0]
 
-    change_thing(store, path, replace, lifetime)
-    store.delete_tree(folder)
+    change_thing(store, path, replace, lifetime, limit=limit, written=kept)
+    placement.clear_below(store, location, kept)
     return result[0]
+
+
+def push_value(
+    store: Store, location: Location, name: str, value: Any, lifetime: Lifetime, limit: int
+) -> None:
+    """POST: `value` as the new child `name` (a push id) of `location`, always a thing of its
+    own (firebase/layout.py). Where no thing lies above the location, or only the thing at it,
+    one write and nothing read; inside a thing, set_value lays that thing out anew (the push
+    becomes a thing, and the path down to it too)."""
+    target = (*location, name)
+    if value is not None and not _has_server_values(value):
+        above = mapping.ancestors(location)
+        versions = store.versions([mapping.thing_path(at) for at in above])
+        deepest = next((at for at in above if versions.get(mapping.thing_path(at))), None)
+        if deepest is None or deepest == location:
+            own, below = layout.lay_out(target, value, limit)
+            placement.write(
+                store, placement.writes(target, own, below, None, lifetime.of, Conditions())
+            )
+            return
+    set_value(store, target, value, lifetime, limit=limit)
 
 
 def _delete_thing(store: Store, path: str) -> None:
@@ -303,20 +351,25 @@ def _delete_thing(store: Store, path: str) -> None:
         pass
 
 
-def _set_root(store: Store, value: Any, lifetime: Lifetime, expected: str | None) -> Any:
+def _set_root(
+    store: Store, value: Any, lifetime: Lifetime, expected: str | None, limit: int
+) -> Any:
     """The root holds no thing: its value is its children, each set in turn."""
     if expected is not None:
         _check(expected, read_value(store, mapping.ROOT))
     if value is None:
         for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
-            set_value(store, (name,), None, lifetime)
+            set_value(store, (name,), None, lifetime, limit=limit)
         return None
     if not isinstance(value, dict):
         raise mapping.invalid_data("the root of the tree can only hold an object")
     for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
         if name not in value:
-            set_value(store, (name,), None, lifetime)
-    return {name: set_value(store, (name,), child, lifetime) for name, child in value.items()}
+            set_value(store, (name,), None, lifetime, limit=limit)
+    return {
+        name: set_value(store, (name,), child, lifetime, limit=limit)
+        for name, child in value.items()
+    }
 
 
 def relative_location(text: str) -> Location:
@@ -349,7 +402,11 @@ def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
 
 
 def update_values(
-    store: Store, location: Location, patch: Any, lifetime: Lifetime
+    store: Store,
+    location: Location,
+    patch: Any,
+    lifetime: Lifetime,
+    limit: int = DEFAULT_MAX_BODY,
 ) -> dict[str, Any]:
     """update(L, {path: value, ...}): each place set (null deletes), all in one
     Store.write_together of the things they fall in (each thing read, changed in every place
@@ -362,8 +419,19 @@ def update_values(
         return {}
     remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
     written: dict[str, Any] = {}
+    kept: set[str] = set()
     for attempt in range(CAS_ATTEMPTS):
-        values, changes = _plan_writes(store, remaining, lifetime)
+        values, changes = _plan_writes(store, remaining, lifetime, limit)
+        if len(changes) > placement.BATCH:
+            # The things of their own (no place's key, no condition) first, in batches.
+            free: list[tuple[ThingWrite, list[str]]] = []
+            rest: list[tuple[ThingWrite, list[str]]] = []
+            for change, keys in changes:
+                alone = not keys and placement.unconditional(change)
+                (free if alone else rest).append((change, keys))
+            placement.write_in_batches(store, [change for change, _ in free])
+            kept.update(_paths_written(free))
+            changes = rest
         try:
             store.write_together([change for change, _ in changes])
         except PreconditionFailed:
@@ -371,20 +439,27 @@ def update_values(
         except PartlyWritten as partial:
             done = {key for _, keys in changes[: partial.done] for key in keys}
             written.update((key, values[key]) for key in done)
+            kept.update(_paths_written(changes[: partial.done]))
             remaining = [place for place in remaining if place[0] not in done]
         else:
             written.update(values)
+            kept.update(_paths_written(changes))
             break
         time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
     else:
         raise TooMuchContention(mapping.thing_path(remaining[0][1]))
     for target, _ in targets:
-        store.delete_tree(mapping.folder_path(target))
+        placement.clear_below(store, target, kept)
     return {key: written[key] for key in patch}
 
 
+def _paths_written(changes: list[tuple[ThingWrite, list[str]]]) -> set[str]:
+    """The things a multi-path write stored (kept when what lay below its places goes)."""
+    return {change.path for change, _ in changes if change.body is not None}
+
+
 def _plan_writes(
-    store: Store, places: list[tuple[str, Location, Any]], lifetime: Lifetime
+    store: Store, places: list[tuple[str, Location, Any]], lifetime: Lifetime, limit: int
 ) -> tuple[dict[str, Any], list[tuple[ThingWrite, list[str]]]]:
     """For places (key, location, value): the values written (server values resolved) by key,
     and the things' writes, each with the keys it carries. A place inside a thing changes that
@@ -410,12 +485,21 @@ def _plan_writes(
             current = mapping.thing_value(own.body) if own is not None else None
             written[key] = _resolve(value, current)
             things[mapping.thing_path(target)] = (own, written[key], "put", [key])
-    changes = []
+    changes: list[tuple[ThingWrite, list[str]]] = []
     for path, (read, new, event, keys) in things.items():
         if new is None and read is None:
             continue  # nothing there, nothing to write
         condition = Conditions(if_match=(read.version,)) if read else Conditions(if_none_match="*")
         body = documents.dumps(mapping.wrap(new)) if new is not None else None
+        if body is not None and not layout.stays_whole(body, limit):
+            # Things of their own first, the thing itself last, carrying the places' keys.
+            at = tuple(path.split("/"))
+            own, below = layout.lay_out(at, new, limit)
+            laid = placement.writes(at, own, below, read, lifetime.of, condition, event)
+            changes.extend(
+                (change, keys if n == len(laid) - 1 else []) for n, change in enumerate(laid)
+            )
+            continue
         ttl = lifetime.of(path, read)
         changes.append((ThingWrite(path, body, ttl, condition, event), keys))
     return written, changes

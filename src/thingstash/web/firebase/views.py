@@ -227,16 +227,18 @@ def handle(raw: str) -> Response:
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
-        written = tree.set_value(store(), location, None, _lifetime(), _if_match())
+        written = tree.set_value(
+            store(), location, None, _lifetime(), _if_match(), settings().max_body
+        )
         return answer(written, etag=_if_match() is not None)
     if method == "POST":
         name = push_id()
         value = mapping.normalize(_body())
-        tree.set_value(store(), (*location, name), value, _lifetime())
+        tree.push_value(store(), location, name, value, _lifetime(), settings().max_body)
         return answer({"name": name})
     if method != "PATCH":
         raise Refusal(405, f"{method} is not one of {', '.join(METHODS)}")
-    written = tree.update_values(store(), location, _body(), _lifetime())
+    written = tree.update_values(store(), location, _body(), _lifetime(), settings().max_body)
     return answer(written)
 
 
@@ -268,7 +270,7 @@ def _get(location: Location) -> Response:
 def _put(location: Location) -> Response:
     value = mapping.normalize(_body())
     expected = _if_match()
-    written = tree.set_value(store(), location, value, _lifetime(), expected)
+    written = tree.set_value(store(), location, value, _lifetime(), expected, settings().max_body)
     return answer(written, etag=expected is not None or _wants_etag())
 
 
