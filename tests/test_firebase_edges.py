@@ -75,7 +75,11 @@ bodies = st.one_of(
     ),
 )
 paths = st.one_of(
-    st.text(max_size=20).map(lambda text: "/" + quote(text, safe="/") + ".json"),
+    # A path that begins "//" reads as a host to Werkzeug's test client, which then fails by
+    # itself (IDNA "label empty or too long") before any request is made.
+    st.text(max_size=20)
+    .map(lambda text: "/" + quote(text, safe="/") + ".json")
+    .filter(lambda path: not path.startswith("//")),
     st.sampled_from(["/.json", "/a//b.json", "/.settings/rules.json", "/%FF.json", "/a"]),
 )
 params = st.dictionaries(
