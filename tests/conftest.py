@@ -59,6 +59,7 @@ CLUSTER_MODULES = frozenset(
         "test_firebase_multipath.py",
         "test_firebase_sdk.py",
         "test_firebase_http.py",
+        "test_firebase_reads.py",
     }
 )
 

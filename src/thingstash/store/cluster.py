@@ -301,6 +301,7 @@ class ClusterStore(RedisStore):
         if back:
             self._reindex(back)
 
+    @unavailable_on_redis_errors
     def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
         """As RedisStore.read_many, each thing in its own slot: its version, lifetime and size
         in one pipelined batch, then (with `values`) the things that fit in `budget`."""

@@ -463,6 +463,26 @@ class RedisStore:
         )
 
     @unavailable_on_redis_errors
+    def list_names(
+        self, starts: Sequence[tuple[str, str | None]], limit: int
+    ) -> list[tuple[list[str], str | None]]:
+        """For each (folder, after), in order: up to `limit` names directly in the folder after
+        the name `after` (None: from the first), in name order (a sub-folder's ends in "/"), and
+        the last of them when more follow (else None). One pipelined batch for all the folders:
+        one round trip on one Redis (on a cluster, one per node), however many folders."""
+        if not starts:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for folder, after in starts:
+            start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
+            pipe.zrange(self.folder_key(folder), start, b"+", bylex=True, offset=0, num=limit + 1)
+        listed: list[tuple[list[str], str | None]] = []
+        for raw in pipe.execute():
+            names = [name.decode("utf-8", "surrogatepass") for name in byte_strings(raw)]
+            listed.append((names[:limit], names[limit - 1] if len(names) > limit else None))
+        return listed
+
+    @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:
         """Delete every thing below `folder` (at any depth); return how many were deleted.
 
@@ -822,6 +842,7 @@ class RedisStore:
         """Build the indexes still building (bounded steps); how many became ready."""
         return self.querying.build_indexes(stop)
 
+    @unavailable_on_redis_errors
     def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
         """The things at `paths` in one script call (None for one that is gone), whole with
         `values` (else their version only), read in order while their JSON stays within

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app, request
 
 from thingstash import documents
-from thingstash.firebase import tree
+from thingstash.firebase import reading
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
     CANCEL_FRAME,
@@ -223,8 +223,8 @@ def respond(location: Location) -> Response:
     the_store, config = store(), settings()
 
     def read(at: Location) -> bytes:
-        budget = tree.Budget(config.firebase_max_read)
-        return documents.dumps(tree.read_value(the_store, at, budget))
+        budget = reading.Budget(config.firebase_max_read, max_folders=config.firebase_max_folders)
+        return documents.dumps(reading.read_value(the_store, at, budget))
 
     allowed = auth.still_allowed()
     hub = hub_of(current_app)

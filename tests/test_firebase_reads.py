@@ -1,0 +1,211 @@
+"""Bounded Firebase reads (docs/firebase.md, the read cap): a read walks the tree level by level
+in a few round trips, never one per folder; past its budget of folders or bytes it answers
+Firebase's 400 at once, before doing the work; and what it answers is the tree both faces show.
+On one Redis and on the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from thingstash import documents
+from thingstash.firebase import mapping, reading
+from thingstash.model import Store
+from thingstash.store import open_store
+
+from .clusters import LocalCluster
+from .conftest import RedisServer
+from .fbserve import FirebaseServed, start_firebase
+
+TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
+
+
+@pytest.fixture
+def store(redis_server: RedisServer | LocalCluster, redis_client: redis.Redis) -> Iterator[Store]:
+    """A store on the emptied Redis (redis_client flushes it first)."""
+    opened = open_store(redis_server.url)
+    yield opened
+    opened.close()  # type: ignore[attr-defined]
+
+
+def nodes(redis_server: RedisServer | LocalCluster) -> list[redis.Redis]:
+    if isinstance(redis_server, LocalCluster):
+        return [redis_server.node(port) for port in redis_server.primary_ports()]
+    return [redis.Redis(port=redis_server.port)]
+
+
+def load(redis_server: RedisServer | LocalCluster) -> tuple[int, int]:
+    """(commands run, replies written) by the servers so far, over every primary: a reply
+    written is one round trip of a client (a pipeline's replies go out together)."""
+    commands = replies = 0
+    for node in nodes(redis_server):
+        stats = node.info("commandstats")
+        commands += sum(int(entry["calls"]) for entry in stats.values())
+        replies += int(node.info("stats")["total_writes_processed"])
+        node.close()
+    return commands, replies
+
+
+def put_things(store: Store, things: dict[str, Any]) -> None:
+    store.put_many(
+        [(path, documents.dumps(mapping.wrap(value)), 3600) for path, value in things.items()]
+    )
+
+
+# -- the work a read does ------------------------------------------------------------------------
+
+
+def test_a_read_takes_a_few_round_trips_per_level(
+    store: Store, redis_server: RedisServer | LocalCluster
+) -> None:
+    things = {f"lvl/f{i:03}/x": {"n": i} for i in range(300)}
+    things.update({f"lvl/f{i:03}/g/y": i for i in range(0, 300, 3)})
+    put_things(store, things)
+    _, replies_before = load(redis_server)
+    value = reading.read_value(store, ("lvl",))
+    _, replies = load(redis_server)
+    assert len(value) == 300
+    assert value["f003"] == {"x": {"n": 3}, "g": {"y": 3}}
+    assert value["f004"] == {"x": {"n": 4}}
+    # Three levels below `lvl`, each a listing and a read of its things: a round trip or two
+    # each on one Redis, per node on the cluster, not one per folder (400 folders).
+    assert replies - replies_before <= 25 * len(nodes(redis_server)), replies - replies_before
+
+
+def test_past_the_folder_budget_the_read_stops_before_reading_them(
+    store: Store, redis_server: RedisServer | LocalCluster
+) -> None:
+    put_things(store, {f"wide/f{i:04}/x": i for i in range(1500)})
+    put_things(store, {"wide/own": 1})
+    budget = reading.Budget(reading.UNBOUNDED_BYTES, max_folders=100)
+    commands_before, replies_before = load(redis_server)
+    with pytest.raises(mapping.Refusal) as refused:
+        reading.read_value(store, ("wide",), budget)
+    commands, replies = load(redis_server)
+    assert (refused.value.status, refused.value.message) == (400, TOO_LARGE)
+    # One listing of the first 1,000 names showed more than 100 sub-folders: none was read.
+    assert replies - replies_before <= 15 * len(nodes(redis_server)), replies - replies_before
+    assert commands - commands_before <= 12 * len(nodes(redis_server)), commands - commands_before
+    # Within the budget the same folder reads whole.
+    assert len(reading.read_value(store, ("wide",), reading.Budget(1 << 30))) == 1501
+
+
+def test_past_the_byte_budget_the_things_beyond_are_not_read(store: Store) -> None:
+    put_things(store, {f"big/t{i:03}": {"text": "x" * 1000} for i in range(200)})
+    budget = reading.Budget(20_000)
+    with pytest.raises(mapping.Refusal) as refused:
+        reading.read_value(store, ("big",), budget)
+    assert refused.value.message == TOO_LARGE
+    assert budget.used < 40_000  # stopped at the first batch that passed it
+    assert len(reading.read_value(store, ("big",), reading.Budget(1 << 30))) == 200
+
+
+# -- what a read answers -------------------------------------------------------------------------
+
+keys = st.sampled_from(["a", "b", "c", "a!"])
+scalars = st.one_of(st.integers(-5, 5), st.text("xy", max_size=2), st.booleans())
+members = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.dictionaries(keys, inner, min_size=1, max_size=3), st.lists(inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+trees = st.dictionaries(
+    st.lists(keys, min_size=1, max_size=3).map("/".join), members, min_size=1, max_size=10
+)
+
+
+def reference(things: dict[str, Any], location: tuple[str, ...]) -> Any:
+    """value(location) by the definition (docs/firebase.md), from the things as written: the
+    member of the nearest thing above, overlaid with the folder's entries."""
+    own = None
+    for depth in range(len(location), 0, -1):
+        path = "/".join(location[:depth])
+        if path in things:
+            own = mapping.get_member(things[path], location[depth:])
+            break
+    return mapping.overlay(own, entries(things, "/".join(location) + "/" if location else ""))
+
+
+def entries(things: dict[str, Any], folder: str) -> dict[str, Any]:
+    """The values of a folder's entries: each its thing (if any) overlaid with its own entries
+    (an entry wins over the member of its name in the thing above, whole)."""
+    names = {path[len(folder) :].split("/")[0] for path in things if path.startswith(folder)}
+    values = {
+        name: mapping.overlay(things.get(folder + name), entries(things, folder + name + "/"))
+        for name in names
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(trees)
+def test_a_read_answers_the_tree_as_defined(
+    store: Store, redis_client: redis.Redis, written: dict[str, Any]
+) -> None:
+    redis_client.flushall()
+    things = {path: mapping.normalize(value) for path, value in written.items()}
+    things = {path: value for path, value in things.items() if value is not None}
+    put_things(store, things)
+    locations = {()} | {tuple(path.split("/"))[:depth] for path in things for depth in range(1, 4)}
+    locations |= {(*location, "a") for location in list(locations)}
+    for location in sorted(locations):
+        expected = reference(things, location)
+        assert reading.read_value(store, location) == expected, (location, things)
+        # The smallest budgets that hold it still do; one byte or folder less does not.
+        budget = reading.Budget(1 << 30)
+        reading.read_value(store, location, budget)
+        exact = reading.Budget(budget.used, max_folders=budget.folders)
+        assert reading.read_value(store, location, exact) == expected
+        if budget.folders:
+            with pytest.raises(mapping.Refusal):
+                reading.read_value(
+                    store, location, reading.Budget(1 << 30, max_folders=budget.folders - 1)
+                )
+
+
+# -- over HTTP -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capped(redis_server: RedisServer | LocalCluster) -> Iterator[FirebaseServed]:
+    """A server of its own whose reads walk at most 100 sub-folders."""
+    served = start_firebase(redis_server.url, {"THINGSTASH_FIREBASE_MAX_FOLDERS": "100"})
+    yield served
+    served.native.stop()
+
+
+def test_a_get_past_the_folder_budget_is_400(
+    capped: FirebaseServed, store: Store, redis_server: RedisServer | LocalCluster
+) -> None:
+    put_things(store, {f"wide/f{i:04}/x": i for i in range(1500)})
+    put_things(store, {f"narrow/f{i:02}/x": i for i in range(100)})
+    with httpx.Client(base_url=capped.url, timeout=30) as client:
+        commands_before, _ = load(redis_server)
+        refused = client.get("/wide.json")
+        commands, _ = load(redis_server)
+        assert refused.status_code == 400
+        assert refused.json() == {"error": TOO_LARGE}
+        # Not one command per sub-folder (1,500): the first listing showed too many. (The
+        # server's own background work runs meanwhile: a margin for it.)
+        assert commands - commands_before < 200
+        assert client.get("/wide/f0007.json").json() == {"x": 7}
+        assert len(client.get("/wide.json", params={"shallow": "true"}).json()) == 1500
+        assert client.get("/narrow.json").json() == {f"f{i:02}": {"x": i} for i in range(100)}
+        with client.stream(
+            "GET", "/wide.json", headers={"Accept": "text/event-stream"}
+        ) as streamed:
+            assert streamed.status_code == 400
+            assert streamed.read() == documents.dumps({"error": TOO_LARGE})
