@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from thingstash import documents
 from thingstash.firebase import mapping, reading
+from thingstash.firebase.streaming import member_changes
 from thingstash.model import Store
 from thingstash.store import open_store
 
 from .clusters import LocalCluster
 from .conftest import RedisServer
 from .fbserve import FirebaseServed, start_firebase
+from .test_firebase_streams import listening
 
 TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
 
@@ -209,3 +211,104 @@ def test_a_get_past_the_folder_budget_is_400(
         ) as streamed:
             assert streamed.status_code == 400
             assert streamed.read() == documents.dumps({"error": TOO_LARGE})
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+
+def apply(tree: Any, path: str, data: Any) -> Any:
+    """A Firebase client's copy of a location after a `put` event at `path` (keys below it)."""
+    keys = [key for key in path.split("/") if key]
+    if not keys:
+        return data
+    tree = dict(tree) if isinstance(tree, dict) else {}
+    tree[keys[0]] = apply(tree.get(keys[0]), "/".join(keys[1:]), data)
+    return mapping.normalize(tree)
+
+
+def test_a_write_inside_the_thing_at_a_stream_sends_the_place_not_the_location(
+    capped: FirebaseServed, store: Store, redis_server: RedisServer | LocalCluster
+) -> None:
+    store.put("loc", documents.dumps({"meta": {"n": 0}, "tag": "a"}), 3600)
+    put_things(store, {f"loc/f{i:02}/x": i for i in range(90)})
+    with (
+        httpx.Client(base_url=capped.url, timeout=30) as client,
+        listening(client, "loc") as events,
+    ):
+        first = events.change().data
+        assert first["path"] == "/" and len(first["data"]) == 92
+        commands_before, _ = load(redis_server)
+        client.put("/loc/meta/n.json", json=5)
+        assert events.change().data == {"path": "/meta/n", "data": 5}
+        commands, _ = load(redis_server)
+        # The write and the stream's read of the thing `loc`: not the 90 folders below it.
+        assert commands - commands_before < 80, commands - commands_before
+
+
+def test_a_stream_client_holds_what_a_get_answers(
+    capped: FirebaseServed, store: Store, redis_server: RedisServer | LocalCluster
+) -> None:
+    store.put("room", documents.dumps({"meta": {"n": 0}, "tag": "a"}), 3600)
+    put_things(store, {f"room/f{i}/x": i for i in range(5)})
+    native_url = capped.native.url
+    with (
+        httpx.Client(base_url=capped.url, timeout=30) as fb,
+        httpx.Client(base_url=native_url, timeout=30) as native,
+        listening(fb, "room") as events,
+    ):
+        held = events.change().data["data"]
+        steps = [
+            lambda: fb.put("/room/meta/n.json", json=1),
+            lambda: fb.patch("/room.json", json={"meta/m": 2, "tag": None}),
+            lambda: native.patch("/room", json={"extra": {"deep": {"x": 1}, "y": [1, 2]}}),
+            lambda: native.patch("/room", json={"f1": "hidden by the entry f1"}),
+            lambda: native.put("/room/f2/x", json={"n": 99}),
+            lambda: fb.delete("/room/extra/deep.json"),
+            lambda: native.patch("/room", json={"meta": None, "extra": None}),
+            lambda: native.put("/room", json={"meta": {"n": 7}}),
+        ]
+        for step, write in enumerate(steps):
+            assert write().status_code < 300
+            shown = []
+            while held != fb.get("/room.json").json():
+                event = events.change()
+                assert event.kind == "put"
+                shown.append(event.data["path"])
+                held = apply(held, event.data["path"], event.data["data"])
+            if step < len(steps) - 1:
+                # Changes inside the thing `room` are sent where they are: never "/" (the
+                # location whole) while the folders below it hold things.
+                assert "/" not in shown, (step, shown)
+
+
+def test_a_stream_whose_location_grows_past_the_folder_budget_is_cancelled(
+    capped: FirebaseServed, store: Store
+) -> None:
+    put_things(store, {f"grow/f{i:03}/x": i for i in range(50)})
+    with (
+        httpx.Client(base_url=capped.url, timeout=30) as client,
+        listening(client, "grow") as events,
+    ):
+        assert len(events.change().data["data"]) == 50
+        put_things(store, {f"grow/f{i:03}/x": i for i in range(50, 150)})
+        store.put("grow", documents.dumps({"own": 1}), 3600)  # the thing at it: read whole
+        event = events.change()
+        while event.kind == "put" and event.data["path"] != "/":
+            event = events.change()  # the puts of the things below, each where it is
+        assert (event.kind, event.data) == ("cancel", TOO_LARGE)
+        assert events.ended()
+
+
+objects = st.dictionaries(keys, members, max_size=4).map(mapping.normalize)
+
+
+@settings(max_examples=200, derandomize=True)
+@given(objects, objects)
+def test_member_changes_turn_one_object_into_the_other(old: Any, new: Any) -> None:
+    changes = member_changes(old, new, limit=1000)
+    assert changes is not None
+    held = old
+    for at, value in changes:
+        held = apply(held, "/".join(at), value)
+    assert held == new
+    assert (changes == []) == (old == new)

@@ -88,6 +88,11 @@ def nearest_thing(store: Store, location: Location) -> tuple[Location, Thing] | 
 
 def read_value(store: Store, location: Location, budget: Budget | None = None) -> Any:
     """value(location): what a Firebase GET answers (None for null), within `budget`."""
+    return read_parts(store, location, budget)[1]
+
+
+def read_parts(store: Store, location: Location, budget: Budget | None = None) -> tuple[Any, Any]:
+    """(own(location), value(location)), read together."""
     budget = budget or Budget(UNBOUNDED_BYTES)
     own = None
     found = nearest_thing(store, location)
@@ -95,7 +100,29 @@ def read_value(store: Store, location: Location, budget: Budget | None = None) -
         at, thing = found
         budget.spend(len(thing.body))
         own = mapping.get_member(mapping.thing_value(thing.body), location[len(at) :])
-    return mapping.overlay(own, read_folder(store, mapping.folder_path(location), budget))
+    return own, mapping.overlay(own, read_folder(store, mapping.folder_path(location), budget))
+
+
+def own_value(store: Store, location: Location) -> Any:
+    """own(location) alone: the member at it of the nearest thing at or above it (None when
+    there is none), without the folder below."""
+    found = nearest_thing(store, location)
+    if found is None:
+        return None
+    at, thing = found
+    return mapping.get_member(mapping.thing_value(thing.body), location[len(at) :])
+
+
+def entry_names(store: Store, folder: str, names: list[str]) -> set[str]:
+    """Which of `names` are entries of `folder` (a thing, or a sub-folder with something in
+    it): two batches, whatever the folder holds besides."""
+    things = store.versions([folder + name for name in names])
+    below = store.list_names([(folder + name + "/", None) for name in names], 1)
+    return {
+        name
+        for name, (listed, _) in zip(names, below, strict=True)
+        if listed or things.get(folder + name) is not None
+    }
 
 
 @dataclass
