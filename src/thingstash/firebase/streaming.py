@@ -9,6 +9,7 @@ A stream listens at a location L (a tuple of keys, `()` the root). A change of t
 The value is read again when the event is sent, not taken from the feed: a thing's value is its
 data overlaid with the things below it, so only a read shows it whole, and a stream that sends
 the state as it is now is right after any burst, whatever order the feed put it in.
+(The stream itself sends less for writes into a thing at or above L: firebase/streamreads.py.)
 
 Pure: stdlib and the core only.
 """
