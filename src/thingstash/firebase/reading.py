@@ -140,34 +140,39 @@ def read_folder(store: Store, folder: str, budget: Budget) -> dict[str, Any]:
 
 
 def _walk(store: Store, top: str, budget: Budget) -> _Tree:
-    """Everything below `top`, breadth first: each call lists a batch of the pending folders
-    (a folder with more names than its share goes back in line, at its cursor), then reads the
-    things they named."""
+    """Everything below `top`, level by level: every folder of a level is listed (a batch of
+    folders a call; a folder with more names than its share goes back in line at its cursor)
+    and the things it names read, before any folder of the next level, so the sub-folders a
+    level holds are all counted before one of them is read."""
     found = _Tree({top: []}, {})
-    pending: deque[tuple[str, str | None]] = deque([(top, None)])
-    while pending:
-        budget.check_time()
-        starts = [pending.popleft() for _ in range(min(len(pending), LEVEL_FOLDERS))]
-        share = max(MIN_SHARE, LEVEL_NAMES // len(starts))
-        things: list[str] = []
-        for (folder, _), (names, cursor) in zip(
-            starts, store.list_names(starts, share), strict=True
-        ):
-            if cursor is not None:
-                pending.append((folder, cursor))
-            budget.spend_folders(sum(1 for name in names if name.endswith("/")))
-            kept = found.names[folder]
-            for name in names:
-                budget.spend(len(name))
-                if name.endswith("/"):
-                    found.names[folder + name] = []
-                    pending.append((folder + name, None))
-                elif folder == "" and name == RULES_PATH:
-                    continue
-                else:
-                    things.append(folder + name)
-                kept.append(name)
-        _read_things(store, things, found.values, budget)
+    level = [top]
+    while level:
+        below: list[str] = []
+        pending: deque[tuple[str, str | None]] = deque((folder, None) for folder in level)
+        while pending:
+            budget.check_time()
+            starts = [pending.popleft() for _ in range(min(len(pending), LEVEL_FOLDERS))]
+            share = max(MIN_SHARE, LEVEL_NAMES // len(starts))
+            things: list[str] = []
+            for (folder, _), (names, cursor) in zip(
+                starts, store.list_names(starts, share), strict=True
+            ):
+                if cursor is not None:
+                    pending.append((folder, cursor))
+                budget.spend_folders(sum(1 for name in names if name.endswith("/")))
+                kept = found.names[folder]
+                for name in names:
+                    budget.spend(len(name))
+                    if name.endswith("/"):
+                        found.names[folder + name] = []
+                        below.append(folder + name)
+                    elif folder == "" and name == RULES_PATH:
+                        continue
+                    else:
+                        things.append(folder + name)
+                    kept.append(name)
+            _read_things(store, things, found.values, budget)
+        level = below
     return found
 
 
