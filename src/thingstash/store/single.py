@@ -106,6 +106,20 @@ def read_script(client: redis.Redis, script: str) -> Any:
     return client.register_script(script)
 
 
+def _range_start(after: str | None) -> bytes:
+    """Where names after `after` start, as ZRANGE BYLEX takes it."""
+    return b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
+
+
+def names_and_cursors(replies: list[Any], limit: int) -> list[tuple[list[str], str | None]]:
+    """Store.list_names's answer from each folder's first `limit` + 1 names."""
+    listed: list[tuple[list[str], str | None]] = []
+    for raw in replies:
+        names = [name.decode("utf-8", "surrogatepass") for name in byte_strings(raw)]
+        listed.append((names[:limit], names[limit - 1] if len(names) > limit else None))
+    return listed
+
+
 class RedisStore:
     """Things in one Redis: model.Store on Redis. Methods raise model's errors, never HTTP ones."""
 
@@ -138,6 +152,7 @@ class RedisStore:
             client, load_script("feed_position.lua") + load_script("position.lua")
         )
         self._list = read_script(client, load_script("feed_position.lua") + load_script("list.lua"))
+        self._list_names = read_script(client, load_script("list_names.lua"))
         self._versions = client.register_script(load_script("versions.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
@@ -469,18 +484,14 @@ class RedisStore:
         """For each (folder, after), in order: up to `limit` names directly in the folder after
         the name `after` (None: from the first), in name order (a sub-folder's ends in "/"), and
         the last of them when more follow (else None). One pipelined batch for all the folders:
-        one round trip on one Redis (on a cluster, one per node), however many folders."""
+        one round trip however many folders (list_names.lua; a pipeline on a cluster)."""
         if not starts:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for folder, after in starts:
-            start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
-            pipe.zrange(self.folder_key(folder), start, b"+", bylex=True, offset=0, num=limit + 1)
-        listed: list[tuple[list[str], str | None]] = []
-        for raw in pipe.execute():
-            names = [name.decode("utf-8", "surrogatepass") for name in byte_strings(raw)]
-            listed.append((names[:limit], names[limit - 1] if len(names) > limit else None))
-        return listed
+        replies = self._list_names(
+            keys=[self.folder_key(folder) for folder, _ in starts],
+            args=[limit + 1, *(_range_start(after) for _, after in starts)],
+        )
+        return names_and_cursors(replies, limit)
 
     @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:
