@@ -1,7 +1,7 @@
 """Reading the Firebase tree (docs/firebase.md, "One store, two views"), within a budget.
 
 value(L) = overlay(own(L), children(L)). children(L) is read level by level: the folders of a
-level are listed together (Store.list_names, one pipelined batch) and the things they hold read
+level are listed together (Store.list_names, one store call) and the things they hold read
 together (Store.read_many), so a read costs a few round trips per level, not one per folder.
 Every read has a Budget: sub-folders walked and bytes of JSON (names and things). Past either it
 stops with Firebase's "Data requested exceeds the maximum size" 400 as soon as it knows, before
@@ -29,10 +29,10 @@ RULES_PATH = "_firebase.rules"
 TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
 TIMED_OUT = "The read took longer than the timeout the request gave"
 PAGE = 1000
-# One store call of a level-wise read lists at most LEVEL_NAMES names, over at most
-# LEVEL_FOLDERS folders (each folder at least MIN_SHARE of them; a folder with more is listed
-# on in a later call), and reads at most LEVEL_NAMES things: what one call costs Redis and the
-# worker stays bounded, whatever the tree.
+# One store call of a level-wise read lists up to LEVEL_FOLDERS folders, LEVEL_NAMES names
+# shared among them (but at least MIN_SHARE each, so at most 8,000; a folder with more is
+# listed on in a later call), and reads at most LEVEL_NAMES things: what one call costs Redis
+# and the worker stays bounded, whatever the tree.
 LEVEL_NAMES = 1000
 LEVEL_FOLDERS = 500
 MIN_SHARE = 16
