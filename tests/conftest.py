@@ -60,6 +60,7 @@ CLUSTER_MODULES = frozenset(
         "test_firebase_sdk.py",
         "test_firebase_http.py",
         "test_firebase_layout.py",
+        "test_firebase_reads.py",
     }
 )
 

@@ -53,6 +53,8 @@ MAX_PAGE_VALUE_BYTES = 4 * 1024 * 1024
 # A Firebase read takes in at most this much of things' JSON, else Firebase's "Data requested
 # exceeds the maximum size" 400 (Firebase's own cap is 256 MB; a worker holds it parsed).
 DEFAULT_FIREBASE_MAX_READ = 32 * 1024 * 1024
+# ... and walks at most this many sub-folders (each a listing in Redis), past it the same 400.
+DEFAULT_FIREBASE_MAX_FOLDERS = 10_000
 
 
 class ConfigError(ValueError):
@@ -125,6 +127,7 @@ class Settings:
     # The Firebase face's port (`serve --firebase-port`), None when it is off (docs/firebase.md).
     firebase_port: int | None = None
     firebase_max_read: int = DEFAULT_FIREBASE_MAX_READ
+    firebase_max_folders: int = DEFAULT_FIREBASE_MAX_FOLDERS
     # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
     firebase_keepalive: float = 30.0
 
@@ -168,6 +171,9 @@ class Settings:
             costly_queries=_int(env, "THINGSTASH_COSTLY_QUERIES", DEFAULT_COSTLY_QUERIES),
             firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),
             firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
+            firebase_max_folders=_int(
+                env, "THINGSTASH_FIREBASE_MAX_FOLDERS", DEFAULT_FIREBASE_MAX_FOLDERS
+            ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
         )
 

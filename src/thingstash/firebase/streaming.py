@@ -9,6 +9,7 @@ A stream listens at a location L (a tuple of keys, `()` the root). A change of t
 The value is read again when the event is sent, not taken from the feed: a thing's value is its
 data overlaid with the things below it, so only a read shows it whole, and a stream that sends
 the state as it is now is right after any burst, whatever order the feed put it in.
+(The stream itself sends less for writes into a thing at or above L: firebase/streamreads.py.)
 
 Pure: stdlib and the core only.
 """
@@ -16,6 +17,7 @@ Pure: stdlib and the core only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from thingstash import documents
 from thingstash.firebase.mapping import Location
@@ -82,3 +84,36 @@ def put_frame(relative: Sequence[str], data: bytes, event_id: str) -> bytes:
     """A `put` event: `data` is the JSON of the value there (b"null" when there is none)."""
     payload = b'{"path":' + documents.dumps(event_path(tuple(relative))) + b',"data":' + data + b"}"
     return b"event: put\nid: " + event_id.encode("ascii") + b"\ndata: " + payload + b"\n\n"
+
+
+# At most this many places are sent for one change of the thing at or above a stream's
+# location; past it the location's whole value is sent instead.
+MAX_MEMBER_PUTS = 100
+
+
+def member_changes(
+    old: Any, new: Any, limit: int = MAX_MEMBER_PUTS
+) -> list[tuple[Location, Any]] | None:
+    """What changed between two states of an object, as (place relative to it, value now,
+    None where it is gone), in key order: the deepest places whose values differ, going into
+    members that are objects on both sides. None when either state is neither an object nor
+    None (nothing), or when more than `limit` places changed: the caller sends it whole."""
+    if not isinstance(old, dict | None) or not isinstance(new, dict | None):
+        return None
+    changes: list[tuple[Location, Any]] = []
+
+    def compare(before: dict[str, Any], after: dict[str, Any], at: Location) -> bool:
+        for key in sorted(before.keys() | after.keys()):
+            was, now = before.get(key), after.get(key)
+            if was == now:
+                continue
+            if isinstance(was, dict) and isinstance(now, dict):
+                if not compare(was, now, (*at, key)):
+                    return False
+                continue
+            changes.append(((*at, key), now))
+            if len(changes) > limit:
+                return False
+        return True
+
+    return changes if compare(old or {}, new or {}, ()) else None

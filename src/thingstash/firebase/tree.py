@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from thingstash import documents, ordering
@@ -23,9 +23,17 @@ from thingstash.config import DEFAULT_MAX_BODY
 from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.reading import (
+    RULES_PATH,
+    UNBOUNDED_BYTES,
+    Budget,
+    nearest_thing,
+    read_folder,
+    read_value,
+)
+from thingstash.firebase.reading import entries as _entries
 from thingstash.model import (
     Conditions,
-    ListedThing,
     PartlyWritten,
     PreconditionFailed,
     Store,
@@ -35,13 +43,7 @@ from thingstash.model import (
     TooMuchContention,
 )
 
-# Where the rules document lives: a thing whose name no Firebase key can have (a `.`), and
-# which the native face reserves (a leading `_`), so neither face reaches it as data.
-RULES_PATH = "_firebase.rules"
 DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
-TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
-TIMED_OUT = "The read took longer than the timeout the request gave"
-PAGE = 1000
 CAS_ATTEMPTS = 50
 
 
@@ -69,29 +71,6 @@ class Lifetime:
         return max(1, thing.ttl_ms // 1000)
 
 
-@dataclass
-class Budget:
-    """What one read may cost: bytes of things' JSON, and a deadline (`?timeout=`)."""
-
-    max_bytes: int
-    deadline: float | None = None
-    used: int = field(default=0)
-
-    def spend(self, size: int) -> None:
-        self.used += size
-        if self.used > self.max_bytes:
-            raise Refusal(400, TOO_LARGE)
-
-    def check_time(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Refusal(400, TIMED_OUT)
-
-    @property
-    def left(self) -> int:
-        return max(1, self.max_bytes - self.used)
-
-
-UNBOUNDED_BYTES = 1 << 62
 UNCHANGED: Any = object()  # what a change_thing change returns to write nothing
 
 
@@ -101,89 +80,6 @@ class Mismatch(Exception):
     def __init__(self, current: Any) -> None:
         super().__init__("ETag mismatch")
         self.current = current
-
-
-# -- reading -------------------------------------------------------------------------------------
-
-
-def nearest_thing(store: Store, location: Location) -> tuple[Location, Thing] | None:
-    """The deepest thing at or above `location` (its location and state), None when there is
-    none. One batch asks which exist, then the deepest is read."""
-    above = mapping.ancestors(location)
-    if not above:
-        return None
-    versions = store.versions([mapping.thing_path(at) for at in above])
-    for at in above:
-        if versions.get(mapping.thing_path(at)) is None:
-            continue
-        thing = store.get(mapping.thing_path(at))
-        if thing is not None:
-            return at, thing
-    return None
-
-
-def read_value(store: Store, location: Location, budget: Budget | None = None) -> Any:
-    """value(location): what a Firebase GET answers (None for null). Things are read one
-    folder page at a time; `budget` bounds the bytes read and the time taken."""
-    budget = budget or Budget(UNBOUNDED_BYTES)
-    own = None
-    found = nearest_thing(store, location)
-    if found is not None:
-        at, thing = found
-        budget.spend(len(thing.body))
-        own = mapping.get_member(mapping.thing_value(thing.body), location[len(at) :])
-    return mapping.overlay(own, read_folder(store, mapping.folder_path(location), budget))
-
-
-def _entries(
-    store: Store, folder: str, budget: Budget, values: bool
-) -> Iterator[tuple[str, ListedThing | None]]:
-    """(name, thing) for each thing and (name, None) for each sub-folder of `folder`."""
-    after: str | None = None
-    while True:
-        budget.check_time()
-        page = store.list_folder(folder, after, PAGE, values, budget.left)
-        for entry in page.entries:
-            if entry.thing is None:
-                yield entry.name.rstrip("/"), None
-            elif not (folder == "" and entry.name == RULES_PATH):
-                yield entry.name, entry.thing
-        if page.next_cursor is None:
-            return
-        after = page.next_cursor
-
-
-def read_folder(store: Store, folder: str, budget: Budget) -> dict[str, Any]:
-    """children(L) for the folder `L/`: each entry's name and value, in name order."""
-    things: dict[str, Any] = {}
-    subfolders: set[str] = set()
-    order: list[str] = []
-    for name, thing in _entries(store, folder, budget, values=True):
-        if name not in things and name not in subfolders:
-            order.append(name)
-        if thing is None:
-            subfolders.add(name)
-        else:
-            budget.spend(len(thing.body))
-            things[name] = mapping.thing_value(thing.body)
-    result: dict[str, Any] = {}
-    for name in order:
-        below = read_folder(store, folder + name + "/", budget) if name in subfolders else {}
-        value = mapping.overlay(things.get(name), below)
-        if value is not None:
-            result[name] = value
-    return result
-
-
-def shallow_value(store: Store, location: Location, budget: Budget) -> Any:
-    """`shallow=true`: the names of the value's members as true (a scalar as it is). A pure
-    folder is answered from its names alone, without reading a thing's JSON."""
-    if nearest_thing(store, location) is not None:
-        return mapping.shallow(read_value(store, location, budget))
-    names = {
-        name: True for name, _ in _entries(store, mapping.folder_path(location), budget, False)
-    }
-    return names or None
 
 
 # -- writing -------------------------------------------------------------------------------------

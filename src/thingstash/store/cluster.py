@@ -84,7 +84,7 @@ from thingstash.store.common import (
 )
 from thingstash.store.indexes import Listed
 from thingstash.store.querying import Querying
-from thingstash.store.single import RedisStore
+from thingstash.store.single import RedisStore, names_and_cursors
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
 _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when all is quiet
@@ -302,6 +302,21 @@ class ClusterStore(RedisStore):
         if back:
             self._reindex(back)
 
+    @unavailable_on_redis_errors
+    def list_names(
+        self, starts: Sequence[tuple[str, str | None]], limit: int
+    ) -> list[tuple[list[str], str | None]]:
+        """As RedisStore.list_names, the folders' indexes on their own slots: one pipelined
+        batch of ZRANGEs (a round trip per node)."""
+        if not starts:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for folder, after in starts:
+            start = b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
+            pipe.zrange(self.folder_key(folder), start, b"+", bylex=True, offset=0, num=limit + 1)
+        return names_and_cursors(pipe.execute(), limit)
+
+    @unavailable_on_redis_errors
     def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
         """As RedisStore.read_many, each thing in its own slot: its version, lifetime and size
         in one pipelined batch, then (with `values`) the things that fit in `budget`."""

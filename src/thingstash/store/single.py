@@ -108,6 +108,20 @@ def read_script(client: redis.Redis, script: str) -> Any:
     return client.register_script(script)
 
 
+def _range_start(after: str | None) -> bytes:
+    """Where names after `after` start, as ZRANGE BYLEX takes it."""
+    return b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
+
+
+def names_and_cursors(replies: list[Any], limit: int) -> list[tuple[list[str], str | None]]:
+    """Store.list_names's answer from each folder's first `limit` + 1 names."""
+    listed: list[tuple[list[str], str | None]] = []
+    for raw in replies:
+        names = [name.decode("utf-8", "surrogatepass") for name in byte_strings(raw)]
+        listed.append((names[:limit], names[limit - 1] if len(names) > limit else None))
+    return listed
+
+
 class RedisStore:
     """Things in one Redis: model.Store on Redis. Methods raise model's errors, never HTTP ones."""
 
@@ -142,6 +156,7 @@ class RedisStore:
             client, load_script("feed_position.lua") + load_script("position.lua")
         )
         self._list = read_script(client, load_script("feed_position.lua") + load_script("list.lua"))
+        self._list_names = read_script(client, load_script("list_names.lua"))
         self._versions = client.register_script(load_script("versions.lua"))
         self._feed_state = client.register_script(load_script("feed_state.lua"))
         self._expire = write_script(client, "expire.lua")
@@ -487,6 +502,22 @@ class RedisStore:
             last.decode() if last else None,
             position or "0-0",
         )
+
+    @unavailable_on_redis_errors
+    def list_names(
+        self, starts: Sequence[tuple[str, str | None]], limit: int
+    ) -> list[tuple[list[str], str | None]]:
+        """For each (folder, after), in order: up to `limit` names directly in the folder after
+        the name `after` (None: from the first), in name order (a sub-folder's ends in "/"), and
+        the last of them when more follow (else None). One pipelined batch for all the folders:
+        one round trip however many folders (list_names.lua; a pipeline on a cluster)."""
+        if not starts:
+            return []
+        replies = self._list_names(
+            keys=[self.folder_key(folder) for folder, _ in starts],
+            args=[limit + 1, *(_range_start(after) for _, after in starts)],
+        )
+        return names_and_cursors(replies, limit)
 
     @unavailable_on_redis_errors
     def delete_tree(self, folder: str, batch: int = 500) -> int:
@@ -857,6 +888,7 @@ class RedisStore:
         """Build the indexes still building (bounded steps); how many became ready."""
         return self.querying.build_indexes(stop)
 
+    @unavailable_on_redis_errors
     def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]:
         """The things at `paths` in one script call (None for one that is gone), whole with
         `values` (else their version only), read in order while their JSON stays within

@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from thingstash import documents
-from thingstash.firebase import tree
+from thingstash.firebase import reading
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
     CANCEL_FRAME,
     KEEPALIVE_FRAME,
     KEEPALIVE_S,
     cancel_frame,
+    event_location,
+    location_of,
     put_frame,
     puts_for,
 )
+from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
 from thingstash.model import StorageUnavailable, Store, parse_event_id
 from thingstash.web import auth, metrics, watch
@@ -69,6 +71,43 @@ def open_stream(hub: Hub, location: Location, read: Read, resume: str | None) ->
         raise
 
 
+def frames_for(
+    location: Location, changes: Iterable[tuple[str, str, str]], read: Read
+) -> list[bytes]:
+    """The `put` frames for changes (event id, thing path, kind) in feed order (puts_for).
+    With a StreamReads as `read`, writes inside the thing at or above the location send what
+    changed in it (StreamReads.own_changes) with the id of the last of them, rather than the
+    location's whole value; all in the order of their ids."""
+    changes = list(changes)
+    above = {
+        event_id
+        for event_id, path, _ in changes
+        if event_location(location, location_of(path)) == ()
+    }
+    # The thing at the location replaced or deleted: its whole value, as Firebase sends a set.
+    replaced = any(path == "/".join(location) and kind != "patch" for _, path, kind in changes)
+    pairs = [(event_id, path) for event_id, path, _ in changes]
+    try:
+        own = None
+        if above and not replaced and isinstance(read, StreamReads):
+            own = read.own_changes()
+        if own is not None:
+            pairs = [pair for pair in pairs if pair[0] not in above]
+        shown = [
+            (event_id, put_frame(at, read(location + at), event_id))
+            for at, event_id in puts_for(location, pairs)
+        ]
+        if own is not None:
+            last = max(above, key=lambda event_id: parse_event_id(event_id) or (0, 0))
+            shown += [(last, put_frame(at, data, last)) for at, data in own]
+            shown.sort(key=lambda frame: parse_event_id(frame[0]) or (0, 0))
+        return [frame for _, frame in shown]
+    except BaseException:
+        if isinstance(read, StreamReads):
+            read.forget()  # none of it is sent: the next change of own(L) sends L whole
+        raise
+
+
 def catch_up(hub: Hub, opened: Opened, location: Location, read: Read) -> list[bytes]:
     """The `put`s for what changed after `opened.position`, from the feed itself; past what it
     retains, a fresh `put` "/" of the whole value. Advances `opened.position`."""
@@ -81,16 +120,14 @@ def catch_up(hub: Hub, opened: Opened, location: Location, read: Read) -> list[b
             opened.position = backlog.position
             return [fresh]
         changes += [
-            (event.id, event.path)
+            (event.id, event.path, event.kind)
             for event in backlog.events
             if event.kind != "reset" and opened.subscription.matches(event.path)
         ]
         after = backlog.position
         if backlog.complete:
             break
-    frames = [
-        put_frame(at, read(location + at), event_id) for at, event_id in puts_for(location, changes)
-    ]
+    frames = frames_for(location, changes, read)
     opened.position = after
     return frames
 
@@ -163,9 +200,10 @@ def events(
             fresh = [delivery for delivery in deliveries if delivery.order > seen]
             if not fresh:
                 continue
-            puts = puts_for(location, ((d.event.id, d.event.path) for d in fresh))
             try:
-                frames = [put_frame(at, read(location + at), event_id) for at, event_id in puts]
+                frames = frames_for(
+                    location, ((d.event.id, d.event.path, d.event.kind) for d in fresh), read
+                )
             except StorageUnavailable:
                 behind = True  # nothing of these was sent: read them from the feed again
                 continue
@@ -222,9 +260,10 @@ def respond(location: Location) -> Response:
     resume = _last_event_id()
     the_store, config = store(), settings()
 
-    def read(at: Location) -> bytes:
-        budget = tree.Budget(config.firebase_max_read)
-        return documents.dumps(tree.read_value(the_store, at, budget))
+    def budget() -> reading.Budget:
+        return reading.Budget(config.firebase_max_read, max_folders=config.firebase_max_folders)
+
+    read = StreamReads(the_store, location, budget)
 
     allowed = auth.still_allowed()
     hub = hub_of(current_app)

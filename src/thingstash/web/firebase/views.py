@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from thingstash import documents
 from thingstash.documents import BadDocument
-from thingstash.firebase import mapping, tree
+from thingstash.firebase import mapping, reading, tree
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.pushids import push_id
@@ -107,7 +107,7 @@ def authorize(scope: str, path: str | None) -> auth.Access:
     return access
 
 
-def _budget() -> tree.Budget:
+def _budget() -> reading.Budget:
     raw = _arg("timeout")
     deadline = None
     if raw is not None:
@@ -118,7 +118,8 @@ def _budget() -> tree.Budget:
         if seconds > MAX_TIMEOUT_SECONDS:
             raise Refusal(400, "timeout may be at most 15min")
         deadline = time.monotonic() + seconds
-    return tree.Budget(settings().firebase_max_read, deadline)
+    config = settings()
+    return reading.Budget(config.firebase_max_read, deadline, config.firebase_max_folders)
 
 
 def _check_type() -> None:
@@ -255,10 +256,10 @@ def _get(location: Location) -> Response:
     if shallow:
         if query is not None:
             raise Refusal(400, "shallow cannot be combined with query parameters")
-        return answer(tree.shallow_value(store(), location, budget))
+        return answer(reading.shallow_value(store(), location, budget))
     if query is not None:
         return answer(tree.query_value(store(), location, query, budget))
-    value = tree.read_value(store(), location, budget)
+    value = reading.read_value(store(), location, budget)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match == mapping.etag(value):
         response = Response(status=304)
