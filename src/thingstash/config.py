@@ -9,6 +9,7 @@ Core: stdlib only (the rate limit's syntax is checked by the `limits` library, l
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +45,25 @@ MAX_PAGE_VALUE_BYTES = 4 * 1024 * 1024
 # A Firebase read takes in at most this much of things' JSON, else Firebase's "Data requested
 # exceeds the maximum size" 400 (Firebase's own cap is 256 MB; a worker holds it parsed).
 DEFAULT_FIREBASE_MAX_READ = 32 * 1024 * 1024
+# Seconds a connection may take to send a request's headers, and stay open idle between two
+# requests (granian's header_read_timeout covers both): then it is closed.
+DEFAULT_HEADER_TIMEOUT = 15
+# Bodies still arriving (each holds a reader thread, web/bodies.py), per worker and per client.
+DEFAULT_MAX_BODIES = 256
+DEFAULT_MAX_BODIES_PER_CLIENT = 32
+DEFAULT_MAX_STREAMS_PER_CLIENT = 64
+
+
+def open_files_limit() -> int:
+    """How many files (connections) a process may open: the hard limit, as `serve` raises the
+    soft one to it (serve/server.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if hard == resource.RLIM_INFINITY else max(soft, hard)
+
+
+# Open streams a worker takes (each holds a thread and a connection): an eighth of the
+# connections a worker may open, from 64 to 4096.
+DEFAULT_MAX_STREAMS = min(4096, max(64, open_files_limit() // 8))
 
 
 class ConfigError(ValueError):
@@ -117,6 +137,11 @@ class Settings:
     firebase_max_read: int = DEFAULT_FIREBASE_MAX_READ
     # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
     firebase_keepalive: float = 30.0
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    max_bodies: int = DEFAULT_MAX_BODIES
+    max_bodies_per_client: int = DEFAULT_MAX_BODIES_PER_CLIENT
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -158,6 +183,15 @@ class Settings:
             firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),
             firebase_max_read=_int(env, "THINGSTASH_FIREBASE_MAX_READ", DEFAULT_FIREBASE_MAX_READ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
+            header_timeout=_int(env, "THINGSTASH_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+            max_streams=_int(env, "THINGSTASH_MAX_STREAMS", DEFAULT_MAX_STREAMS),
+            max_streams_per_client=_int(
+                env, "THINGSTASH_MAX_STREAMS_PER_CLIENT", DEFAULT_MAX_STREAMS_PER_CLIENT
+            ),
+            max_bodies=_int(env, "THINGSTASH_MAX_BODIES", DEFAULT_MAX_BODIES),
+            max_bodies_per_client=_int(
+                env, "THINGSTASH_MAX_BODIES_PER_CLIENT", DEFAULT_MAX_BODIES_PER_CLIENT
+            ),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         admission,
         auth,
         bodies,
+        capacity,
         context,
         cors,
         errors,
@@ -50,7 +51,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Middleware replace wsgi_app as Flask's documentation says; mypy forbids assigning to a
     # method, hence the ignores here and for ProxyFix below.
     app.wsgi_app = bodies.read_first(  # type: ignore[method-assign]
-        admission.admit(fast, settings.threads), settings.max_body, settings.body_timeout
+        admission.admit(fast, settings.threads),
+        settings.max_body,
+        settings.body_timeout,
+        capacity.Places(settings.max_bodies, settings.max_bodies_per_client),
+    )
+    # Open streams are counted (and refused past the count) before the body is read.
+    app.wsgi_app = capacity.cap_streams(  # type: ignore[method-assign]
+        app.wsgi_app,
+        capacity.Places(settings.max_streams, settings.max_streams_per_client),
+        capacity.problem_refusal,
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)
