@@ -62,6 +62,16 @@ def faces(redis_server: RedisServer) -> Iterator[Faces]:
     native.stop()
 
 
+def readable(socks: list[socket.socket], seconds: float) -> list[socket.socket]:
+    """Those of `socks` with something to read (or closed) within `seconds`: poll, as select()
+    takes no file number past 1023."""
+    poller = select.poll()
+    by_fd = {sock.fileno(): sock for sock in socks}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(seconds * 1000)]
+
+
 def connect(port: int, client: str = "127.0.0.1") -> socket.socket:
     """A connection to `port` from the loopback address `client` (another client's address)."""
     return socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(client, 0))
@@ -100,7 +110,7 @@ def answer_within(sock: socket.socket, seconds: float, complete: bool = True) ->
                 return answer
         left = deadline - time.monotonic()
         assert left > 0, f"no whole answer within {seconds} s: {raw[:300]!r}"
-        if select.select([sock], [], [], left)[0]:
+        if readable([sock], left):
             data = sock.recv(65536)
             assert data, f"the connection closed before its answer: {raw[:300]!r}"
             raw += data
@@ -144,7 +154,7 @@ def test_a_body_trickled_byte_by_byte_is_408_at_its_timeout(faces: Faces, face: 
         answered = None
         for byte in body:
             sock.sendall(bytes([byte]))
-            if select.select([sock], [], [], 0.5)[0]:
+            if readable([sock], 0.5):
                 answered = answer_within(sock, 1)
                 break
         assert answered is not None, "the whole body was taken, never timed out"
@@ -323,3 +333,87 @@ def test_open_streams_are_counted_per_client_and_per_process(faces: Faces, face:
 def raise_open_files() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- a flood (item 2's "done when") ---------------------------------------------------------------
+
+FLOOD = {"silent": 1000, "half head": 1000, "stalled body": 700, "stream": 300}
+FLOOD_STREAMS = 50  # per worker: the 300 stream requests go past it
+
+
+@pytest.mark.slow
+def test_a_flood_of_idle_and_stalled_connections_leaves_everyone_else_answered(
+    redis_server: RedisServer,
+) -> None:
+    """3,000 connections from one client (127.0.0.2): silent, half a request head, a body that
+    never comes, streams past the cap. Meanwhile another client's /_health, GET and PUT are
+    answered within 1 s, and its new stream is refused at once (503). Before: past ~2,060
+    connections the server stopped accepting, /_health included."""
+    raise_open_files()
+    server = Served(
+        ["--redis-url", redis_server.url],
+        {
+            "THINGSTASH_WORKERS": "2",
+            "THINGSTASH_KEY_PREFIX": "flood",
+            "THINGSTASH_BODY_TIMEOUT": "60",
+            "THINGSTASH_HEADER_TIMEOUT": "60",
+            "THINGSTASH_MAX_STREAMS": str(FLOOD_STREAMS),
+            "THINGSTASH_MAX_STREAMS_PER_CLIENT": "1000",
+            "THINGSTASH_MAX_BODIES": "600",
+            "THINGSTASH_MAX_BODIES_PER_CLIENT": "400",
+        },
+    ).start()
+    held: dict[str, list[socket.socket]] = {kind: [] for kind in FLOOD}
+    try:
+        sends = {
+            "silent": b"",
+            "half head": b"GET /flood/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half",
+            "stalled body": request_head(
+                "PUT", "/flood/body", Content_Type="application/json", Content_Length="100"
+            )
+            + b'{"a":',
+            "stream": request_head("GET", "/flood/watched", Accept="text/event-stream"),
+        }
+        started = time.monotonic()
+        for kind, count in FLOOD.items():
+            for _ in range(count):
+                sock = connect(server.port, "127.0.0.2")
+                if sends[kind]:
+                    sock.sendall(sends[kind])
+                held[kind].append(sock)
+        print(f"3,000 connections opened in {time.monotonic() - started:.1f} s")
+        statuses = [answer_within(sock, 10, complete=False).status for sock in held["stream"]]
+        assert statuses.count(200) == 2 * FLOOD_STREAMS, statuses  # the cap, in each worker
+        assert statuses.count(503) == len(statuses) - 2 * FLOOD_STREAMS
+
+        slowest: dict[str, float] = {"health": 0, "get": 0, "put": 0, "stream": 0}
+        with requests.Session() as session:
+            url = server.url
+            calls = {
+                "health": lambda n: session.get(f"{url}/_health", timeout=1),
+                "put": lambda n: session.put(f"{url}/flood/quick", json={"n": n}, timeout=1),
+                "get": lambda n: session.get(f"{url}/flood/quick", timeout=1),
+            }
+            for n in range(10):
+                for name, call in calls.items():
+                    begun = time.perf_counter()
+                    response = call(n)
+                    slowest[name] = max(slowest[name], time.perf_counter() - begun)
+                    assert response.status_code in (200, 201), (name, response.text)
+                begun = time.perf_counter()
+                sock, refused = open_stream(server.port, "/flood/watched")
+                sock.close()
+                slowest["stream"] = max(slowest["stream"], time.perf_counter() - begun)
+                assert refused.status == 503
+                assert refused.headers["retry-after"] == "1"
+        print({name: f"{seconds * 1000:.0f} ms" for name, seconds in slowest.items()})
+        assert all(seconds < 1 for seconds in slowest.values()), slowest
+        # The flood was held all along: none of its idle or stalled connections was answered or
+        # closed (a stalled request head, a body that never comes: their timeouts are 60 s).
+        idle = held["silent"] + held["half head"] + held["stalled body"]
+        assert readable(idle, 0) == []
+    finally:
+        for socks in held.values():
+            for sock in socks:
+                sock.close()
+        server.stop()

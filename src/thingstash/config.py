@@ -50,7 +50,7 @@ DEFAULT_FIREBASE_MAX_READ = 32 * 1024 * 1024
 DEFAULT_HEADER_TIMEOUT = 15
 # Bodies still arriving (each holds a reader thread, web/bodies.py), per worker and per client.
 DEFAULT_MAX_BODIES = 256
-DEFAULT_MAX_BODIES_PER_CLIENT = 32
+DEFAULT_MAX_BODIES_PER_CLIENT = 64
 DEFAULT_MAX_STREAMS_PER_CLIENT = 64
 
 
