@@ -127,6 +127,37 @@ def run(
     ).serve()
 
 
+def expose_protocol(key: str) -> None:
+    """Put granian's answer object of each request (its `response_bytes`) in the request's
+    environ under `key`, so that web.bodies can answer a late body `408` while the request's
+    thread still waits in its read (granian cannot stop that read). Granian's WSGI workers have
+    no hook for it, so this wraps the callback wrapper a worker builds once the app is loaded
+    (a private name, as on_worker_shutdown's: if it is gone, a late body is answered when its
+    read returns, which for one that stalls is when its client goes)."""
+    try:
+        from granian.server import mp
+    except ImportError:  # pragma: no cover - not under granian
+        return
+    original = getattr(mp, "_wsgi_call_wrap", None)
+    if original is None:
+        log.warning("granian changed: a stalled body is answered only when its client goes")
+        return
+    if getattr(original, "thingstash_exposes", False):
+        return
+
+    def call_wrap(callback: Any, *args: Any) -> Any:
+        inner = original(callback, *args)
+
+        def with_protocol(protocol: Any, scope: dict[str, Any]) -> Any:
+            scope[key] = protocol
+            return inner(protocol, scope)
+
+        return with_protocol
+
+    call_wrap.thingstash_exposes = True  # type: ignore[attr-defined]
+    setattr(mp, "_wsgi_call_wrap", call_wrap)  # noqa: B010 - private, untyped on purpose
+
+
 def on_worker_shutdown(hook: Callable[[], None]) -> None:
     """Call `hook` when this granian worker is told to stop, before it waits for the requests
     in flight to finish: open watch streams never finish by themselves, so without it a stop

@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         settings.max_body,
         settings.body_timeout,
         capacity.Places(settings.max_bodies, settings.max_bodies_per_client),
+        capacity.problem_refusal,
     )
     # Open streams are counted (and refused past the count) before the body is read.
     app.wsgi_app = capacity.cap_streams(  # type: ignore[method-assign]

@@ -22,8 +22,9 @@ import orjson
 from thingstash.web import metrics
 from thingstash.web.errors import PROBLEM_TYPE, RETRY_AFTER_SECONDS
 
-# (status line, headers, body) of a refusal: each face words it its own way.
-Refusal = Callable[[str], tuple[str, list[tuple[str, str]], bytes]]
+# (headers, body) of an answer given outside Flask, from (status, title, detail, headers): each
+# face words it its own way.
+Refusal = Callable[[int, str, str, dict[str, str]], tuple[list[tuple[str, str]], bytes]]
 
 
 class Places:
@@ -104,8 +105,13 @@ def cap_streams(
         client = environ.get("REMOTE_ADDR") or ""
         why = places.take(client)
         if why is not None:
-            status, headers, body = refuse(f"too many open streams: {why}; try again later")
-            start_response(status, headers)
+            headers, body = refuse(
+                503,
+                "too many streams",
+                f"too many open streams: {why}; try again later",
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
+            start_response("503 Service Unavailable", headers)
             return [body]
         metrics.OPEN_STREAMS.inc()
         released = False
@@ -127,24 +133,24 @@ def cap_streams(
     return capped
 
 
-def problem_refusal(detail: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The native face's refusal: problem+json."""
-    body = orjson.dumps(
-        {"type": "about:blank", "title": "too many streams", "status": 503, "detail": detail}
-    )
-    return _refusal(PROBLEM_TYPE, body)
+def problem_refusal(
+    status: int, title: str, detail: str, headers: dict[str, str]
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The native face's answer outside Flask: problem+json."""
+    body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    return _answer(PROBLEM_TYPE, body, headers)
 
 
-def firebase_refusal(detail: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The Firebase face's refusal: `{"error": ...}`."""
-    return _refusal("application/json", orjson.dumps({"error": detail}))
+def firebase_refusal(
+    status: int, title: str, detail: str, headers: dict[str, str]
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The Firebase face's answer outside Flask: `{"error": ...}`."""
+    return _answer("application/json", orjson.dumps({"error": detail}), headers)
 
 
-def _refusal(content_type: str, body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
-    headers = [
-        ("Content-Type", content_type),
-        ("Content-Length", str(len(body))),
-        ("Retry-After", RETRY_AFTER_SECONDS),
-        ("Cache-Control", "no-store"),
-    ]
-    return "503 Service Unavailable", headers, body
+def _answer(
+    content_type: str, body: bytes, headers: dict[str, str]
+) -> tuple[list[tuple[str, str]], bytes]:
+    listed = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    listed += [("Cache-Control", "no-store"), *headers.items()]
+    return listed, body

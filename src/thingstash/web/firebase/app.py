@@ -62,6 +62,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
             settings.max_body,
             settings.body_timeout,
             capacity.Places(settings.max_bodies, settings.max_bodies_per_client),
+            capacity.firebase_refusal,
         )
     )
     # As the native face: open streams counted, and refused past the count, first.
