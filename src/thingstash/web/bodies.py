@@ -24,8 +24,9 @@ read until the client sends the rest or goes away, and then stores nothing. So t
 arriving are counted as the streams are (capacity.Places): THINGSTASH_MAX_BODIES per process,
 THINGSTASH_MAX_BODIES_PER_CLIENT per client address; past them a body is refused at once,
 `503` with `Retry-After`, unread. (Reading in a thread of its own, the request's thread waiting
-with the deadline, did the same but cost ~15% of PUT req/s: a hand-over per body.) Under
-another server (no PROTOCOL) the deadline is looked at between pieces of PIECE_BYTES.
+with the deadline, did the same but cost ~15% of PUT req/s: a hand-over per body.) The
+watchdog's 408 is answered outside Flask, so without CORS headers. Under another server (no
+PROTOCOL) the deadline is looked at between pieces of PIECE_BYTES.
 
 A read error (a client that closes in the middle of a chunked body) reads as the body's end:
 granian swallows it. A cut body with a Content-Length is caught by its length; a cut chunked

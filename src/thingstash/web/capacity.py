@@ -2,13 +2,12 @@
 no client can take them all and a request past the count is refused at once (`503` with
 `Retry-After`), never left waiting.
 
-Two kinds hold a server thread for as long as the client likes:
-- an open stream (a native watch or live query, a Firebase stream: a GET asking for
-  `text/event-stream`), for its whole life: THINGSTASH_MAX_STREAMS per process,
-  THINGSTASH_MAX_STREAMS_PER_CLIENT per client address (bodies.py counts the other kind, bodies
-  still arriving, the same way).
-The server's thread cap is sized from these counts (serve/server.py), so ordinary requests and
-`/_health` always find a thread.
+Two kinds of request hold a server thread for as long as their client likes: an open stream (a
+native watch or live query, a Firebase stream: a GET asking for `text/event-stream`), counted
+here (THINGSTASH_MAX_STREAMS per process, THINGSTASH_MAX_STREAMS_PER_CLIENT per client
+address), and a body still arriving, counted the same way by bodies.py. The server's thread cap
+is sized from these counts (serve/server.py), so ordinary requests and `/_health` always find
+a thread. A refusal here is answered outside Flask, so without CORS headers.
 """
 
 from __future__ import annotations
