@@ -9,6 +9,7 @@ Core: stdlib only (the rate limit's syntax is checked by the `limits` library, l
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,6 +56,25 @@ MAX_PAGE_VALUE_BYTES = 4 * 1024 * 1024
 DEFAULT_FIREBASE_MAX_READ = 32 * 1024 * 1024
 # ... and walks at most this many sub-folders (each a listing in Redis), past it the same 400.
 DEFAULT_FIREBASE_MAX_FOLDERS = 10_000
+# Seconds a connection may take to send a request's headers, and stay open idle between two
+# requests (granian's header_read_timeout covers both): then it is closed.
+DEFAULT_HEADER_TIMEOUT = 15
+# Bodies still arriving (each holds a reader thread, web/bodies.py), per worker and per client.
+DEFAULT_MAX_BODIES = 256
+DEFAULT_MAX_BODIES_PER_CLIENT = 64
+DEFAULT_MAX_STREAMS_PER_CLIENT = 64
+
+
+def open_files_limit() -> int:
+    """How many files (connections) a process may open: the hard limit, as `serve` raises the
+    soft one to it (serve/server.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if hard == resource.RLIM_INFINITY else max(soft, hard)
+
+
+# Open streams a worker takes (each holds a thread and a connection): an eighth of the
+# connections a worker may open, from 64 to 4096.
+DEFAULT_MAX_STREAMS = min(4096, max(64, open_files_limit() // 8))
 
 
 class ConfigError(ValueError):
@@ -130,6 +150,11 @@ class Settings:
     firebase_max_folders: int = DEFAULT_FIREBASE_MAX_FOLDERS
     # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
     firebase_keepalive: float = 30.0
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    max_bodies: int = DEFAULT_MAX_BODIES
+    max_bodies_per_client: int = DEFAULT_MAX_BODIES_PER_CLIENT
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -175,6 +200,15 @@ class Settings:
                 env, "THINGSTASH_FIREBASE_MAX_FOLDERS", DEFAULT_FIREBASE_MAX_FOLDERS
             ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
+            header_timeout=_int(env, "THINGSTASH_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+            max_streams=_int(env, "THINGSTASH_MAX_STREAMS", DEFAULT_MAX_STREAMS),
+            max_streams_per_client=_int(
+                env, "THINGSTASH_MAX_STREAMS_PER_CLIENT", DEFAULT_MAX_STREAMS_PER_CLIENT
+            ),
+            max_bodies=_int(env, "THINGSTASH_MAX_BODIES", DEFAULT_MAX_BODIES),
+            max_bodies_per_client=_int(
+                env, "THINGSTASH_MAX_BODIES_PER_CLIENT", DEFAULT_MAX_BODIES_PER_CLIENT
+            ),
         )
 
     @property

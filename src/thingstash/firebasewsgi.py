@@ -6,6 +6,7 @@ import signal
 
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
+from thingstash.web import bodies
 from thingstash.web.firebase.app import create_firebase_app
 from thingstash.web.firebase.stream import hub_of
 
@@ -16,4 +17,6 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
 
 app = create_firebase_app()
 # Open streams end when the worker is told to stop (as thingstash.wsgi's watches).
+# A late body is answered 408 while its read still waits (web/bodies.py).
+server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(hub_of(app).close)

@@ -5,6 +5,7 @@ import signal
 
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
+from thingstash.web import bodies
 from thingstash.web.app import create_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
@@ -17,4 +18,6 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
 
 app = create_app()
 # Open watch streams end (and the expiry listener stops) when the worker is told to stop.
+# A late body is answered 408 while its read still waits (web/bodies.py).
+server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(app.extensions["thingstash.live"].stop)

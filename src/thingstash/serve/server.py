@@ -14,12 +14,23 @@ only add processes, Redis connections and memory. Measured again once the fast p
 request ~50 us of Python (wrk, GET and PUT at 16 and 64 connections, 2 cores shared with wrk,
 Redis and other work): 1 worker gave about half the req/s of 2; 2x8, 2x4, 3x4 and 4x2 came out
 within the run-to-run noise of each other (+-30% on that machine), so 8 places a worker stay.
+
+Connections (issue 21): a worker accepts as many as it may open files (`backpressure`; the soft
+RLIMIT_NOFILE is raised to the hard one first), so idle and slow connections cost a file each
+and never make the server stop accepting while it has files left. What holds a thread for long
+is counted and refused past its count with a `503` at once: open streams (web/capacity.py) and
+bodies still arriving (web/bodies.py). The thread cap is the sum of those counts, the admitted
+requests and THREAD_HEADROOM, so a request that is neither (`/_health`, a GET, a refusal) always
+finds a thread. A connection that sends part of a request's headers, or idles between requests,
+is closed after THINGSTASH_HEADER_TIMEOUT (granian's header_read_timeout, which hyper applies to
+both; a connection that sends nothing at all is not timed by it: it holds only a file).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import signal
 import tempfile
@@ -29,13 +40,18 @@ from types import FrameType
 from typing import Any
 
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
 from thingstash.config import Settings
 
-STREAM_THREADS = 1024
 SHUTDOWN_GRACE_SECONDS = 5
+# Threads beyond the counted ones: requests waiting for a place in admission.admit, refusals,
+# `/_health`.
+THREAD_HEADROOM = 64
+# Files a worker keeps for other than connections: Redis, the metric files, logs, libraries.
+FILES_KEPT = 256
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +71,32 @@ def metrics_dir() -> Iterator[str]:
 
 class _ThreadCapNotice(logging.Filter):
     """Drops granian's start-up warning that the thread cap is high for the cores: it is high on
-    purpose (STREAM_THREADS, one per open watch stream; `admit` bounds the requests at work)."""
+    purpose (one per open stream and body arriving; `admit` bounds the requests at work)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (the workers inherit
+    it); the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # an infinite hard limit, or a platform that refuses
+            log.warning("could not raise the open files limit from %d", soft)
+    return soft
+
+
+def threads_per_worker(settings: Settings) -> int:
+    """Granian's thread cap: every thread holder that may stay long is counted below it."""
+    return settings.threads + settings.max_streams + settings.max_bodies + THREAD_HEADROOM
+
+
+def connections_per_worker(open_files: int) -> int:
+    return max(64, open_files - FILES_KEPT)
 
 
 def run(
@@ -72,19 +110,52 @@ def run(
     settings = settings or Settings.from_env()
 
     granian_logger.addFilter(_ThreadCapNotice())
+    threads = threads_per_worker(settings)
     Server(
         target,
         address=host,
         port=port,
         interface=Interfaces.WSGI,
         workers=settings.workers,
-        blocking_threads=settings.threads + STREAM_THREADS,
-        backpressure=settings.threads + STREAM_THREADS,
+        blocking_threads=threads,
+        backpressure=connections_per_worker(raise_open_files_limit()),
+        http1_settings=HTTP1Settings(header_read_timeout=settings.header_timeout * 1000),
         log_level=LogLevels.warning,
         # A stop waits this long for in-flight requests; idle keep-alive connections and watch
         # streams would otherwise hold it open for ever.
         workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
     ).serve()
+
+
+def expose_protocol(key: str) -> None:
+    """Put granian's answer object of each request (its `response_bytes`) in the request's
+    environ under `key`, so that web.bodies can answer a late body `408` while the request's
+    thread still waits in its read (granian cannot stop that read). Granian's WSGI workers have
+    no hook for it, so this wraps the callback wrapper a worker builds once the app is loaded
+    (a private name, as on_worker_shutdown's: if it is gone, a late body is answered when its
+    read returns, which for one that stalls is when its client goes)."""
+    try:
+        from granian.server import mp
+    except ImportError:  # pragma: no cover - not under granian
+        return
+    original = getattr(mp, "_wsgi_call_wrap", None)
+    if original is None:
+        log.warning("granian changed: a stalled body is answered only when its client goes")
+        return
+    if getattr(original, "thingstash_exposes", False):
+        return
+
+    def call_wrap(callback: Any, *args: Any) -> Any:
+        inner = original(callback, *args)
+
+        def with_protocol(protocol: Any, scope: dict[str, Any]) -> Any:
+            scope[key] = protocol
+            return inner(protocol, scope)
+
+        return with_protocol
+
+    call_wrap.thingstash_exposes = True  # type: ignore[attr-defined]
+    setattr(mp, "_wsgi_call_wrap", call_wrap)  # noqa: B010 - private, untyped on purpose
 
 
 def on_worker_shutdown(hook: Callable[[], None]) -> None:

@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         admission,
         auth,
         bodies,
+        capacity,
         context,
         cors,
         crosssite,
@@ -52,10 +53,25 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # method, hence the ignores here and for ProxyFix below.
     admitted = admission.admit(fast, settings.threads)
     app.extensions[admission.COSTLY] = admission.CostlyGate(settings.costly_queries)
+    arriving = capacity.Places(settings.max_bodies, settings.max_bodies_per_client)
     # POST /_import reads a longer body: a line alone with the largest thing (imports.py).
     app.wsgi_app = imports.with_import_bodies(  # type: ignore[method-assign,assignment]
-        bodies.read_first(admitted, settings.max_body, settings.body_timeout),
-        bodies.read_first(admitted, settings.max_import_body, settings.body_timeout),
+        bodies.read_first(
+            admitted, settings.max_body, settings.body_timeout, arriving, capacity.problem_refusal
+        ),
+        bodies.read_first(
+            admitted,
+            settings.max_import_body,
+            settings.body_timeout,
+            arriving,
+            capacity.problem_refusal,
+        ),
+    )
+    # Open streams are counted (and refused past the count) before the body is read.
+    app.wsgi_app = capacity.cap_streams(  # type: ignore[method-assign]
+        app.wsgi_app,
+        capacity.Places(settings.max_streams, settings.max_streams_per_client),
+        capacity.problem_refusal,
     )
     accesslog.init_app(app, observers=(metrics.observe,))
     metrics.init_app(app)

@@ -47,6 +47,11 @@ REDIS_ERRORS = Counter("thingstash_redis_errors", "Store operations failed becau
 WATCHES = Gauge(
     "thingstash_open_watch_streams", "Watch streams open now", multiprocess_mode="livesum"
 )
+OPEN_STREAMS = Gauge(
+    "thingstash_open_streams",
+    "Streams open now, of every kind and face (web/capacity.py counts them)",
+    multiprocess_mode="livesum",
+)
 
 bp = Blueprint("metrics", __name__)
 

@@ -43,6 +43,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
         admission,
         auth,
         bodies,
+        capacity,
         context,
         cors,
         crosssite,
@@ -61,7 +62,15 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
             admission.admit(app.wsgi_app, settings.threads),
             settings.max_body,
             settings.body_timeout,
+            capacity.Places(settings.max_bodies, settings.max_bodies_per_client),
+            capacity.firebase_refusal,
         )
+    )
+    # As the native face: open streams counted, and refused past the count, first.
+    app.wsgi_app = capacity.cap_streams(  # type: ignore[method-assign]
+        app.wsgi_app,
+        capacity.Places(settings.max_streams, settings.max_streams_per_client),
+        capacity.firebase_refusal,
     )
     accesslog.init_app(app)
     hosts.init_app(app, settings)

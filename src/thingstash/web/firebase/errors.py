@@ -56,7 +56,7 @@ def _mismatch(error: Mismatch) -> Response:
 def _problem(error: Problem) -> Response:
     if error.status in (401, 403):
         return error_response(401, PERMISSION_DENIED)
-    return error_response(error.status, error.detail)
+    return error_response(error.status, error.detail, error.headers)
 
 
 def _cross_site(error: CrossSiteWrite) -> Response:
