@@ -246,8 +246,10 @@ def test_a_write_inside_the_thing_at_a_stream_sends_the_place_not_the_location(
         client.put("/loc/meta/n.json", json=5)
         assert events.change().data == {"path": "/meta/n", "data": 5}
         commands, _ = load(redis_server)
-        # The write and the stream's read of the thing `loc`: not the 90 folders below it.
-        assert commands - commands_before < 80, commands - commands_before
+        # The write and the stream's read of the thing `loc`: not the 90 folders below it and
+        # their things (at least 180 commands). The count takes in what runs meanwhile too (on a
+        # cluster every process's reaper visits 16 shards twice a second), hence the margin.
+        assert commands - commands_before < 160, commands - commands_before
 
 
 def test_a_stream_client_holds_what_a_get_answers(
