@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash import documents, ordering
-from thingstash import queries as engine
+from thingstash import documents
 from thingstash.config import DEFAULT_MAX_BODY
 from thingstash.firebase import layout, mapping, placement
-from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.reading import (
-    RULES_PATH,
     UNBOUNDED_BYTES,
     Budget,
     nearest_thing,
@@ -43,7 +40,6 @@ from thingstash.model import (
     TooMuchContention,
 )
 
-DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
 CAS_ATTEMPTS = 50
 
 
@@ -402,117 +398,3 @@ def _plan_writes(
 
 
 # -- queries -------------------------------------------------------------------------------------
-
-
-def index_hint(location: Location, query: fbquery.Query) -> str:
-    """Firebase's own words for a query it would need an index for."""
-    on = ".value" if query.by_value else "/".join(query.child)
-    return (
-        f'Index not defined, add ".indexOn": "{on}", for path "/{mapping.thing_path(location)}", '
-        "to the rules"
-    )
-
-
-def query_value(store: Store, location: Location, query: fbquery.Query, budget: Budget) -> Any:
-    """A query's answer at `location`: computed over the value in memory, except over a
-    folder of more than engine.MAX_UNINDEXED_THINGS entries ordered by a value, which the
-    query engine answers from its index (400 with Firebase's words when there is none)."""
-    if nearest_thing(store, location) is None and not query.by_key:
-        folder = mapping.folder_path(location)
-        page = store.list_folder(folder, None, engine.MAX_UNINDEXED_THINGS)
-        if page.next_cursor is not None:
-            return _indexed_query(store, location, query, budget)
-    return fbquery.run(query, read_value(store, location, budget))
-
-
-def _indexed_query(
-    store: Store, location: Location, query: fbquery.Query, budget: Budget
-) -> dict[str, Any]:
-    folder = mapping.folder_path(location)
-    field_text = ".value" if query.by_value else "/".join(query.child)
-    try:
-        order_field = ordering.parse_field(field_text)
-    except ordering.BadField as error:
-        raise Refusal(400, str(error)) from None
-    if engine.covering(store.indexes(), folder, order_field) is None:
-        raise Refusal(400, index_hint(location, query))
-    wanted = query.last if query.last is not None else query.first
-    desc = query.last is not None
-    low = ordering.sort_key(query.start.value) if query.start is not None else None
-    high = ordering.sort_key(query.end.value) if query.end is not None else None
-    after: bytes | None = None
-    kept: list[tuple[str, Any]] = []
-    while wanted is None or len(kept) < wanted:
-        budget.check_time()
-        page_size = engine.MAX_LIMIT if wanted is None else min(engine.MAX_LIMIT, wanted)
-        asked = engine.Query(
-            order_field,
-            desc=desc,
-            limit=page_size,
-            after=after,
-            start=high if desc else low,
-            end=low if desc else high,
-            values=True,
-        )
-        answer = store.query(folder, asked)
-        for found in answer.found:
-            budget.spend(len(found.thing.body))
-            value = mapping.thing_value(found.thing.body)
-            # Exclusive bounds (startAfter, endBefore) are applied here, on the values.
-            if fbquery.select(query_without_limits(query), [(found.name, value)]):
-                kept.append((found.name, value))
-        if answer.next is None:
-            break
-        after = answer.next
-    if wanted is not None:
-        kept = kept[:wanted]
-    if desc:
-        kept.reverse()
-    return dict(kept)
-
-
-def query_without_limits(query: fbquery.Query) -> fbquery.Query:
-    return fbquery.Query(query.order_by, query.child, None, None, query.start, query.end)
-
-
-# -- rules ---------------------------------------------------------------------------------------
-
-
-def read_rules(store: Store) -> Any:
-    thing = store.get(RULES_PATH)
-    return documents.loads(thing.body) if thing is not None else DEFAULT_RULES
-
-
-def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
-    """(folder pattern, field) for every `.indexOn` in a rules tree (`$name` -> `*`)."""
-    if not isinstance(rules, dict):
-        return
-    for key, child in rules.items():
-        if key == ".indexOn":
-            fields = [child] if isinstance(child, str) else child
-            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-                raise Refusal(400, ".indexOn must be a string or an array of strings")
-            folder = "".join(("*" if p.startswith("$") else p) + "/" for p in path)
-            for name in fields:
-                if name not in ("$key", ".key"):  # keys order without an index
-                    yield folder, name
-        elif not key.startswith("."):
-            yield from _index_declarations(child, (*path, key))
-
-
-def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, str]]:
-    """Store a rules document and declare an index for each of its `.indexOn`s (what the
-    rules say about reads and writes is kept, not enforced). Returns the indexes declared."""
-    if not isinstance(document, dict) or not isinstance(document.get("rules"), dict):
-        raise Refusal(400, 'The rules document must be an object with a "rules" object')
-    declared = []
-    for folder, name in _index_declarations(document["rules"]):
-        try:
-            checked = ordering.parse_field(name)
-        except ordering.BadField as error:
-            raise Refusal(400, f".indexOn {name!r}: {error}") from None
-        declared.append((folder, checked.text))
-    store.put(RULES_PATH, documents.dumps(document), max_ttl)
-    for folder, name in declared:
-        store.create_index(folder, name)
-    return declared

@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from thingstash import documents
 from thingstash.documents import BadDocument
-from thingstash.firebase import mapping, reading, tree
+from thingstash.firebase import mapping, querying, reading, rules, tree
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.pushids import push_id
@@ -258,7 +258,7 @@ def _get(location: Location) -> Response:
             raise Refusal(400, "shallow cannot be combined with query parameters")
         return answer(reading.shallow_value(store(), location, budget))
     if query is not None:
-        return answer(tree.query_value(store(), location, query, budget))
+        return answer(querying.query_value(store(), location, query, budget))
     value = reading.read_value(store(), location, budget)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match == mapping.etag(value):
@@ -277,11 +277,11 @@ def _put(location: Location) -> Response:
 
 def _rules(method: str) -> Response:
     if method == "GET":
-        return answer(tree.read_rules(store()))
+        return answer(rules.read_rules(store()))
     if method != "PUT":
         raise Refusal(405, "The rules document answers GET and PUT")
     document = _body()
-    tree.write_rules(store(), document, settings().max_ttl)
+    rules.write_rules(store(), document, settings().max_ttl)
     return answer({"status": "ok"})
 
 
