@@ -13,8 +13,6 @@ time of a small GET made meanwhile.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +24,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
+from fbserved import both_faces  # noqa: E402 (bench/ is the script's own folder)
+from listing import start_server  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 from thingstash.store import open_store  # noqa: E402
@@ -49,24 +48,7 @@ def load(url: str, sizes: list[int]) -> None:
 
 
 def run(url: str, sizes: list[int], concurrent: int) -> None:
-    native_port, firebase_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "thingstash", "serve", "--port", str(native_port)]
-        + ["--firebase-port", str(firebase_port), "--redis-url", url],
-        env={"THINGSTASH_WORKERS": "1", **os.environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    fb = f"http://127.0.0.1:{firebase_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{fb}/small.json", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+    with both_faces(url, workers=1) as (_, _, fb):
         with httpx.Client(base_url=fb, timeout=120) as client:
             for size in sizes:
                 started = time.perf_counter()
@@ -95,9 +77,6 @@ def run(url: str, sizes: list[int], concurrent: int) -> None:
             f"{max(done) * 1000:.0f} ms; a small GET meanwhile: {small} in "
             f"{small_took * 1000:.0f} ms"
         )
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def main() -> None:

@@ -14,8 +14,6 @@ Printed: the server's CPU seconds (all its processes, psutil) over the PUTs, and
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +26,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
+from fbserved import both_faces, put_paths  # noqa: E402 (bench/ is the script's own folder)
+from listing import start_server  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 from thingstash.store import open_store  # noqa: E402
@@ -44,18 +43,9 @@ class Listener(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        headers = {"Accept": "text/event-stream"}
-        with httpx.stream("GET", f"{self.url}/loc.json", headers=headers, timeout=120) as response:
-            buffer = b""
-            for chunk in response.iter_raw():
-                buffer += chunk
-                while b"\n\n" in buffer:
-                    raw, buffer = buffer.split(b"\n\n", 1)
-                    for line in raw.split(b"\n"):
-                        if line.startswith(b"data: {"):
-                            path = orjson.loads(line[6:])["path"]
-                            self.seen[path] = self.seen.get(path, 0) + 1
-                            self.ready.set()
+        for path in put_paths(f"{self.url}/loc.json", 120):
+            self.seen[path] = self.seen.get(path, 0) + 1
+            self.ready.set()
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -86,30 +76,13 @@ def run(url: str, redis_pid: int, folders: int, streams: int, puts: int) -> None
         store.put_many([(f"loc/f{i:05}/x", orjson.dumps({"n": i}), 3600) for i in range(folders)])
     finally:
         store.close()  # type: ignore[attr-defined]
-    native_port, firebase_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "thingstash", "serve", "--port", str(native_port)]
-        + ["--firebase-port", str(firebase_port), "--redis-url", url],
-        env={"THINGSTASH_WORKERS": "1", **os.environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    fb = f"http://127.0.0.1:{firebase_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{fb}/.json?shallow=true", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+    with both_faces(url, workers=1) as (server_pid, _, fb):
         listeners = [Listener(fb) for _ in range(streams)]
         for listener in listeners:
             listener.start()
         for listener in listeners:
             assert listener.ready.wait(120), "a stream did not open"
-        watched, redis_process = psutil.Process(server.pid), psutil.Process(redis_pid)
+        watched, redis_process = psutil.Process(server_pid), psutil.Process(redis_pid)
         with httpx.Client(base_url=fb, timeout=120) as client:
             for kind in ("below", "at"):
                 time.sleep(0.5)
@@ -130,9 +103,6 @@ def run(url: str, redis_pid: int, folders: int, streams: int, puts: int) -> None
                     f"{kind:5}: {puts} PUTs, {streams} streams, {folders} sub-folders: "
                     f"server CPU {used:.2f} s, Redis CPU {redis_used:.2f} s, {elapsed:.2f} s"
                 )
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ import orjson
 # The repository root, for tests/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
+from fbserved import both_faces, put_paths  # noqa: E402 (bench/ is the script's own folder)
+from listing import start_server  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 from thingstash.model import ThingWrite  # noqa: E402
@@ -76,52 +77,15 @@ class Listener(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        headers = {"Accept": "text/event-stream"}
-        with httpx.stream("GET", f"{self.url}/room.json", headers=headers, timeout=60) as response:
-            buffer = b""
-            for chunk in response.iter_raw():
-                buffer += chunk
-                while b"\n\n" in buffer:
-                    raw, buffer = buffer.split(b"\n\n", 1)
-                    for line in raw.split(b"\n"):
-                        if line.startswith(b"data: {"):
-                            path = orjson.loads(line[6:])["path"]
-                            if path == "/":
-                                self.ready.set()
-                            else:
-                                self.arrived[path] = time.perf_counter()
+        for path in put_paths(f"{self.url}/room.json", 60):
+            if path == "/":
+                self.ready.set()
+            else:
+                self.arrived[path] = time.perf_counter()
 
 
 def bench_streams(url: str, directory: str, streams: int, rounds: int) -> None:
-    native_port, firebase_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "thingstash",
-            "serve",
-            "--port",
-            str(native_port),
-            "--firebase-port",
-            str(firebase_port),
-            "--redis-url",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    fb, native = f"http://127.0.0.1:{firebase_port}", f"http://127.0.0.1:{native_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{fb}/.json?shallow=true", timeout=1)
-                httpx.get(f"{native}/_health", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with both_faces(url) as (_, native, fb):
         listeners = [Listener(fb) for _ in range(streams)]
         for listener in listeners:
             listener.start()
@@ -142,9 +106,6 @@ def bench_streams(url: str, directory: str, streams: int, rounds: int) -> None:
                     time.sleep(0.001)
                 delays.append(max(listener.arrived[path] for listener in listeners) - sent)
         print(f"{streams} Firebase streams, PUT to the last stream's event: {percentiles(delays)}")
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def main() -> None:
