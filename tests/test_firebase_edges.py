@@ -25,6 +25,7 @@ from thingstash.web.firebase.app import create_firebase_app
 
 from .conftest import RedisServer
 from .fbserve import start_firebase
+from .firebasemodel import model_get, model_set
 from .ports import free_port
 
 
@@ -287,32 +288,6 @@ operations = st.lists(
 )
 
 
-def _pruned(value: Any) -> Any:
-    if isinstance(value, dict):
-        kept = {k: _pruned(v) for k, v in value.items()}
-        kept = {k: v for k, v in kept.items() if v is not None}
-        return kept or None
-    return value
-
-
-def _model_get(tree: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return tree
-
-
-def _model_set(tree: Any, path: tuple[str, ...], value: Any) -> Any:
-    """Firebase's set on a plain JSON tree: the subtree at `path` becomes `value` (a null
-    where nothing is changes nothing: a scalar on the way stays)."""
-    if _pruned(value) is None and _model_get(tree, path) is None:
-        return tree
-    if not path:
-        return _pruned(value)
-    node = dict(tree) if isinstance(tree, dict) else {}
-    node[path[0]] = _model_set(node.get(path[0]), path[1:], value)
-    return _pruned(node)
-
-
 # The same 100 examples on every run (derandomize): random ones found, now and then, steps the
 # model does not cover (a native PUT where a value lies inside a thing above, or below a value
 # that is not an object: the store keeps both, the model replaces), failing CI by chance.
@@ -335,19 +310,19 @@ def test_both_faces_keep_one_tree(
         if kind == "put":
             written = client.put(url + ".json", data=json.dumps(value))
             assert written.status_code == 200, written.get_json()
-            model = _model_set(model, path, value)
+            model = model_set(model, path, value)
         elif kind == "patch":
             assert client.patch(url + ".json", json=value).status_code == 200
             for key, child in value.items():
-                model = _model_set(model, (*path, key), child)
+                model = model_set(model, (*path, key), child)
         elif kind == "delete":
             assert client.delete(url + ".json").status_code == 200
-            model = _model_set(model, path, None)
-        elif not isinstance(_model_get(model, path), dict):
+            model = model_set(model, path, None)
+        elif not isinstance(model_get(model, path), dict):
             # A native PUT writes its thing and leaves the things below it (they show on top,
             # docs/firebase.md): the model covers it where nothing lies below.
             assert native.put(url, json=value).status_code in (200, 201)
-            model = _model_set(model, path, value)
+            model = model_set(model, path, value)
         assert client.get("/.json").get_json() == model, (kind, path, value)
 
 

@@ -25,6 +25,7 @@ from thingstash.web.firebase.app import create_firebase_app
 from .clusters import LocalCluster
 from .conftest import RedisServer
 from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from .firebasemodel import model_set, pruned
 
 LIMIT = 4096  # THINGSTASH_MAX_BODY of the server here: things split past half of it
 READ_CAP = 32768  # THINGSTASH_FIREBASE_MAX_READ
@@ -279,30 +280,6 @@ model_steps = st.lists(
 SMALL = 1024  # the thing size limit in process: things split past 512 bytes
 
 
-def _pruned(value: Any) -> Any:
-    if isinstance(value, dict):
-        kept = {k: _pruned(v) for k, v in value.items()}
-        kept = {k: v for k, v in kept.items() if v is not None}
-        return kept or None
-    return value
-
-
-def _model_get(tree: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return tree
-
-
-def _model_set(tree: Any, path: tuple[str, ...], value: Any) -> Any:
-    if _pruned(value) is None and _model_get(tree, path) is None:
-        return tree
-    if not path:
-        return _pruned(value)
-    node = dict(tree) if isinstance(tree, dict) else {}
-    node[path[0]] = _model_set(node.get(path[0]), path[1:], value)
-    return _pruned(node)
-
-
 @pytest.fixture(scope="module")
 def small_app(redis_server: RedisServer | LocalCluster) -> Iterator[Flask]:
     config = Settings(redis_url=redis_server.url, max_body=SMALL)
@@ -330,18 +307,18 @@ def test_every_layout_reads_as_one_tree(
         url = "/" + "/".join(path) + ".json"
         if kind == "put":
             answer = client.put(url, data=json.dumps(value))
-            model = _model_set(model, path, value)
+            model = model_set(model, path, value)
         elif kind == "patch":
             answer = client.patch(url, json=value)
             for key, child in value.items():
-                model = _model_set(model, (*path, key), child)
+                model = model_set(model, (*path, key), child)
         elif kind == "delete":
             answer = client.delete(url)
-            model = _model_set(model, path, None)
+            model = model_set(model, path, None)
         else:
             answer = client.post(url, data=json.dumps(value))
-            if _pruned(value) is not None:
-                model = _model_set(model, (*path, answer.get_json()["name"]), value)
+            if pruned(value) is not None:
+                model = model_set(model, (*path, answer.get_json()["name"]), value)
         assert answer.status_code == 200, (kind, path, value, answer.get_json())
         assert client.get("/.json").get_json() == model, (kind, path, value)
         assert max(stored_things(redis_server).values(), default=0) <= SMALL // 2
