@@ -22,7 +22,7 @@ from thingstash.store import open_store
 
 from .clusters import LocalCluster
 from .conftest import RedisServer
-from .fbserve import FirebaseServed, start_firebase
+from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
 from .test_firebase_streams import listening
 
 TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
@@ -205,9 +205,11 @@ def test_a_get_past_the_folder_budget_is_400(
         commands, _ = load(redis_server)
         assert refused.status_code == 400
         assert refused.json() == {"error": TOO_LARGE}
-        # Not one command per sub-folder (1,500): the first listing showed too many. (The
-        # server's own background work runs meanwhile: a margin for it.)
-        assert commands - commands_before < 200
+        # Not one command per sub-folder (1,500): the first listing showed too many. The
+        # count takes in the servers' own background work meanwhile (on a cluster every
+        # process's reaper visits 16 shards twice a second; it reached 306 once), hence a
+        # margin of half of what one command per sub-folder would take.
+        assert commands - commands_before < 750
         assert client.get("/wide/f0007.json").json() == {"x": 7}
         assert len(client.get("/wide.json", params={"shallow": "true"}).json()) == 1500
         assert client.get("/narrow.json").json() == {f"f{i:02}": {"x": i} for i in range(100)}
@@ -232,24 +234,26 @@ def apply(tree: Any, path: str, data: Any) -> Any:
 
 
 def test_a_write_inside_the_thing_at_a_stream_sends_the_place_not_the_location(
-    capped: FirebaseServed, store: Store, redis_server: RedisServer | LocalCluster
+    firebase: FirebaseServed,  # noqa: F811
+    store: Store,
+    redis_server: RedisServer | LocalCluster,
 ) -> None:
     store.put("loc", documents.dumps({"meta": {"n": 0}, "tag": "a"}), 3600)
-    put_things(store, {f"loc/f{i:02}/x": i for i in range(90)})
+    put_things(store, {f"loc/f{i:03}/x": i for i in range(400)})
     with (
-        httpx.Client(base_url=capped.url, timeout=30) as client,
+        httpx.Client(base_url=firebase.url, timeout=30) as client,
         listening(client, "loc") as events,
     ):
         first = events.change().data
-        assert first["path"] == "/" and len(first["data"]) == 92
+        assert first["path"] == "/" and len(first["data"]) == 402
         commands_before, _ = load(redis_server)
         client.put("/loc/meta/n.json", json=5)
         assert events.change().data == {"path": "/meta/n", "data": 5}
         commands, _ = load(redis_server)
-        # The write and the stream's read of the thing `loc`: not the 90 folders below it and
-        # their things (at least 180 commands). The count takes in what runs meanwhile too (on a
-        # cluster every process's reaper visits 16 shards twice a second), hence the margin.
-        assert commands - commands_before < 160, commands - commands_before
+        # The write and the stream's read of the thing `loc`: not the 400 folders below it and
+        # their things (at least 800 commands). The count takes in what runs meanwhile too (on
+        # a cluster every process's reaper visits 16 shards twice a second), hence the margin.
+        assert commands - commands_before < 400, commands - commands_before
 
 
 def test_a_stream_client_holds_what_a_get_answers(
