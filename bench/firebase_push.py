@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
 from tests.ports import free_port  # noqa: E402
 
-from thingstash.pushids import push_id  # noqa: E402
+from thingstash.core.pushids import push_id  # noqa: E402
 from thingstash.store import open_store  # noqa: E402
 
 ROOM = "rooms/r1"

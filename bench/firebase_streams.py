@@ -31,7 +31,7 @@ from fbserved import both_faces, put_paths  # noqa: E402 (bench/ is the script's
 from listing import start_server  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
-from thingstash.model import ThingWrite  # noqa: E402
+from thingstash.core.model import ThingWrite  # noqa: E402
 from thingstash.store import open_store  # noqa: E402
 
 

@@ -17,7 +17,7 @@ import threading
 import redis
 from flask import Flask, Response, request
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web.admission import admit
 
 ONE_YEAR = 31104000

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import redis
 
-from thingstash.config import Settings
-from thingstash.model import new_version
+from thingstash.core.config import Settings
+from thingstash.core.model import new_version
 from thingstash.serve.embedded import scratch_command
 from thingstash.web.app import create_app
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from thingstash.config import DEFAULT_TTL
+from thingstash.core.config import DEFAULT_TTL
 from thingstash.store import open_store
 
 SIZES = {"20 B": 20, "200 B": 200, "2 KB": 2048}

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import redis
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
 # The repository root, for tests/ports.py (free ports, shared with the tests).

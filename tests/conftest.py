@@ -25,7 +25,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.serve.embedded import scratch_command
 from thingstash.store.cluster import close_cluster
 from thingstash.store.common import connect

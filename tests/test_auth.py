@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import keys
-from thingstash.model import Store
+from thingstash.core import keys
+from thingstash.core.model import Store
 from thingstash.web import auth
 from thingstash.web.context import store as current_store
 

@@ -17,8 +17,8 @@ import redis
 
 from tests.conftest import RedisServer, Served, thingstash_command
 from tests.ports import free_port
-from thingstash import documents, keys
 from thingstash.client.http import Client, ClientError
+from thingstash.core import documents, keys
 from thingstash.store import open_store
 
 pytestmark = pytest.mark.slow

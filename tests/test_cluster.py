@@ -10,8 +10,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.config import Settings
-from thingstash.model import Store, new_version
+from thingstash.core.config import Settings
+from thingstash.core.model import Store, new_version
 from thingstash.store import open_store
 from thingstash.store.cluster import ClusterStore, close_cluster
 from thingstash.store.common import connect
@@ -132,7 +132,7 @@ def test_keys_of_many_things_spread_over_every_primary(cluster, cluster_app: Fla
 
 
 def test_metrics_and_keys_on_a_cluster(cluster_app: Flask) -> None:
-    from thingstash import keys
+    from thingstash.core import keys
     from thingstash.web import auth
     from thingstash.web.context import store
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from redis.cluster import key_slot
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
 from .clusters import LocalCluster

@@ -24,7 +24,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Served
-from thingstash import keys
+from thingstash.core import keys
 from thingstash.store import open_store
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import redis
 import requests
 import yaml
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 
 from .conftest import RedisServer, Served
 from .ports import free_port

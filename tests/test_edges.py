@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web import accesslog
 from thingstash.web.app import create_app
 
@@ -105,7 +105,7 @@ def test_rate_limit_per_forwarded_client_behind_a_proxy(app_with) -> None:  # ty
 
 
 def test_bad_rate_limit_refused(settings: Settings) -> None:
-    from thingstash.config import ConfigError
+    from thingstash.core.config import ConfigError
 
     with pytest.raises(ConfigError):
         create_app(settings.with_overrides(rate_limit="lots"))

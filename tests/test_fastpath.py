@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash import keys
+from thingstash.core import keys
 from thingstash.web.fastpath import EXTENSION
 
 # Values that differ between two answers to the same request by design.

@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash.config import ConfigError, Settings
-from thingstash.model import Store
-from thingstash.queries import READY
+from thingstash.core.config import ConfigError, Settings
+from thingstash.core.model import Store
+from thingstash.core.queries import READY
 from thingstash.store import open_store
 from thingstash.web import ratelimit
 from thingstash.web.firebase.app import create_firebase_app

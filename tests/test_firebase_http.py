@@ -12,8 +12,8 @@ import httpx
 import pytest
 import redis
 
-from thingstash import keys
 from thingstash.client.http import Client
+from thingstash.core import keys
 from thingstash.store import open_store
 
 from .clusters import LocalCluster

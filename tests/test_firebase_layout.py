@@ -16,9 +16,9 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash import keys
-from thingstash.config import Settings
-from thingstash.pushids import push_id
+from thingstash.core import keys
+from thingstash.core.config import Settings
+from thingstash.core.pushids import push_id
 from thingstash.store import open_store
 from thingstash.web.firebase.app import create_firebase_app
 

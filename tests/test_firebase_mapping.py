@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thingstash import documents
+from thingstash.core import documents
+from thingstash.core.pushids import push_id
 from thingstash.firebase import layout, mapping
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Refusal
-from thingstash.pushids import push_id
 
 keys = st.one_of(
     st.sampled_from(["a", "b", "c", "0", "1", "2", "10", "-3", "x y", "é"]),

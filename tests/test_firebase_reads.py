@@ -14,10 +14,10 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash import documents
+from thingstash.core import documents
+from thingstash.core.model import Store
 from thingstash.firebase import mapping, reading
 from thingstash.firebase.streaming import member_changes
-from thingstash.model import Store
 from thingstash.store import open_store
 
 from .clusters import LocalCluster

@@ -11,10 +11,10 @@ import orjson
 import pytest
 import redis
 
+from thingstash.core.model import Store
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import KEEPALIVE_FRAME, event_location, location_of
 from thingstash.live.hub import Hub
-from thingstash.model import Store
 from thingstash.store import open_store
 from thingstash.web.firebase import stream
 

@@ -21,7 +21,7 @@ import pytest
 import redis
 from firebase_admin import db
 
-from thingstash import keys
+from thingstash.core import keys
 from thingstash.store import open_store
 
 from .clusters import LocalCluster

@@ -10,7 +10,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from thingstash.model import new_version
+from thingstash.core.model import new_version
 
 
 def put(client: FlaskClient, path: str, ttl: int | None = None, **body: object) -> None:
@@ -245,7 +245,7 @@ def test_writes_to_a_folder_are_refused(client: FlaskClient, method: str) -> Non
 
 
 def test_a_page_with_values_holds_at_most_a_few_mib_and_ends_early(client: FlaskClient) -> None:
-    from thingstash.config import MAX_PAGE_VALUE_BYTES
+    from thingstash.core.config import MAX_PAGE_VALUE_BYTES
 
     big = "x" * 1_000_000  # five of these are more than one page may hold
     for name in "abcde":

@@ -9,7 +9,7 @@ import sys
 
 def test_client_and_config_load_neither_flask_nor_redis() -> None:
     code = (
-        "import json, sys, thingstash.client, thingstash.config; "
+        "import json, sys, thingstash.client, thingstash.core.config; "
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
     )
     loaded = json.loads(

@@ -16,7 +16,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.store.lean import LeanRedis
 from thingstash.web.app import create_app
 

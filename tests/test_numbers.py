@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from thingstash.config import MAX_INT_DIGITS
+from thingstash.core.config import MAX_INT_DIGITS
 
 from .test_errors import assert_problem
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thingstash import ordering, queries
-from thingstash.queries import BadQuery, Query, parse_query
+from thingstash.core import ordering, queries
+from thingstash.core.queries import BadQuery, Query, parse_query
 
 
 def firebase_order(value: Any, name: str) -> tuple[Any, ...]:
@@ -313,7 +313,7 @@ def test_pages_ranks_and_counts_match_brute_force(
 
 
 def ordering_json(value: Any) -> str:
-    from thingstash import documents
+    from thingstash.core import documents
 
     return documents.dumps(value).decode()
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash.documents import merge_patch
+from thingstash.core.documents import merge_patch
 
 from .jsoncheck import strictly_equal, without_reserved
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from thingstash.pushids import push_id
+from thingstash.core.pushids import push_id
 
 
 def test_post_creates_a_thing_with_a_new_id(client: FlaskClient) -> None:

@@ -27,7 +27,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thingstash import documents
+from thingstash.core import documents
 
 from .test_auth import bearer, make_key
 from .test_errors import assert_problem

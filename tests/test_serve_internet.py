@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from thingstash import keys
+from thingstash.core import keys
 from thingstash.store.single import RedisStore as Store
 
 from .conftest import RedisServer, Served

@@ -9,7 +9,7 @@ import redis
 from flask.testing import FlaskClient
 from werkzeug.http import parse_date
 
-from thingstash.model import version_time_ms
+from thingstash.core.model import version_time_ms
 
 from .jsoncheck import strictly_equal, without_reserved
 
@@ -103,7 +103,7 @@ def test_etag_and_last_modified(client: FlaskClient) -> None:
 
 
 def test_version_time_is_the_write_time() -> None:
-    from thingstash.model import new_version
+    from thingstash.core.model import new_version
 
     assert version_time_ms(new_version(1_700_000_000_123)) == 1_700_000_000_123
 

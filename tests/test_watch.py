@@ -14,7 +14,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
 from .conftest import RedisServer

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis
 
-from thingstash.model import (
+from thingstash.core.model import (
     Conditions,
     PartlyWritten,
     PreconditionFailed,
@@ -20,7 +20,7 @@ from thingstash.model import (
     ThingWrite,
     TooLarge,
 )
-from thingstash.queries import parse_query
+from thingstash.core.queries import parse_query
 from thingstash.store import open_store
 
 from .clusters import LocalCluster

@@ -1,7 +1,7 @@
 """thingstash: an instant JSON store over HTTP, built on Flask and Redis.
 
 Importing the package loads nothing else: the app is `thingstash.web.app.create_app`, the
-settings `thingstash.config.Settings`, the HTTP client `thingstash.client.Client`. The README's
+settings `thingstash.core.config.Settings`, the HTTP client `thingstash.client.Client`. The README's
 "Layout" section says what each folder holds and may import.
 """
 

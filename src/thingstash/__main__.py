@@ -1,6 +1,6 @@
 """`python -m thingstash` is the `thingstash` command."""
 
-from thingstash.cli import main
+from thingstash.cli.main import main
 
 # The guard matters: granian starts its workers with multiprocessing's spawn, which imports
 # this module again in each worker (as __mp_main__), where it must not start another server.

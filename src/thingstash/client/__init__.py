@@ -1,5 +1,5 @@
-"""The HTTP client of a thingstash server (http.py) and the `thingstash` commands built on it
-(commands.py): httpx and click, the public HTTP contract only; never web/, store/, Flask or Redis.
+"""The HTTP client of a thingstash server (http.py): httpx and the public HTTP contract only;
+never web/, store/, Flask or Redis. The `thingstash` commands built on it are cli/client.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import httpx_sse
 
-from thingstash import documents
+from thingstash.core import documents
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 

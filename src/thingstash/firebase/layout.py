@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from thingstash import documents
+from thingstash.core import documents
+from thingstash.core.pushids import ALPHABET
 from thingstash.firebase.mapping import Location, Refusal, wrap
-from thingstash.pushids import ALPHABET
 
 PUSH_ID_LENGTH = 20
 _PUSH_CHARACTERS = frozenset(ALPHABET)

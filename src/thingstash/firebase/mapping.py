@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from thingstash import documents
-from thingstash.config import MAX_PATH_BYTES
+from thingstash.core import documents
+from thingstash.core.config import MAX_PATH_BYTES
 
 Location = tuple[str, ...]
 ROOT: Location = ()

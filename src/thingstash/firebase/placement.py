@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from thingstash import documents
+from thingstash.core import documents
+from thingstash.core.model import NO_CONDITIONS, Conditions, Store, Thing, ThingWrite
 from thingstash.firebase import layout, mapping
 from thingstash.firebase.mapping import Location
-from thingstash.model import NO_CONDITIONS, Conditions, Store, Thing, ThingWrite
 
 PAGE = 1000
 # Up to this many things a write is one Store.write_together (all or nothing); past it the

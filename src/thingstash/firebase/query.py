@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash import documents, ordering
+from thingstash.core import documents, ordering
 from thingstash.firebase.mapping import Refusal, key_problem
 
 KEY = "$key"

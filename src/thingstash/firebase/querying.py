@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from thingstash import ordering
-from thingstash import queries as engine
+from thingstash.core import ordering
+from thingstash.core import queries as engine
+from thingstash.core.model import Store
 from thingstash.firebase import mapping
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.reading import Budget, nearest_thing, read_value
-from thingstash.model import Store
 
 
 def index_hint(location: Location, query: fbquery.Query) -> str:

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from thingstash.core.model import ListedThing, Store, Thing
 from thingstash.firebase import mapping
 from thingstash.firebase.mapping import Location, Refusal
-from thingstash.model import ListedThing, Store, Thing
 
 # Where the rules document lives: a thing whose name no Firebase key can have (a `.`), and
 # which the native face reserves (a leading `_`), so neither face reaches it as data.

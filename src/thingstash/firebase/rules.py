@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from thingstash import documents, ordering
+from thingstash.core import documents, ordering
+from thingstash.core.model import Store
 from thingstash.firebase.mapping import Refusal
 from thingstash.firebase.reading import RULES_PATH
-from thingstash.model import Store
 
 DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
 

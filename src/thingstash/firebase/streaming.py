@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from thingstash import documents
+from thingstash.core import documents
 from thingstash.firebase.mapping import Location
 
 # Firebase's own interval between keep-alive events.

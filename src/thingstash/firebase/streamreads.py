@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from thingstash import documents
+from thingstash.core import documents
+from thingstash.core.model import Store
 from thingstash.firebase import mapping, reading
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import member_changes
-from thingstash.model import Store
 
 UNKNOWN: Any = object()  # own(L) as the client holds it is not known
 

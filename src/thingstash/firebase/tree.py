@@ -17,8 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash import documents
-from thingstash.config import DEFAULT_MAX_BODY
+from thingstash.core import documents
+from thingstash.core.config import DEFAULT_MAX_BODY
+from thingstash.core.model import (
+    Conditions,
+    PartlyWritten,
+    PreconditionFailed,
+    Store,
+    Thing,
+    ThingMissing,
+    ThingWrite,
+    TooMuchContention,
+)
 from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.reading import (
@@ -29,16 +39,6 @@ from thingstash.firebase.reading import (
     read_value,
 )
 from thingstash.firebase.reading import entries as _entries
-from thingstash.model import (
-    Conditions,
-    PartlyWritten,
-    PreconditionFailed,
-    Store,
-    Thing,
-    ThingMissing,
-    ThingWrite,
-    TooMuchContention,
-)
 
 CAS_ATTEMPTS = 50
 

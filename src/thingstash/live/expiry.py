@@ -18,8 +18,8 @@ import logging
 import threading
 import uuid
 
+from thingstash.core.model import StorageUnavailable, Store
 from thingstash.live.periodic import Periodic
-from thingstash.model import StorageUnavailable, Store
 
 log = logging.getLogger(__name__)
 

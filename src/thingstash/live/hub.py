@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from thingstash import documents
-from thingstash.model import Event, StorageUnavailable, Store, Thing, parse_event_id
+from thingstash.core import documents
+from thingstash.core.model import Event, StorageUnavailable, Store, Thing, parse_event_id
 
 log = logging.getLogger(__name__)
 

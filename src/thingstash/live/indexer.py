@@ -6,8 +6,8 @@ with what was stored before."""
 
 from __future__ import annotations
 
+from thingstash.core.model import Store
 from thingstash.live.periodic import Periodic
-from thingstash.model import Store
 
 BUILD_EVERY_S = 1.0
 

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 
-from thingstash.model import Store
+from thingstash.core.model import Store
 
 
 class Periodic:

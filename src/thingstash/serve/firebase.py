@@ -1,6 +1,6 @@
 """The Firebase face's listener (`thingstash serve --firebase-port`): a second granian server in
 a process of its own, on the same host and store, with its own workers
-(thingstash.firebasewsgi). `serve` starts it beside the native server and stops it with it.
+(thingstash.workers.firebase). `serve` starts it beside the native server and stops it with it.
 
 Run as `python -m thingstash.serve.firebase HOST PORT` by `start` below, never by hand.
 """
@@ -15,7 +15,7 @@ import sys
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
 
-TARGET = "thingstash.firebasewsgi:app"
+TARGET = "thingstash.workers.firebase:app"
 STOP_SECONDS = server.SHUTDOWN_GRACE_SECONDS + 5
 
 
@@ -39,7 +39,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def main(host: str, port: int, parent: int) -> None:
     die_with_parent(signal.SIGTERM, parent)
-    # Its workers are this process's children: they die with it (thingstash.firebasewsgi).
+    # Its workers are this process's children: they die with it (thingstash.workers.firebase).
     os.environ["THINGSTASH_SERVE_PID"] = str(os.getpid())
     server.run(host, port, target=TARGET)
 

@@ -44,7 +44,7 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 
 SHUTDOWN_GRACE_SECONDS = 5
 # Threads beyond the counted ones: requests waiting for a place in admission.admit, refusals,
@@ -100,7 +100,10 @@ def connections_per_worker(open_files: int) -> int:
 
 
 def run(
-    host: str, port: int, target: str = "thingstash.wsgi:app", settings: Settings | None = None
+    host: str,
+    port: int,
+    target: str = "thingstash.workers.native:app",
+    settings: Settings | None = None,
 ) -> None:
     """Serve `target` (thingstash's app unless the benchmark asks for its reference app) until
     SIGINT or SIGTERM; settings reach the workers through the environment, which the caller has

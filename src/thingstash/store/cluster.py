@@ -45,8 +45,8 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
-from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.model import (
+from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
     Backlog,
@@ -63,7 +63,7 @@ from thingstash.model import (
     new_version,
     parse_event_id,
 )
-from thingstash.queries import Index
+from thingstash.core.queries import Index
 from thingstash.store.common import (
     CONNECT_TIMEOUT_S,
     FEED_BLOCK_MAX_MS,

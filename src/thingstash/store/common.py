@@ -27,7 +27,7 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from thingstash.model import (
+from thingstash.core.model import (
     UNAVAILABLE_HOOKS,
     VERSION_LENGTH,
     Backlog,

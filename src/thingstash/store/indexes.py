@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from thingstash import documents, queries
-from thingstash.model import StorageUnavailable, Thing, version_time_ms
-from thingstash.queries import BUILDING, READY, Index, Query
+from thingstash.core import documents, queries
+from thingstash.core.model import StorageUnavailable, Thing, version_time_ms
+from thingstash.core.queries import BUILDING, READY, Index, Query
 from thingstash.store.common import load_script
 
 STALE = "STALE_INDEXES"

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from thingstash import documents, ordering, queries
-from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.model import StorageUnavailable, ThingMissing, version_time_ms
-from thingstash.queries import BUILDING, Answer, Index, NamesBuilding, NeedsIndex, Query
+from thingstash.core import documents, ordering, queries
+from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.model import StorageUnavailable, ThingMissing, version_time_ms
+from thingstash.core.queries import BUILDING, Answer, Index, NamesBuilding, NeedsIndex, Query
 from thingstash.store.common import load_script
 from thingstash.store.indexes import (
     BUILD_BATCH,

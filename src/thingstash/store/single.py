@@ -54,8 +54,8 @@ from typing import Any
 import redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError, WatchError
 
-from thingstash.config import DEFAULT_MAX_BODY, MAX_PAGE_VALUE_BYTES
-from thingstash.model import (
+from thingstash.core.config import DEFAULT_MAX_BODY, MAX_PAGE_VALUE_BYTES
+from thingstash.core.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
     Backlog,
@@ -75,7 +75,7 @@ from thingstash.model import (
     parse_event_id,
     version_times_s,
 )
-from thingstash.queries import Answer, Index, Query
+from thingstash.core.queries import Answer, Index, Query
 from thingstash.store.common import (
     CAS_ATTEMPTS,
     EXPIRED_BATCH,
@@ -864,7 +864,7 @@ class RedisStore:
         query: Query,
         costly: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> Answer:
-        """The answer to a query of the things directly in `folder` (thingstash.queries).
+        """The answer to a query of the things directly in `folder` (thingstash.core.queries).
         `costly` is entered around the work of one computed without an index (reading up to
         queries.MAX_UNINDEXED_BYTES of JSON): the caller's gate for such work."""
         return self.querying.answer(folder, query, costly)

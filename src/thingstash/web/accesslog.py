@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from thingstash.config import MAX_PATH_BYTES
+from thingstash.core.config import MAX_PATH_BYTES
 
 log = logging.getLogger("thingstash.access")
 

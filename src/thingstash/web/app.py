@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from thingstash.config import Settings
-from thingstash.model import Store
+from thingstash.core.config import Settings
+from thingstash.core.model import Store
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:

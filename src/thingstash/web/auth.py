@@ -1,7 +1,7 @@
 """API keys: who may do what, checked before any view runs.
 
 The keys themselves (format, hashing, making and checking one, the bind check) are the core's
-thingstash.keys; this is the Flask hook.
+thingstash.core.keys; this is the Flask hook.
 
 Scopes nest: `read` (GET, HEAD, listings, watches) < `write` (also PUT, PATCH, POST, DELETE) <
 `admin` (also /_keys and /_metrics). A key's prefix is a plain string prefix of the paths it may
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from thingstash.config import Settings
-from thingstash.keys import SCOPES, is_loopback, verify
-from thingstash.model import Store
+from thingstash.core.config import Settings
+from thingstash.core.keys import SCOPES, is_loopback, verify
+from thingstash.core.model import Store
 from thingstash.web import accesslog
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem

@@ -30,7 +30,7 @@ from flask import Flask, Response, request
 from flask_cors import CORS
 from flask_cors.core import get_cors_options, get_cors_origins
 
-from thingstash.model import StorageUnavailable
+from thingstash.core.model import StorageUnavailable
 from thingstash.web import auth
 
 EXPOSED = ["ETag", "Last-Modified", "Location", "Last-Event-ID", "Retry-After", "X-Request-ID"]

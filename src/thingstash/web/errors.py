@@ -17,9 +17,9 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from thingstash.documents import BadDocument, CannotApply, NotAnObject
-from thingstash.exportlines import BadLine
-from thingstash.model import (
+from thingstash.core.documents import BadDocument, CannotApply, NotAnObject
+from thingstash.core.exportlines import BadLine
+from thingstash.core.model import (
     PreconditionFailed,
     StorageUnavailable,
     StoreFull,
@@ -27,8 +27,8 @@ from thingstash.model import (
     TooLarge,
     TooMuchContention,
 )
-from thingstash.paths import BadPath
-from thingstash.queries import BadQuery, NamesBuilding, NeedsIndex
+from thingstash.core.paths import BadPath
+from thingstash.core.queries import BadQuery, NamesBuilding, NeedsIndex
 from thingstash.web.preconditions import BadPrecondition, etag
 
 log = logging.getLogger(__name__)

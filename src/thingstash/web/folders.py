@@ -12,9 +12,9 @@ import orjson
 from flask import Response, request
 from orjson import Fragment
 
-from thingstash.config import MAX_PAGE_VALUE_BYTES
-from thingstash.model import Page
-from thingstash.paths import Path
+from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.model import Page
+from thingstash.core.paths import Path
 from thingstash.web import auth, queryargs
 from thingstash.web import queries as folderqueries
 from thingstash.web import watch as watching

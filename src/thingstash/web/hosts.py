@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
-from thingstash import keys
-from thingstash.config import Settings
+from thingstash.core import keys
+from thingstash.core.config import Settings
 from thingstash.web.errors import Problem
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash import documents
-from thingstash.exportlines import Line, parse_line
-from thingstash.model import TooLarge
+from thingstash.core import documents
+from thingstash.core.exportlines import Line, parse_line
+from thingstash.core.model import TooLarge
 from thingstash.web import auth
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem

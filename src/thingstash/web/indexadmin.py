@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash import queries
+from thingstash.core import queries
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash import keys
-from thingstash.model import KeyRecord
+from thingstash.core import keys
+from thingstash.core.model import KeyRecord
 from thingstash.web import auth
 from thingstash.web.context import store
 from thingstash.web.errors import Problem

@@ -16,7 +16,7 @@ import orjson
 import swagger_ui
 from flask import Blueprint, Flask, Response, abort, current_app, send_from_directory
 
-from thingstash.config import Settings
+from thingstash.core.config import Settings
 from thingstash.web.context import settings_of
 
 bp = Blueprint("openapi", __name__)

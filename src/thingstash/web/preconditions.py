@@ -10,7 +10,7 @@ import re
 
 from werkzeug.http import parse_date
 
-from thingstash.model import Conditions
+from thingstash.core.model import Conditions
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text
 _ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*(?:,|$)')

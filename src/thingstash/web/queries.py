@@ -2,7 +2,7 @@
 the things directly in it in the order of a field, a page at a time, with ranks, or a count;
 with `Accept: text/event-stream` the same answer live, as `query` events.
 
-The parameters are checked by thingstash.queries (pure); the store answers; this module only
+The parameters are checked by thingstash.core.queries (pure); the store answers; this module only
 turns the answer into JSON and keeps keys within their prefix.
 """
 
@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from flask import Response, current_app, request
 
-from thingstash import documents, ordering, queries
+from thingstash.core import documents, ordering, queries
+from thingstash.core.model import StorageUnavailable, ThingMissing
+from thingstash.core.paths import Path
+from thingstash.core.queries import Answer, Query
 from thingstash.live import Live
 from thingstash.live.hub import Subscription
-from thingstash.model import StorageUnavailable, ThingMissing
-from thingstash.paths import Path
-from thingstash.queries import Answer, Query
 from thingstash.web import admission, auth, metrics
 from thingstash.web.context import store
 from thingstash.web.errors import Problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import request
 
-from thingstash import documents
+from thingstash.core import documents
 from thingstash.web.errors import Problem
 
 

@@ -15,10 +15,10 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
-from thingstash import documents
-from thingstash.config import MAX_DEPTH
-from thingstash.documents import BadDocument
-from thingstash.model import (
+from thingstash.core import documents
+from thingstash.core.config import MAX_DEPTH
+from thingstash.core.documents import BadDocument
+from thingstash.core.model import (
     NO_CONDITIONS,
     Conditions,
     PreconditionFailed,
@@ -27,8 +27,8 @@ from thingstash.model import (
     WriteResult,
     version_time_ms,
 )
-from thingstash.paths import Path, is_reserved, parse_path
-from thingstash.pushids import push_id
+from thingstash.core.paths import Path, is_reserved, parse_path
+from thingstash.core.pushids import push_id
 from thingstash.web import folders, preconditions, queryargs
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
+from thingstash.core.model import StorageUnavailable, Store, parse_event_id
+from thingstash.core.paths import Path
 from thingstash.live import Live
 from thingstash.live.hub import BATCH, Ordering, Subscription, frame
-from thingstash.model import StorageUnavailable, Store, parse_event_id
-from thingstash.paths import Path
 from thingstash.web import auth, metrics
 from thingstash.web.errors import Problem
 

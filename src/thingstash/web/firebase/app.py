@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 
 from flask import Flask
 
-from thingstash.config import Settings
-from thingstash.model import Store
+from thingstash.core.config import Settings
+from thingstash.core.model import Store
 
 OVERRIDABLE = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 

@@ -12,12 +12,9 @@ from flask import Flask, Response
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from thingstash import documents
-from thingstash.documents import BadDocument
-from thingstash.firebase import mapping
-from thingstash.firebase.mapping import Refusal
-from thingstash.firebase.tree import Mismatch
-from thingstash.model import (
+from thingstash.core import documents
+from thingstash.core.documents import BadDocument
+from thingstash.core.model import (
     PreconditionFailed,
     StorageUnavailable,
     StoreFull,
@@ -25,7 +22,10 @@ from thingstash.model import (
     TooLarge,
     TooMuchContention,
 )
-from thingstash.paths import BadPath
+from thingstash.core.paths import BadPath
+from thingstash.firebase import mapping
+from thingstash.firebase.mapping import Refusal
+from thingstash.firebase.tree import Mismatch
 from thingstash.web.crosssite import CrossSiteWrite
 from thingstash.web.errors import RETRY_AFTER_SECONDS, Problem
 

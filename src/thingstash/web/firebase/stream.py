@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
+from thingstash.core.model import StorageUnavailable, Store, parse_event_id
 from thingstash.firebase import reading
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
@@ -32,7 +33,6 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.model import StorageUnavailable, Store, parse_event_id
 from thingstash.web import auth, metrics, watch
 from thingstash.web.context import settings, store
 

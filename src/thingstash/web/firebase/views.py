@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, g, request
 
-from thingstash import documents
-from thingstash.documents import BadDocument
+from thingstash.core import documents
+from thingstash.core.documents import BadDocument
+from thingstash.core.pushids import push_id
 from thingstash.firebase import mapping, querying, reading, rules, tree
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location, Refusal
-from thingstash.pushids import push_id
 from thingstash.web import auth
 from thingstash.web.context import settings, store
 from thingstash.web.firebase import stream

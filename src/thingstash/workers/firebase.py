@@ -1,4 +1,4 @@
-"""The WSGI entry point of the Firebase face's workers: `thingstash.firebasewsgi:app`
+"""The WSGI entry point of the Firebase face's workers: `thingstash.workers.firebase:app`
 (`thingstash serve --firebase-port`)."""
 
 import os
@@ -11,12 +11,12 @@ from thingstash.web.firebase.app import create_firebase_app
 from thingstash.web.firebase.stream import hub_of
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
-    # As thingstash.wsgi: a Ctrl-C is the server's to handle; go when `serve` goes.
+    # As thingstash.workers.native: a Ctrl-C is the server's to handle; go when `serve` goes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_firebase_app()
-# Open streams end when the worker is told to stop (as thingstash.wsgi's watches).
+# Open streams end when the worker is told to stop (as thingstash.workers.native's watches).
 # A late body is answered 408 while its read still waits (web/bodies.py).
 server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(hub_of(app).close)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from thingstash.config import MAX_PATH_BYTES
+from thingstash.core.config import MAX_PATH_BYTES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash import documents, ordering
-from thingstash.model import StorageUnavailable, Thing
-from thingstash.ordering import Field, LexRange
+from thingstash.core import documents, ordering
+from thingstash.core.model import StorageUnavailable, Thing
+from thingstash.core.ordering import Field, LexRange
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

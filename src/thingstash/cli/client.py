@@ -18,9 +18,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from thingstash import documents, exportlines
 from thingstash.client.http import DEFAULT_URL, Client, ClientError, Event
-from thingstash.documents import BadDocument
+from thingstash.core import documents, exportlines
+from thingstash.core.documents import BadDocument
 
 P = ParamSpec("P")
 R = TypeVar("R")

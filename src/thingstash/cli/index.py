@@ -13,7 +13,7 @@ import time
 
 import click
 
-from thingstash.keycli import open_keys_store, store_options
+from thingstash.cli.keys import open_keys_store, store_options
 
 
 def _when(seconds: int) -> str:
@@ -33,7 +33,7 @@ def index() -> None:
 def create(folder: str, field: str, no_wait: bool, redis_url: str | None, data_dir: str) -> None:
     """Index FIELD (`score`, `stats/level`, `$updated`) of the things in FOLDER (one segment
     may be `*`: `games/*/scores/`)."""
-    from thingstash import queries
+    from thingstash.core import queries
 
     try:
         folder = queries.parse_index_folder(folder)

@@ -7,10 +7,10 @@ import os
 
 import click
 
-from thingstash.config import ConfigError, Settings
-from thingstash.indexcli import index
-from thingstash.keycli import keys
-from thingstash.storeopts import redis_or_embedded, store_options
+from thingstash.cli.index import index
+from thingstash.cli.keys import keys
+from thingstash.cli.stores import redis_or_embedded, store_options
+from thingstash.core.config import ConfigError, Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,8 +49,8 @@ def serve(
     public: bool,
 ) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash.keys import OpenStoreRefused, check_bind
-    from thingstash.model import StorageUnavailable
+    from thingstash.core.keys import OpenStoreRefused, check_bind
+    from thingstash.core.model import StorageUnavailable
     from thingstash.serve import firebase, server
     from thingstash.serve.embedded import Watchdog
     from thingstash.store import open_store
@@ -110,8 +110,8 @@ main.add_command(index)
 
 
 def _add_client_commands() -> None:
-    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (client/commands.py).
-    from thingstash.client import commands
+    # get/put/patch/rm/ls/watch/export/import/bench talk to a server over HTTP (cli/client.py).
+    from thingstash.cli import client as commands
 
     commands.register(main)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash import documents
-from thingstash.config import MAX_DEPTH
-from thingstash.documents import BadDocument
-from thingstash.paths import BadPath, is_reserved, parse_path
+from thingstash.core import documents
+from thingstash.core.config import MAX_DEPTH
+from thingstash.core.documents import BadDocument
+from thingstash.core.paths import BadPath, is_reserved, parse_path
 
 FIELDS = ("path", "thing", "ttl")
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from thingstash.config import ConfigError, Settings
-from thingstash.keys import SCOPES, create_key
-from thingstash.storeopts import redis_or_embedded
-from thingstash.storeopts import store_options as options
+from thingstash.cli.stores import redis_or_embedded
+from thingstash.cli.stores import store_options as options
+from thingstash.core.config import ConfigError, Settings
+from thingstash.core.keys import SCOPES, create_key
 
 if TYPE_CHECKING:
-    from thingstash.model import Store
+    from thingstash.core.model import Store
 
 
 store_options = options(
@@ -31,7 +31,7 @@ store_options = options(
 
 @contextmanager
 def open_keys_store(redis_url: str | None, data_dir: str) -> Iterator[Store]:
-    from thingstash.model import StorageUnavailable
+    from thingstash.core.model import StorageUnavailable
     from thingstash.store import open_store
 
     try:

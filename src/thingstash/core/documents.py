@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from thingstash.config import MAX_INT_DIGITS
+from thingstash.core.config import MAX_INT_DIGITS
 
 RESERVED_FIELDS = ("ttl", "last_updated")
 SERVER_VALUE = ".sv"

@@ -1,4 +1,5 @@
-"""The WSGI entry point the production server imports in each worker: `thingstash.wsgi:app`."""
+"""The WSGI entry point the production server imports in each native worker:
+`thingstash.workers.native:app`."""
 
 import os
 import signal

@@ -16,7 +16,7 @@ import ipaddress
 import secrets
 import time
 
-from thingstash.model import KeyRecord, Store
+from thingstash.core.model import KeyRecord, Store
 
 SCOPES = ("read", "write", "admin")
 _KEY_PREFIX = "tsk_"

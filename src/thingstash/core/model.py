@@ -22,7 +22,7 @@ import orjson
 if TYPE_CHECKING:
     import threading
 
-    from thingstash.queries import Answer, Index, Query
+    from thingstash.core.queries import Answer, Index, Query
 
 VERSION_LENGTH = 16
 
