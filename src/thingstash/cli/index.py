@@ -13,11 +13,7 @@ import time
 
 import click
 
-from thingstash.cli.keys import open_keys_store, store_options
-
-
-def _when(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+from thingstash.cli.stores import open_store_of, store_options, when
 
 
 @click.group()
@@ -40,7 +36,7 @@ def create(folder: str, field: str, no_wait: bool, redis_url: str | None, data_d
         field = queries.parse_index_field(field).text
     except queries.BadQuery as error:
         raise click.UsageError(error.detail) from None
-    with open_keys_store(redis_url, data_dir) as store:
+    with open_store_of(redis_url, data_dir) as store:
         declared, created = store.create_index(folder, field)
         click.echo(
             f"{'created' if created else 'already declared:'} index {declared.id} "
@@ -65,13 +61,11 @@ def create(folder: str, field: str, no_wait: bool, redis_url: str | None, data_d
 @store_options
 def list_(redis_url: str | None, data_dir: str) -> None:
     """List indexes: id, state, created, folder, field."""
-    with open_keys_store(redis_url, data_dir) as store:
+    with open_store_of(redis_url, data_dir) as store:
         declared = store.indexes()
     click.echo(f"{'ID':<12}  {'STATE':<8}  {'CREATED':<20}  FOLDER  FIELD")
     for i in declared:
-        click.echo(
-            f"{i.id:<12}  {i.state:<8}  {_when(i.created):<20}  {i.folder or '/'}  {i.field}"
-        )
+        click.echo(f"{i.id:<12}  {i.state:<8}  {when(i.created):<20}  {i.folder or '/'}  {i.field}")
 
 
 @index.command()
@@ -79,7 +73,7 @@ def list_(redis_url: str | None, data_dir: str) -> None:
 @store_options
 def drop(index_id: str, redis_url: str | None, data_dir: str) -> None:
     """Drop an index by its id (queries on a small folder are then computed on the fly)."""
-    with open_keys_store(redis_url, data_dir) as store:
+    with open_store_of(redis_url, data_dir) as store:
         dropped = store.drop_index(index_id)
     if dropped is None:
         raise click.ClickException(f"there is no index with id {index_id!r}")

@@ -9,7 +9,7 @@ import click
 
 from thingstash.cli.index import index
 from thingstash.cli.keys import keys
-from thingstash.cli.stores import redis_or_embedded, store_options
+from thingstash.cli.stores import redis_or_embedded, store_options_with
 from thingstash.core.config import ConfigError, Settings
 
 
@@ -23,7 +23,7 @@ def main() -> None:
 @click.option(
     "--port", envvar="PORT", default=8080, type=click.IntRange(1, 65535), show_default=True
 )
-@store_options(
+@store_options_with(
     "Use this Redis (redis://, rediss://, unix://) instead of an embedded one.",
     "Where the embedded Redis keeps its data.",
 )
