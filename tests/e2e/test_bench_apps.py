@@ -14,9 +14,9 @@ from types import ModuleType
 import pytest
 import redis
 
-from tests.conftest import RedisServer
+from tests.support.servers import RedisServer
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 BODY = b'{"value":21.5,"unit":"C","ok":true}'
 
 

@@ -13,7 +13,7 @@ import orjson
 import requests
 from flask.testing import FlaskClient
 
-from .conftest import RedisServer, Served
+from ..support.servers import RedisServer, Served
 
 LIMIT = 1024 * 1024  # the default THINGSTASH_MAX_BODY the session's server runs with
 

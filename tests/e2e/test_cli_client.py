@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import RedisServer, Served, thingstash_command
-from tests.ports import free_port
+from tests.support.ports import free_port
+from tests.support.servers import RedisServer, Served, thingstash_command
 from thingstash.client.http import Client, ClientError
 from thingstash.core import documents, keys
 from thingstash.store import open_store

@@ -17,8 +17,8 @@ from redis.cluster import key_slot
 from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
-from .clusters import LocalCluster
-from .conftest import Served, close_app
+from ..support.clusters import LocalCluster
+from ..support.servers import Served, close_app
 
 pytestmark = pytest.mark.slow
 

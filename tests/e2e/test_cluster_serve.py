@@ -11,8 +11,8 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from .clusters import LocalCluster
-from .conftest import Served
+from ..support.clusters import LocalCluster
+from ..support.servers import Served
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import orjson
 import pytest
 import requests
 
-from .conftest import RedisServer, Served
-from .ports import free_port
+from ..support.ports import free_port
+from ..support.servers import RedisServer, Served
 
 BODY_TIMEOUT = 2
 HEADER_TIMEOUT = 2

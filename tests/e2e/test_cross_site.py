@@ -19,9 +19,9 @@ from thingstash.web import auth, fastpath
 from thingstash.web.firebase import stream
 from thingstash.web.firebase.app import create_firebase_app
 
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, start_firebase
-from .test_auth import bearer, make_key
+from ..support.fbserve import FirebaseServed, start_firebase
+from ..support.servers import RedisServer
+from ..web.test_auth import bearer, make_key
 
 SEED = {"v": 1}
 

@@ -27,8 +27,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, start_firebase
+from ..support.fbserve import FirebaseServed, start_firebase
+from ..support.servers import RedisServer
 from .test_console import CHROMEDRIVER, CHROMIUM, FLAGS
 from .test_cross_site import stored
 

@@ -19,12 +19,12 @@ import yaml
 
 from thingstash.core.config import Settings
 
-from .conftest import RedisServer, Served
-from .ports import free_port
+from ..support.ports import free_port
+from ..support.servers import RedisServer, Served
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _procfile_web() -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import RedisServer, Served
+from ..support.servers import RedisServer, Served
 
 
 @pytest.fixture

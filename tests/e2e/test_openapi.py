@@ -14,11 +14,11 @@ import pytest
 import redis
 import requests
 
-from tests.conftest import RedisServer, Served
+from tests.support.servers import RedisServer, Served
 
 pytestmark = pytest.mark.slow
 
-HOOKS = "schemathesis_hooks.py"  # a serializer for /_import's JSON Lines
+HOOKS = Path(__file__).parents[1] / "support" / "schemathesis_hooks.py"  # /_import's JSON Lines
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
     "response_headers_conformance,response_schema_conformance"
@@ -63,7 +63,7 @@ def test_every_operation_matches_the_document(own_server: Served, tmp_path: Path
         text=True,
         timeout=600,
         cwd=tmp_path,  # schemathesis keeps a cache in its working directory
-        env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name(HOOKS))},
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from .conftest import Served
-from .test_errors import assert_problem
+from ..support.servers import Served
+from ..web.test_errors import assert_problem
 
 
 def raw_request(served: Served, method: str, target: str, body: bytes = b"") -> tuple[int, dict]:

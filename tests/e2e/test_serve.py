@@ -16,8 +16,8 @@ import requests
 
 from thingstash.serve import server
 
-from .conftest import Served
-from .ports import free_port
+from ..support.ports import free_port
+from ..support.servers import Served
 
 pytestmark = pytest.mark.slow
 

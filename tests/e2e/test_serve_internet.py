@@ -19,7 +19,7 @@ import requests
 from thingstash.core import keys
 from thingstash.store.single import RedisStore as Store
 
-from .conftest import RedisServer, Served
+from ..support.servers import RedisServer, Served
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Served
+from ..support.servers import Served
 
 pytestmark = pytest.mark.slow
 

@@ -23,10 +23,10 @@ from thingstash.store import open_store
 from thingstash.web import ratelimit
 from thingstash.web.firebase.app import create_firebase_app
 
-from .conftest import RedisServer
-from .fbserve import start_firebase
-from .firebasemodel import model_get, model_set
-from .ports import free_port
+from ..support.fbserve import start_firebase
+from ..support.firebasemodel import model_get, model_set
+from ..support.ports import free_port
+from ..support.servers import RedisServer
 
 
 @pytest.fixture

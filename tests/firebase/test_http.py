@@ -16,10 +16,12 @@ from thingstash.client.http import Client
 from thingstash.core import keys
 from thingstash.store import open_store
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
-from .test_firebase_layout import stored_things
+from ..support.clusters import LocalCluster
+from ..support.fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from ..support.servers import RedisServer
+from .test_layout import stored_things
+
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture

@@ -22,10 +22,12 @@ from thingstash.core.pushids import push_id
 from thingstash.store import open_store
 from thingstash.web.firebase.app import create_firebase_app
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
-from .firebasemodel import model_set, pruned
+from ..support.clusters import LocalCluster
+from ..support.fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from ..support.firebasemodel import model_set, pruned
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 LIMIT = 4096  # THINGSTASH_MAX_BODY of the server here: things split past half of it
 READ_CAP = 32768  # THINGSTASH_FIREBASE_MAX_READ

@@ -12,8 +12,10 @@ import httpx
 import pytest
 import redis
 
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from ..support.fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 
 def open_again(client: httpx.Client) -> None:

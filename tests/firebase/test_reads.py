@@ -20,10 +20,12 @@ from thingstash.firebase import mapping, reading
 from thingstash.firebase.streaming import member_changes
 from thingstash.store import open_store
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
-from .test_firebase_streams import listening
+from ..support.clusters import LocalCluster
+from ..support.fbserve import FirebaseServed, firebase, firebase_server, start_firebase  # noqa: F401
+from ..support.servers import RedisServer
+from .test_stream_over_http import listening
+
+pytestmark = pytest.mark.cluster
 
 TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
 

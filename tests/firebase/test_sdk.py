@@ -14,7 +14,9 @@ import firebase_admin
 import pytest
 from firebase_admin import db, exceptions
 
-from .fbserve import FirebaseServed, firebase, firebase_server  # noqa: F401
+from ..support.fbserve import FirebaseServed, firebase, firebase_server  # noqa: F401
+
+pytestmark = pytest.mark.cluster
 
 _names = itertools.count()
 

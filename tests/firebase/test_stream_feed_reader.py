@@ -18,8 +18,10 @@ from thingstash.live.hub import Hub
 from thingstash.store import open_store
 from thingstash.web.firebase import stream
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
+from ..support.clusters import LocalCluster
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture

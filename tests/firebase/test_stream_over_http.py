@@ -24,9 +24,11 @@ from firebase_admin import db
 from thingstash.core import keys
 from thingstash.store import open_store
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
-from .fbserve import FirebaseServed, start_firebase
+from ..support.clusters import LocalCluster
+from ..support.fbserve import FirebaseServed, start_firebase
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 _names = itertools.count()
 

@@ -1,4 +1,4 @@
-"""Cluster specifics. The HTTP tests of the modules in conftest.CLUSTER_MODULES run on both
+"""Cluster specifics. The HTTP tests of the modules marked `cluster` (conftest.py) run on both
 topologies; these check what only a cluster has: detection, index repair, keys spread out."""
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from thingstash.store.cluster import ClusterStore, close_cluster
 from thingstash.store.common import connect
 from thingstash.web.app import create_app
 
-from .clusters import LocalCluster
-from .conftest import close_app
-from .test_watch import Stream, watching
+from ..support.clusters import LocalCluster
+from ..support.servers import close_app
+from ..web.test_watch import Stream, watching
+
+pytestmark = pytest.mark.cluster
 
 
 class _AnyInt:

@@ -12,14 +12,17 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash.core.model import Store
 from thingstash.store import open_store
 
-from .conftest import RedisServer
-from .test_watch import Stream, watching
+from ..support.servers import RedisServer
+from ..web.test_watch import Stream, watching
+
+pytestmark = pytest.mark.cluster
 
 LONG_LIVED = 100_000
 SHORT_TTLS = (1, 2, 3)

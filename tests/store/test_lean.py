@@ -1,6 +1,6 @@
 """The store's lean Redis client (store/lean.py): each thread's own connection, replaced by
 itself when it is dropped, and a 503 while Redis cannot be reached; and how many workers
-serve runs. On one Redis only (not in conftest's CLUSTER_MODULES): the cluster client keeps its
+serve runs. On one Redis only (not marked `cluster`): the cluster client keeps its
 own connections (test_cluster_failover)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from thingstash.core.config import Settings
 from thingstash.store.lean import LeanRedis
 from thingstash.web.app import create_app
 
-from .conftest import RedisServer, close_app
+from ..support.servers import RedisServer, close_app
 
 
 def _thread_connection(app: Flask) -> Any:

@@ -23,8 +23,10 @@ from thingstash.core.model import (
 from thingstash.core.queries import parse_query
 from thingstash.store import open_store
 
-from .clusters import LocalCluster
-from .conftest import RedisServer
+from ..support.clusters import LocalCluster
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import redis
+from tests.support.ports import free_ports
 
-from tests.ports import free_ports
 from thingstash.serve.embedded import scratch_command, server_binary
 
 PRIMARIES = 3

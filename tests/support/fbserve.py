@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from .clusters import LocalCluster
-from .conftest import RedisServer, Served
 from .ports import free_port
+from .servers import RedisServer, Served
 
 
 class FirebaseServed:

@@ -1,5 +1,5 @@
-"""Hooks for the `schemathesis run` of tests/test_openapi.py (loaded through SCHEMATHESIS_HOOKS):
-it has no serializer of its own for POST /_import's JSON Lines bodies."""
+"""Hooks for the `schemathesis run` of tests/e2e/test_openapi.py (loaded through
+SCHEMATHESIS_HOOKS): it has no serializer of its own for POST /_import's JSON Lines bodies."""
 
 from __future__ import annotations
 

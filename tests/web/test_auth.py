@@ -16,6 +16,8 @@ from thingstash.core.model import Store
 from thingstash.web import auth
 from thingstash.web.context import store as current_store
 
+pytestmark = pytest.mark.cluster
+
 
 def make_key(app: Flask, scope: str, prefix: str = "") -> str:
     with app.app_context():

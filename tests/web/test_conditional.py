@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture
 def etag(client: FlaskClient) -> str:

@@ -9,7 +9,7 @@ import redis
 import requests
 from flask.testing import FlaskClient
 
-from .conftest import Served
+from ..support.servers import Served
 
 PROBLEM = "application/problem+json"
 

@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 
 from thingstash.core.model import new_version
 
+pytestmark = pytest.mark.cluster
+
 
 def put(client: FlaskClient, path: str, ttl: int | None = None, **body: object) -> None:
     query = {"ttl": ttl} if ttl else {}

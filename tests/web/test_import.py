@@ -1,5 +1,5 @@
 """POST /_import (JSON Lines, the export's format) and Store.put_many, against a real Redis and,
-through CLUSTER_MODULES, a real Redis Cluster: lines stored as PUTs store them, a bad line or a
+through its `cluster` mark, a real Redis Cluster: lines stored as PUTs store them, a bad line or a
 path the key may not write stores nothing, the body limit holds."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from thingstash.web import auth
 from thingstash.web.context import store as current_store
 
 from .test_watch import watching
+
+pytestmark = pytest.mark.cluster
 
 JSONL = "application/jsonl"
 

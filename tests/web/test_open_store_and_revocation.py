@@ -15,9 +15,9 @@ from thingstash.core.model import Store
 from thingstash.store import open_store
 from thingstash.web import auth
 
-from .conftest import RedisServer, Served
+from ..e2e.test_serve_internet import thingstash
+from ..support.servers import RedisServer, Served
 from .test_auth import bearer, make_key
-from .test_serve_internet import thingstash
 from .test_watch import Stream
 
 

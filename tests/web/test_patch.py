@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from thingstash.core.documents import merge_patch
 
-from .jsoncheck import strictly_equal, without_reserved
+from ..support.jsoncheck import strictly_equal, without_reserved
+
+pytestmark = pytest.mark.cluster
 
 MERGE_PATCH = "application/merge-patch+json"
 

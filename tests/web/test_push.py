@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
 from thingstash.core.pushids import push_id
+
+pytestmark = pytest.mark.cluster
 
 
 def test_post_creates_a_thing_with_a_new_id(client: FlaskClient) -> None:

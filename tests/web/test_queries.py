@@ -3,7 +3,7 @@ ranks, counts, around, indexes (declared, built beside writes, kept by every wri
 expiry), live queries, keys limited to a prefix, and every bad combination as a 400.
 
 Ranks and counts are checked against a brute-force Python computation of Firebase's order
-(tests/test_ordering.firebase_order), with and without an index."""
+(tests/core/test_ordering.firebase_order), with and without an index."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ from hypothesis import strategies as st
 
 from thingstash.core import documents
 
+from ..core.test_ordering import firebase_order, scalars
 from .test_auth import bearer, make_key
 from .test_errors import assert_problem
-from .test_ordering import firebase_order, scalars
+
+pytestmark = pytest.mark.cluster
 
 MIXED = [None, False, True, -3, 0, 2.5, 3, 10**30, "", "B", "a", "é", [1], {"x": 1}]
 

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .jsoncheck import strictly_equal, without_reserved
+from ..support.jsoncheck import strictly_equal, without_reserved
 
 RESERVED = {"ttl", "last_updated"}
 

@@ -7,6 +7,8 @@ import time
 import pytest
 from flask.testing import FlaskClient
 
+pytestmark = pytest.mark.cluster
+
 TIMESTAMP = {".sv": "timestamp"}
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import redis
 from flask.testing import FlaskClient
 from werkzeug.http import parse_date
 
 from thingstash.core.model import version_time_ms
 
-from .jsoncheck import strictly_equal, without_reserved
+from ..support.jsoncheck import strictly_equal, without_reserved
+
+pytestmark = pytest.mark.cluster
 
 
 def put_raw(client: FlaskClient, path: str, raw: bytes | str, **kwargs: object):

@@ -17,7 +17,9 @@ from flask.testing import FlaskClient
 from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
-from .conftest import RedisServer
+from ..support.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
 
 
 @dataclass
