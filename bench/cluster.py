@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.clusters import LocalCluster  # noqa: E402
-from tests.ports import free_ports  # noqa: E402
+from tests.support.clusters import LocalCluster  # noqa: E402
+from tests.support.ports import free_ports  # noqa: E402
 
 from thingstash.serve.embedded import scratch_command  # noqa: E402
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 from thingstash.core.pushids import push_id  # noqa: E402
 from thingstash.store import open_store  # noqa: E402

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fbserved import both_faces  # noqa: E402 (bench/ is the script's own folder)
 from listing import start_server  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 from thingstash.store import open_store  # noqa: E402
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import httpx
 import orjson
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fbserved import both_faces, put_paths  # noqa: E402 (bench/ is the script's own folder)
 from listing import start_server  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 from thingstash.core.model import ThingWrite  # noqa: E402
 from thingstash.store import open_store  # noqa: E402

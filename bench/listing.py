@@ -32,10 +32,10 @@ from thingstash.core.model import new_version
 from thingstash.serve.embedded import scratch_command
 from thingstash.web.app import create_app
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 BODY = b'{"temperature":21.5,"unit":"C","sensor":"kitchen","ok":true}'
 TTL_MS = 3600 * 1000

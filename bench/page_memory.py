@@ -22,7 +22,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import RedisServer, Served  # noqa: E402
+from tests.support.servers import RedisServer, Served  # noqa: E402
 
 THINGS, CLIENTS = 40, 8
 

@@ -37,11 +37,11 @@ import redis
 from thingstash.core.config import Settings
 from thingstash.web.app import create_app
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from listing import start_server  # noqa: E402 (bench/ is the script's own folder)
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 TTL = 3600
 

@@ -43,10 +43,10 @@ import memory
 
 from thingstash.serve.embedded import EmbeddedRedis
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

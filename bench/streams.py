@@ -27,10 +27,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-# The repository root, for tests/ports.py (free ports, shared with the tests).
+# The repository root, for tests/support/ports.py (free ports, shared with the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 PUT_SCRIPT = """
 wrk.method = "PUT"
