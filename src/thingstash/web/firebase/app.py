@@ -47,8 +47,8 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     context.install(app, settings, store)
     errors.init_app(app)
-    # What both faces share, in its order (stack.py), ProxyFix included; a POST's method
-    # override is read once its body has arrived, so that every hook sees the overridden method.
+    # What both faces share, in its order (stack.py), ProxyFix included. The method override
+    # goes on outside the body reading, so that it and every hook see the overridden method.
     stack.install(
         app,
         settings,
@@ -62,6 +62,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     )
     errors.init_rate_limit(app)  # Firebase's 429, in place of ratelimit.py's
     views.init_app(app)
-    # Its streams' feed reader: the native face's processes reap expiries and build indexes.
+    # Its streams' feed reader only: the expiry and index threads are the native face's, whose
+    # server `serve` runs beside this one (serve/firebase.py).
     live.install(app, store, settings.firebase_keepalive, background=False)
     return app
