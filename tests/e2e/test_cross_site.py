@@ -15,8 +15,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.web import auth, fastpath
-from thingstash.web.firebase import stream
+from thingstash.web import auth, fastpath, live
 from thingstash.web.firebase.app import create_firebase_app
 
 from ..support.fbserve import FirebaseServed, start_firebase
@@ -119,7 +118,7 @@ def faces(
 
     yield make
     for firebase in made:  # its store is the native app's, which make_app closes
-        stream.hub_of(firebase).close()
+        live.of(firebase).close()
 
 
 def stored(redis_client: redis.Redis) -> dict[bytes, bytes]:

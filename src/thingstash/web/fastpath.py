@@ -1,5 +1,7 @@
 """The hot path: plain reads and writes of one thing, and listing pages, answered without Flask's
-request machinery.
+request machinery. Its twin is the app's own views, which answer every other request for a thing
+or a folder: things.read (through its GET table), things.replace, things.patch and
+folders.read_folder. What one answers, the other must answer the same (tests/test_fastpath.py).
 
 GET, HEAD, PUT and PATCH of a thing are most of what a store serves, and Flask spends more CPU on
 each (request context, proxies, routing, before/after hooks, a `Response` and its `Headers`)
@@ -75,8 +77,9 @@ _HOSTS_REMEMBERED = 256
 
 
 class FastPath:
-    """WSGI: plain GET, HEAD and PUT of a thing here, everything else to `app`. Off until
-    `switch_on` is given what it stands in for, once the app is complete."""
+    """WSGI: plain GET, HEAD, PUT and PATCH of a thing, and GET and HEAD of a listing page, here
+    (the twins of things.read, replace and patch, and folders.read_folder); everything else to
+    `app`. Off until `switch_on` is given what it stands in for, once the app is complete."""
 
     def __init__(self, app: _WSGIApp) -> None:
         self.app = app
@@ -165,6 +168,7 @@ class FastPath:
     def _read(
         self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
     ) -> Iterable[bytes]:
+        """A thing (things.read, its _read_thing)."""
         if not (self.anonymous_read or self.is_open()):
             return self.app(environ, start_response)
         thing = self.store.get(path)
@@ -210,6 +214,7 @@ class FastPath:
     def _replace(
         self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
     ) -> Iterable[bytes]:
+        """A PUT of a thing (things.replace)."""
         doc = self._document(environ, (JSON_TYPE,))
         if doc is None:
             return self.app(environ, start_response)
@@ -254,6 +259,7 @@ class FastPath:
     def _patch(
         self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
     ) -> Iterable[bytes]:
+        """A PATCH of a thing (things.patch)."""
         merge = self._document(environ, PATCH_TYPES)
         if merge is None:
             return self.app(environ, start_response)
@@ -268,7 +274,7 @@ class FastPath:
         return self._written(result, body, start_response)
 
     def _headers(self, version: str, last_updated: int, length: int) -> list[Header]:
-        """What the app's thing responses carry (api.py), in its order, then CORS's."""
+        """What the app's thing responses carry (things.py), in its order, then CORS's."""
         return [
             ("ETag", etag(version)),
             ("Last-Modified", self.http_date(last_updated)),

@@ -1,4 +1,5 @@
-"""Folders: listings of what is directly inside a folder, and recursive deletes."""
+"""Folders: listings of what is directly inside a folder, and recursive deletes. (What a GET of a
+folder answers, a listing, a query or a stream, is decided in one place: things.read.)"""
 
 from __future__ import annotations
 
@@ -9,26 +10,19 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Response, request
+from flask import Response
 from orjson import Fragment
 
 from thingstash.core.config import MAX_PAGE_VALUE_BYTES
 from thingstash.core.model import Page
 from thingstash.core.paths import Path
 from thingstash.web import auth, queryargs
-from thingstash.web import queries as folderqueries
-from thingstash.web import watch as watching
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2800}")
-
-
-def wants_events() -> bool:
-    # Straight from the WSGI environ: every GET asks, and Headers.get costs ten calls.
-    return "text/event-stream" in request.environ.get("HTTP_ACCEPT", "")
 
 
 def _limit() -> int:
@@ -65,9 +59,8 @@ def parse_values(raw: str | None) -> bool:
 
 
 def read_folder(folder: Path) -> Response:
-    query = folderqueries.asked()
-    if query is not None:
-        return folderqueries.read_query(folder, query)
+    """A page of the folder's listing (a GET asking no query of it). Plain ones are answered by
+    its twin in front of Flask, fastpath.FastPath._list, the same way."""
     limit = _limit()
     after = decode_cursor(queryargs.single("cursor"))
     values = parse_values(queryargs.single("values"))
@@ -106,13 +99,6 @@ def listing_json(folder: str, page: Page, shown: Callable[[str], bool] | None = 
         folders = [path for path in folders if shown(path)]
     next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
     return orjson.dumps({"things": things, "folders": folders, "next": next_cursor})
-
-
-def watch(path: Path) -> Response:
-    query = folderqueries.asked() if path.is_folder else None
-    if query is not None:
-        return folderqueries.watch_query(path, query)
-    return watching.stream(path)
 
 
 def delete_folder(folder: Path) -> Response:

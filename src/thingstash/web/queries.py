@@ -25,7 +25,8 @@ from thingstash.live.hub import Subscription
 from thingstash.web import admission, auth, metrics
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
-from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED, live
+from thingstash.web.live import current as live
+from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Flask, Response
 
-from thingstash.web import watch
+from thingstash.web import live
 from thingstash.web.context import store
 
 bp = Blueprint("service", __name__)
@@ -15,7 +15,7 @@ bp = Blueprint("service", __name__)
 def health() -> Response:
     reachable = store().ping()
     body: dict[str, object] = {"status": "ok" if reachable else "unavailable", "redis": reachable}
-    body.update(watch.live().health())
+    body.update(live.current().health())
     headers = {} if reachable else {"Retry-After": "1"}
     return Response(
         orjson.dumps(body),

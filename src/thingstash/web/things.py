@@ -2,7 +2,15 @@
 
 Views turn requests into calls on the store and its errors into problems; they never see a
 Redis key. A thing's JSON travels as bytes: the stored object gets `ttl` and `last_updated`
-spliced onto its end, so a read never parses or re-serialises the user's JSON.
+spliced onto its end, so a read never parses or re-serialises the user's JSON. What a GET of
+a path answers (a thing, a listing, a query, a stream) is one table: `read`.
+
+Not every request for a thing comes here. Its twin, fastpath.py, answers the plain ones in
+front of Flask, with exactly what these views would: a keyless GET, HEAD, PUT or PATCH of a
+thing, or GET or HEAD of a listing page, on an open store (or, for reads, one anyone may read),
+with no precondition, no query but a listing's, no Origin, no stream, no server values... (the
+list is its docstring). A change to what `read`, `replace`, `patch` or folders.read_folder
+answer is a change to fastpath.py too (tests/test_fastpath.py compares the two).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from thingstash.core.model import (
 )
 from thingstash.core.paths import Path, is_reserved, parse_path
 from thingstash.core.pushids import push_id
-from thingstash.web import folders, preconditions, queryargs
+from thingstash.web import folders, preconditions, queries, queryargs, watch
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing
 
@@ -189,13 +197,39 @@ def _not_modified_since(thing: Thing) -> bool:
     return date is not None and thing.last_updated <= date
 
 
+def wants_events() -> bool:
+    # Straight from the WSGI environ: every GET asks, and Headers.get costs ten calls.
+    return "text/event-stream" in request.environ.get("HTTP_ACCEPT", "")
+
+
 @bp.get("/<anypath:raw>")
 def read(raw: str) -> Response:
+    """What a GET (or HEAD) of a path answers, the whole table:
+
+    path    `Accept: text/event-stream`  query string (queries.asked)  answer
+    thing   no                                                         the thing (_read_thing)
+    thing   yes                                                        its events (watch.stream)
+    folder  no                           none (or limit, cursor...)    a listing page
+                                                                       (folders.read_folder)
+    folder  no                           a query (order_by...)         its answer
+                                                                       (queries.read_query)
+    folder  yes                          none                          its events (watch.stream)
+    folder  yes                          a query                       its answers, live
+                                                                       (queries.watch_query)
+
+    Plain GETs of a thing or a listing page never reach this view: fastpath.FastPath answers
+    them in front of Flask (its _read and _list), the same way."""
     path = _path(raw)
+    events = wants_events()
     if path.is_folder:
-        return folders.watch(path) if folders.wants_events() else folders.read_folder(path)
-    if folders.wants_events():
-        return folders.watch(path)
+        query = queries.asked()
+        if query is not None:
+            return queries.watch_query(path, query) if events else queries.read_query(path, query)
+        return watch.stream(path) if events else folders.read_folder(path)
+    return watch.stream(path) if events else _read_thing(path)
+
+
+def _read_thing(path: Path) -> Response:
     conditions = _conditions()
     thing = store().get(path.text)
     version = thing.version if thing else None
@@ -213,6 +247,7 @@ def read(raw: str) -> Response:
 
 @bp.put("/<anypath:raw>")
 def replace(raw: str) -> Response:
+    """PUT of a thing. Plain ones are answered by fastpath.FastPath._replace, the same way."""
     path = _thing_path(raw, "PUT")
     doc = _body((JSON_TYPE,))
     ttl = _ttl(documents.pop_reserved(doc))
@@ -241,6 +276,7 @@ def _write_whole(
 
 @bp.patch("/<anypath:raw>")
 def patch(raw: str) -> Response:
+    """PATCH of a thing. Plain ones are answered by fastpath.FastPath._patch, the same way."""
     path = _thing_path(raw, "PATCH")
     merge = _body(PATCH_TYPES)
     ttl = _ttl(documents.pop_reserved(merge))

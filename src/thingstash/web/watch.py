@@ -1,8 +1,8 @@
 """Watching: the change feed as Server-Sent Events (a GET with `Accept: text/event-stream`).
 
-Each stream subscribes to the process's feed reader (live.hub); one that resumes with
-`Last-Event-ID`, or falls behind, reads what it missed from the feed itself and gets a `reset`
-when that is no longer retained.
+Each stream subscribes to the process's feed reader (live.hub, owned and started by the app:
+web/live.py); one that resumes with `Last-Event-ID`, or falls behind, reads what it missed from
+the feed itself and gets a `reset` when that is no longer retained.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Response, request
 
 from thingstash.core.model import StorageUnavailable, Store, parse_event_id
 from thingstash.core.paths import Path
@@ -20,29 +20,15 @@ from thingstash.live import Live
 from thingstash.live.hub import BATCH, Ordering, Subscription, frame
 from thingstash.web import auth, metrics
 from thingstash.web.errors import Problem
+from thingstash.web.live import current as live
 
 log = logging.getLogger(__name__)
 
-_LIVE = "thingstash.live"
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
 # The last thing a stream sends when its key was revoked (or an open store closed): a comment,
 # which clients ignore; the stream then ends, and a reconnect meets the 401.
 REVOKED = b": access revoked\n\n"
-
-
-def init_app(app: Flask, store: Store, keepalive: float = 15.0) -> Live:
-    live = Live(store, keepalive)
-    live.reaper.start()
-    live.expiry.start()
-    live.indexer.start()
-    app.extensions[_LIVE] = live
-    return live
-
-
-def live() -> Live:
-    the_live: Live = current_app.extensions[_LIVE]
-    return the_live
 
 
 def last_event_id() -> str | None:

@@ -6,9 +6,8 @@ import signal
 
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.web import bodies
+from thingstash.web import bodies, live
 from thingstash.web.firebase.app import create_firebase_app
-from thingstash.web.firebase.stream import hub_of
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
     # As thingstash.workers.native: a Ctrl-C is the server's to handle; go when `serve` goes.
@@ -16,7 +15,8 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_firebase_app()
-# Open streams end when the worker is told to stop (as thingstash.workers.native's watches).
+# Open streams end when the worker is told to stop (as thingstash.workers.native's watches):
+# the app's live parts (web/live.py).
 # A late body is answered 408 while its read still waits (web/bodies.py).
 server.expose_protocol(bodies.PROTOCOL)
-server.on_worker_shutdown(hub_of(app).close)
+server.on_worker_shutdown(live.of(app).close)

@@ -6,7 +6,7 @@ import signal
 
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.web import bodies
+from thingstash.web import bodies, live
 from thingstash.web.app import create_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
@@ -18,7 +18,8 @@ if os.environ.get("THINGSTASH_SERVE_PID"):
     die_with_parent(signal.SIGKILL, int(os.environ["THINGSTASH_SERVE_PID"]))
 
 app = create_app()
-# Open watch streams end (and the expiry listener stops) when the worker is told to stop.
+# Open watch streams end (and the expiry listener stops) when the worker is told to stop: the
+# app's live parts (web/live.py).
 # A late body is answered 408 while its read still waits (web/bodies.py).
 server.expose_protocol(bodies.PROTOCOL)
-server.on_worker_shutdown(app.extensions["thingstash.live"].stop)
+server.on_worker_shutdown(live.of(app).stop)

@@ -1,8 +1,9 @@
 """create_firebase_app: the Firebase face's Flask app over the same store as the native one.
 
-It shares the native app's body reading, admission, access log, Host check, key checks and
-CORS policy and rate limit; its errors are Firebase's `{"error": ...}` (errors.py). No fast
-path here.
+It shares the native app's stack (web/stack.py: ProxyFix, access log, stream and body places,
+admission, Host check, key checks, rate limit, CORS policy, cross-site check) and adds the
+method override, its key check (views.identify) and its errors, Firebase's `{"error": ...}`
+(errors.py). No fast path here.
 """
 
 from __future__ import annotations
@@ -38,51 +39,30 @@ def method_override(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
 
 def create_firebase_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """The Firebase face: settings (given, or read from the environment), the store, routes."""
-    from thingstash.web import (
-        accesslog,
-        admission,
-        auth,
-        bodies,
-        capacity,
-        context,
-        cors,
-        crosssite,
-        hosts,
-        ratelimit,
-    )
-    from thingstash.web.firebase import errors, stream, views
+    from thingstash.web import capacity, context, live, stack
+    from thingstash.web.firebase import errors, views
 
     settings, store = context.configured(settings, store)
     app = Flask("thingstash.firebase", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     context.install(app, settings, store)
     errors.init_app(app)
-    app.wsgi_app = method_override(  # type: ignore[method-assign]
-        bodies.read_first(
-            admission.admit(app.wsgi_app, settings.threads),
-            settings.max_body,
-            settings.body_timeout,
-            capacity.Places(settings.max_bodies, settings.max_bodies_per_client),
-            capacity.firebase_refusal,
-        )
-    )
-    # As the native face: open streams counted, and refused past the count, first.
-    app.wsgi_app = capacity.cap_streams(  # type: ignore[method-assign]
+    # What both faces share, in its order (stack.py), ProxyFix included. The method override
+    # goes on outside the body reading, so that it and every hook see the overridden method.
+    stack.install(
+        app,
+        settings,
+        store,
         app.wsgi_app,
-        capacity.Places(settings.max_streams, settings.max_streams_per_client),
         capacity.firebase_refusal,
+        read_bodies=lambda read: method_override(read(settings.max_body)),
+        identify=views.identify,
+        # The native face's CORS policy (cors.py), with the headers Firebase's REST API takes.
+        cors_headers=("X-Firebase-ETag", "X-HTTP-Method-Override"),
     )
-    accesslog.init_app(app)
-    hosts.init_app(app, settings)
-    # As the native face: who asks, then the rate limit counts them, then refusals.
-    auth.init_app(app, views.identify)
-    ratelimit.init_app(app, settings.rate_limit, store)
-    errors.init_rate_limit(app)
-    auth.init_enforcement(app)
-    # The native face's CORS policy (cors.py), with the headers Firebase's REST API takes.
-    cors.init_app(app, settings.cors_origins, ("X-Firebase-ETag", "X-HTTP-Method-Override"))
-    # Its writes from pages that policy does not allow are refused, overrides included.
-    crosssite.init_app(app)
+    errors.init_rate_limit(app)  # Firebase's 429, in place of ratelimit.py's
     views.init_app(app)
-    stream.init_app(app, store, settings.firebase_keepalive)
+    # Its streams' feed reader only: the expiry and index threads are the native face's, whose
+    # server `serve` runs beside this one (serve/firebase.py).
+    live.install(app, store, settings.firebase_keepalive, background=False)
     return app

@@ -4,9 +4,10 @@ each change of a thing that touches it (thingstash.firebase.streaming says which
 with an `id:` (the change feed's position) so that a client reconnecting with `Last-Event-ID`
 misses nothing; a `keep-alive` when quiet; a `cancel` when its key is revoked.
 
-Like native watches (web.watch) it subscribes to the process's feed reader (live.hub), as a
-tree: the thing at the location, everything below it and the things above it. A stream that
-falls behind, resumes, or meets an unavailable store reads what it missed from the feed itself.
+Like native watches (web.watch) it subscribes to the process's feed reader (live.hub, owned and
+started by the app: web/live.py), as a tree: the thing at the location, everything below it and
+the things above it. A stream that falls behind, resumes, or meets an unavailable store reads
+what it missed from the feed itself.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Response, request
 
-from thingstash.core.model import StorageUnavailable, Store, parse_event_id
+from thingstash.core.model import StorageUnavailable, parse_event_id
 from thingstash.firebase import reading
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
     CANCEL_FRAME,
     KEEPALIVE_FRAME,
-    KEEPALIVE_S,
     cancel_frame,
     event_location,
     location_of,
@@ -33,7 +33,7 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.web import auth, metrics, watch
+from thingstash.web import auth, live, metrics, watch
 from thingstash.web.context import settings, store
 
 log = logging.getLogger(__name__)
@@ -227,23 +227,6 @@ def events(
 
 # -- over HTTP (Flask) ---------------------------------------------------------------------------
 
-_HUB = "thingstash.firebase.hub"
-_KEEPALIVE = "thingstash.firebase.keepalive"
-
-
-def init_app(app: Flask, store: Store, keepalive: float = KEEPALIVE_S) -> Hub:
-    """The app's feed reader for its streams (started by the first stream), and their
-    keep-alive interval."""
-    hub = Hub(store)
-    app.extensions[_HUB] = hub
-    app.extensions[_KEEPALIVE] = keepalive
-    return hub
-
-
-def hub_of(app: Flask) -> Hub:
-    the_hub: Hub = app.extensions[_HUB]
-    return the_hub
-
 
 def _last_event_id() -> str | None:
     try:
@@ -266,11 +249,10 @@ def respond(location: Location) -> Response:
     read = StreamReads(the_store, location, budget)
 
     allowed = auth.still_allowed()
-    hub = hub_of(current_app)
-    opened = open_stream(hub, location, read, resume)
-    keepalive: float = current_app.extensions[_KEEPALIVE]
+    current = live.current()  # the app's (web/live.py), its keep-alive the Firebase face's
+    opened = open_stream(current.hub, location, read, resume)
     return Response(
-        events(hub, opened, location, read, allowed, keepalive),
+        events(current.hub, opened, location, read, allowed, current.keepalive),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -1,0 +1,32 @@
+"""The app's live parts (thingstash.live.Live: the feed reader, and the expiry and index
+threads): made and started by the app factory (`install`), used by the stream modules during a
+request (`current`: watch.py, queries.py, firebase/stream.py), stopped by the workers through
+the app (`of`)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from thingstash.core.model import Store
+from thingstash.live import Live
+
+EXTENSION = "thingstash.live"
+
+
+def install(app: Flask, store: Store, keepalive: float, background: bool = True) -> Live:
+    """Make `app`'s Live over `store` and start it (see Live for `background`)."""
+    live = Live(store, keepalive, background)
+    live.start()
+    app.extensions[EXTENSION] = live
+    return live
+
+
+def of(app: Flask) -> Live:
+    """`app`'s live parts (outside a request too: a worker stopping them)."""
+    live: Live = app.extensions[EXTENSION]
+    return live
+
+
+def current() -> Live:
+    """The live parts of the app answering this request."""
+    return of(current_app)
