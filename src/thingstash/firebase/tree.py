@@ -6,18 +6,18 @@ in the nearest thing at or above its location (one compare-and-set of that thing
 topologies), else makes a thing at the location; either way the things below the location are
 removed afterwards, since they would hide the value written.
 
+Each write is a compare-and-set loop under the one retry policy (core/retry.py).
+
 No Flask, no Redis: the web face (web/firebase/) and the streams call these.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash.core import documents
+from thingstash.core import documents, retry
 from thingstash.core.config import DEFAULT_MAX_BODY
 from thingstash.core.model import (
     Conditions,
@@ -39,8 +39,6 @@ from thingstash.firebase.reading import (
     read_value,
 )
 from thingstash.firebase.reading import entries as _entries
-
-CAS_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ def change_thing(
     value (None deletes the thing, UNCHANGED writes nothing) and runs again if another writer
     got in first. A new value that needs things of its own (firebase/layout.py) is written
     with them in one Store.write_together; their paths are added to `written`."""
-    for attempt in range(CAS_ATTEMPTS):
+    for attempt in range(retry.ATTEMPTS):
         thing = store.get(path)
         current = mapping.thing_value(thing.body) if thing is not None else None
         new = change(current)
@@ -123,7 +121,7 @@ def change_thing(
                 written.update(layout.paths(below))
             return new
         except (PreconditionFailed, PartlyWritten, ThingMissing):
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            retry.pause(attempt)
     raise TooMuchContention(path)
 
 
@@ -312,7 +310,7 @@ def update_values(
     remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
     written: dict[str, Any] = {}
     kept: set[str] = set()
-    for attempt in range(CAS_ATTEMPTS):
+    for attempt in range(retry.ATTEMPTS):
         values, changes = _plan_writes(store, remaining, lifetime, limit)
         if len(changes) > placement.BATCH:
             # The things of their own (no place's key, no condition) first, in batches.
@@ -337,7 +335,7 @@ def update_values(
             written.update(values)
             kept.update(_paths_written(changes))
             break
-        time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        retry.pause(attempt)
     else:
         raise TooMuchContention(mapping.thing_path(remaining[0][1]))
     for target, _ in targets:
