@@ -16,7 +16,14 @@ from thingstash.core.documents import BadDocument
 from thingstash.core.pushids import push_id
 from thingstash.firebase import mapping, querying, reading, rules, tree
 from thingstash.firebase import query as fbquery
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import (
+    BadRequest,
+    NotAllowed,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+)
+from thingstash.firebase.mapping import Location
 from thingstash.web import auth
 from thingstash.web.context import settings, store
 from thingstash.web.firebase import stream
@@ -40,14 +47,14 @@ _WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 def _arg(name: str) -> str | None:
     values = request.args.getlist(name)
     if len(values) > 1:
-        raise Refusal(400, f"{name} may be given once")
+        raise BadRequest(f"{name} may be given once")
     return values[0] if values else None
 
 
 def _location(raw: str) -> tuple[str, Location]:
     """(the path without `.json`, its location); 404 for a path that does not end in .json."""
     if not raw.endswith(".json"):
-        raise Refusal(404, "Not found: Firebase REST paths end in .json (as in /users/ada.json)")
+        raise NotFound("Not found: Firebase REST paths end in .json (as in /users/ada.json)")
     text = raw[: -len(".json")]
     return text, mapping.parse_location(text)
 
@@ -113,10 +120,10 @@ def _budget() -> reading.Budget:
     if raw is not None:
         match = _TIMEOUT.fullmatch(raw)
         if match is None:
-            raise Refusal(400, "timeout must be a number with ms, s or min, as in 3s or 150ms")
+            raise BadRequest("timeout must be a number with ms, s or min, as in 3s or 150ms")
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
         if seconds > MAX_TIMEOUT_SECONDS:
-            raise Refusal(400, "timeout may be at most 15min")
+            raise BadRequest("timeout may be at most 15min")
         deadline = time.monotonic() + seconds
     config = settings()
     return reading.Budget(config.firebase_max_read, deadline, config.firebase_max_folders)
@@ -129,8 +136,7 @@ def _check_type() -> None:
     given = request.mimetype  # lower case, without parameters; "" when none
     if not given or given == JSON_TYPE or given == FORM_TYPE or given.endswith("+json"):
         return
-    raise Refusal(
-        400,
+    raise BadRequest(
         f"Invalid data; send the body as JSON with Content-Type: {JSON_TYPE} (not {given[:100]})",
     )
 
@@ -141,18 +147,33 @@ def _body() -> Any:
     try:
         return documents.loads(raw)
     except BadDocument as error:
-        raise Refusal(
-            400, f"Invalid data; couldn't parse JSON object, array, or value. {error.detail}"
+        raise BadRequest(
+            f"Invalid data; couldn't parse JSON object, array, or value. {error.detail}"
         ) from None
 
 
 def _lifetime() -> tree.Lifetime:
-    """The lifetime of the things this write writes: `?ttl=` or the default; a thing above the
-    key's prefix keeps its own (tree.Lifetime)."""
+    """The lifetime of the things this write writes: `?ttl=` or the default. A thing lying
+    outside the key's prefix (a plain string prefix of paths, as auth checks it) keeps its own,
+    to the second: a key limited to `users/ada` may change its place inside the thing `users`,
+    but not when `users` ends; and a write that asked for a lifetime itself (`?ttl=`) is
+    refused there (PermissionDenied)."""
     config = settings()
     given = _arg("ttl")
     seconds = documents.resolve_ttl(None, given, config.default_ttl, config.max_ttl)
-    return tree.Lifetime(seconds, auth.current().prefix, given is not None)
+    prefix = auth.current().prefix
+
+    def renews(path: str) -> bool:
+        if path.startswith(prefix):
+            return True
+        if given is not None:
+            raise PermissionDenied(
+                f"Permission denied: this key may not set the lifetime of {path!r}, which lies "
+                f"outside its prefix {prefix!r}"
+            )
+        return False
+
+    return tree.Lifetime(seconds, renews)
 
 
 def _flag(name: str) -> bool:
@@ -161,20 +182,20 @@ def _flag(name: str) -> bool:
         return False
     if raw == "true":
         return True
-    raise Refusal(400, f"{name} must be true or false")
+    raise BadRequest(f"{name} must be true or false")
 
 
 def _print() -> str | None:
     mode = _arg("print")
     if mode not in (None, "pretty", "silent"):
-        raise Refusal(400, "print must be pretty or silent")
+        raise BadRequest("print must be pretty or silent")
     return mode
 
 
 def _format() -> None:
     mode = _arg("format")
     if mode not in (None, "export", "strict"):
-        raise Refusal(400, "format must be export")
+        raise BadRequest("format must be export")
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -224,7 +245,7 @@ def handle(raw: str) -> Response:
     if method in ("GET", "HEAD"):  # Flask answers HEAD with the GET's headers, no body
         return _get(location)
     if request.headers.get("if-match") is not None and method not in ("PUT", "DELETE"):
-        raise Refusal(400, "if-match is supported with PUT and DELETE only")
+        raise BadRequest("if-match is supported with PUT and DELETE only")
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
@@ -238,7 +259,7 @@ def handle(raw: str) -> Response:
         tree.push_value(store(), location, name, value, _lifetime(), settings().max_body)
         return answer({"name": name})
     if method != "PATCH":
-        raise Refusal(405, f"{method} is not one of {', '.join(METHODS)}")
+        raise NotAllowed(f"{method} is not one of {', '.join(METHODS)}")
     written = tree.update_values(store(), location, _body(), _lifetime(), settings().max_body)
     return answer(written)
 
@@ -255,7 +276,7 @@ def _get(location: Location) -> Response:
     budget = _budget()
     if shallow:
         if query is not None:
-            raise Refusal(400, "shallow cannot be combined with query parameters")
+            raise BadRequest("shallow cannot be combined with query parameters")
         return answer(reading.shallow_value(store(), location, budget))
     if query is not None:
         return answer(querying.query_value(store(), location, query, budget))
@@ -279,7 +300,7 @@ def _rules(method: str) -> Response:
     if method == "GET":
         return answer(rules.read_rules(store()))
     if method != "PUT":
-        raise Refusal(405, "The rules document answers GET and PUT")
+        raise NotAllowed("The rules document answers GET and PUT")
     document = _body()
     rules.write_rules(store(), document, settings().max_ttl)
     return answer({"status": "ok"})
