@@ -14,7 +14,8 @@ from thingstash.core import documents
 from thingstash.core.pushids import push_id
 from thingstash.firebase import layout, mapping
 from thingstash.firebase import query as fbquery
-from thingstash.firebase.mapping import Refusal
+from thingstash.firebase.errors import Refusal
+from thingstash.web.firebase.errors import status_of
 
 keys = st.one_of(
     st.sampled_from(["a", "b", "c", "0", "1", "2", "10", "-3", "x y", "é"]),
@@ -77,7 +78,7 @@ def test_wrap_then_unwrap_is_the_value(value: Any) -> None:
 def test_bad_keys_are_refused_in_bodies_and_paths(key: str) -> None:
     with pytest.raises(Refusal) as refused:
         mapping.normalize({"ok": {key: 1}})
-    assert refused.value.status == 400 and refused.value.message.startswith("Invalid data")
+    assert status_of(refused.value) == 400 and refused.value.message.startswith("Invalid data")
     if key and "/" not in key:
         with pytest.raises(Refusal):
             mapping.parse_location(f"ok/{key}")
@@ -315,7 +316,7 @@ def test_a_layout_holds_the_value_in_small_things(value: Any, limit: int) -> Non
     try:
         own, below = layout.lay_out(("r",), value, limit)
     except Refusal as refusal:  # only a scalar past the limit cannot be split
-        assert refusal.status == 413
+        assert status_of(refusal) == 413
         return
     assert _put_together(own, below, 1) == value
     things = ([(("r",), own)] if own is not None else []) + below

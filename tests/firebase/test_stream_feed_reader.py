@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from thingstash.core.model import Store
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import TooMuchToRead
+from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import KEEPALIVE_FRAME, event_location, location_of
 from thingstash.live.hub import Hub
 from thingstash.store import open_store
@@ -215,7 +216,7 @@ def test_a_value_grown_past_what_a_read_may_take_cancels_the_stream(hub: Hub, st
     def capped(location: Location) -> bytes:
         value = read(location)
         if len(value) > 50:
-            raise Refusal(400, "Data requested exceeds the maximum size")
+            raise TooMuchToRead("Data requested exceeds the maximum size")
         return value
 
     opened = stream.open_stream(hub, ("big",), capped, None)

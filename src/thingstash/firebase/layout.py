@@ -1,4 +1,4 @@
-"""Where a Firebase write's data lives: which locations become things of their own
+"""Writes: where a Firebase write's data lives: which locations become things of their own
 (docs/firebase.md, "Where things begin").
 
 A value written as the thing at a location is laid out as one thing, except that:
@@ -11,9 +11,10 @@ A value written as the thing at a location is laid out as one thing, except that
   still fits and one key's data never grows a neighbour's thing;
 - every object on the way from a thing down to a member that became a thing is a thing of its
   own too (with its other members), since a folder's entries show on top of the members of the
-  location above them (tree.read_value), never merged into them.
+  location above them (reading.read_value), never merged into them.
 
-Only a scalar or an array past the limit itself cannot be split: 413. Pure: no store here.
+Only a scalar or an array past the limit itself cannot be split: TooLargeToStore. Pure: no
+store here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 from thingstash.core import documents
 from thingstash.core.pushids import ALPHABET
-from thingstash.firebase.mapping import Location, Refusal, wrap
+from thingstash.firebase.errors import TooLargeToStore
+from thingstash.firebase.mapping import Location, wrap
 
 PUSH_ID_LENGTH = 20
 _PUSH_CHARACTERS = frozenset(ALPHABET)
@@ -60,7 +62,7 @@ def stays_whole(body: bytes, limit: int) -> bool:
 def lay_out(location: Location, value: Any, limit: int) -> tuple[Any, Laid]:
     """`value` written as the thing at `location`: (what the thing there holds, None when
     nothing stays there; the things of their own below it, each (location, value)).
-    413 for a scalar or array past `limit`, which cannot be split."""
+    TooLargeToStore for a scalar or array past `limit`, which cannot be split."""
     return _lay_out(location, value, threshold(limit), limit)
 
 
@@ -68,8 +70,7 @@ def _lay_out(location: Location, value: Any, most: int, limit: int) -> tuple[Any
     if not isinstance(value, dict):
         size = _size(wrap(value))
         if size > limit:
-            raise Refusal(
-                413,
+            raise TooLargeToStore(
                 f"The value at /{'/'.join(location)} is {size} bytes of JSON, past the thing "
                 f"size limit of {limit} bytes (THINGSTASH_MAX_BODY); only objects are split",
             )

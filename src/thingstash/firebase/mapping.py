@@ -4,7 +4,7 @@ A Firebase location is a tuple of keys ("" is the root, `()`). A thing stores an
 is, and any other value (an array, a string, a number, a boolean) wrapped as `{".value": x}`.
 Places inside a thing are its members, into objects by name and into arrays by decimal index.
 The value of a location overlays what a thing holds there with the things of the folder below
-it (`overlay`); tree.py does the reading, this module the arithmetic.
+it (`overlay`); reading.py does the reading, tree.py the writing, this module the arithmetic.
 
 Firebase's rules for data apply to what a client sends: keys may not hold `. $ # [ ] /` or
 ASCII control characters, `null` members and empty objects are no data, `.priority` is dropped
@@ -27,6 +27,7 @@ import orjson
 
 from thingstash.core import documents
 from thingstash.core.config import MAX_PATH_BYTES
+from thingstash.firebase.errors import BadRequest
 
 Location = tuple[str, ...]
 ROOT: Location = ()
@@ -39,17 +40,8 @@ MAX_DEPTH = 32  # Firebase's limit: a path into the tree is at most 32 keys deep
 _MISSING: Any = object()
 
 
-class Refusal(Exception):
-    """A request Firebase would refuse: `status` and the text of its `{"error": ...}` body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def invalid_data(detail: str) -> Refusal:
-    return Refusal(400, f"Invalid data; {detail}")
+def invalid_data(detail: str) -> BadRequest:
+    return BadRequest(f"Invalid data; {detail}")
 
 
 def key_problem(key: str) -> str | None:
@@ -73,16 +65,16 @@ def _shown(text: str) -> str:
 
 def parse_location(text: str) -> Location:
     """A URL path (no `.json`, no leading slash needed) as a location. Empty segments are
-    ignored, as Firebase does (`a//b` is `a/b`); a bad key is 400."""
+    ignored, as Firebase does (`a//b` is `a/b`); a bad key is a BadRequest."""
     keys = tuple(segment for segment in text.split("/") if segment != "")
     if len(keys) > MAX_DEPTH:
-        raise Refusal(400, f"Invalid path: a path may be at most {MAX_DEPTH} keys deep")
+        raise BadRequest(f"Invalid path: a path may be at most {MAX_DEPTH} keys deep")
     if len("/".join(keys).encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES - 16:
-        raise Refusal(400, f"Invalid path: a path may be at most {MAX_PATH_BYTES - 16} bytes")
+        raise BadRequest(f"Invalid path: a path may be at most {MAX_PATH_BYTES - 16} bytes")
     for key in keys:
         problem = key_problem(key)
         if problem is not None:
-            raise Refusal(400, f"Invalid path: {problem}")
+            raise BadRequest(f"Invalid path: {problem}")
     return keys
 
 

@@ -1,4 +1,4 @@
-"""Writing a laid-out value (firebase/layout.py) to the store, and clearing what lay below.
+"""Writes: a laid-out value (firebase/layout.py) to the store, and clearing what lay below.
 
 No Flask, no Redis: model.Store methods only.
 """

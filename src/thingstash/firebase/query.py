@@ -1,5 +1,6 @@
-"""Firebase queries (`orderBy`, `limitToFirst`/`limitToLast`, `startAt`/`endAt`/`equalTo`, and
-`startAfter`/`endBefore`), parsed from the query string and computed over a value in memory.
+"""Reads: Firebase queries (`orderBy`, `limitToFirst`/`limitToLast`, `startAt`/`endAt`/
+`equalTo`, and `startAfter`/`endBefore`), parsed from the query string and computed over a
+value in memory.
 
 Firebase's order: by `$key`, keys that read as 32-bit integers first, by number, then the other
 keys as strings; by `$value` or a child path, values as ordering.py orders them (null, false,
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from thingstash.core import documents, ordering
-from thingstash.firebase.mapping import Refusal, key_problem
+from thingstash.firebase.errors import BadRequest
+from thingstash.firebase.mapping import key_problem
 
 KEY = "$key"
 VALUE = "$value"
@@ -66,7 +68,7 @@ class Query:
 def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     values = args.get(name) or []
     if len(values) > 1:
-        raise Refusal(400, f"{name} may be given once")
+        raise BadRequest(f"{name} may be given once")
     return values[0] if values else None
 
 
@@ -74,7 +76,7 @@ def _json(raw: str, name: str) -> Any:
     try:
         return documents.loads(raw.encode("utf-8", "surrogatepass"))
     except (documents.BadDocument, UnicodeEncodeError):
-        raise Refusal(400, f"{name} must be a valid JSON value") from None
+        raise BadRequest(f"{name} must be a valid JSON value") from None
 
 
 def _limit(raw: str | None, name: str) -> int | None:
@@ -82,37 +84,37 @@ def _limit(raw: str | None, name: str) -> int | None:
         return None
     value = _json(raw, name)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise Refusal(400, f"{name} must be a positive integer")
+        raise BadRequest(f"{name} must be a positive integer")
     return value
 
 
 def parse_query(args: Mapping[str, Sequence[str]]) -> Query | None:
-    """The query a GET asks (None when it asks none); Refusal with Firebase's words otherwise."""
+    """The query a GET asks (None when it asks none); BadRequest with Firebase's words otherwise."""
     raw = {name: _one(args, name) for name in PARAMETERS}
     if all(value is None for value in raw.values()):
         return None
     if raw["orderBy"] is None:
-        raise Refusal(400, "orderBy must be defined when other query parameters are defined")
+        raise BadRequest("orderBy must be defined when other query parameters are defined")
     order_by = _json(raw["orderBy"], "orderBy")
     if not isinstance(order_by, str) or order_by == "":
-        raise Refusal(400, "orderBy must be a valid JSON encoded path")
+        raise BadRequest("orderBy must be a valid JSON encoded path")
     child: tuple[str, ...] = ()
     if order_by not in (KEY, VALUE, PRIORITY):
         child = tuple(key for key in order_by.split("/") if key)
         if not child or any(key_problem(key) for key in child):
-            raise Refusal(400, "orderBy must be a valid JSON encoded path")
+            raise BadRequest("orderBy must be a valid JSON encoded path")
     first = _limit(raw["limitToFirst"], "limitToFirst")
     last = _limit(raw["limitToLast"], "limitToLast")
     if first is not None and last is not None:
-        raise Refusal(400, "limitToFirst and limitToLast cannot both be given")
+        raise BadRequest("limitToFirst and limitToLast cannot both be given")
     if raw["equalTo"] is not None and any(
         raw[name] is not None for name in ("startAt", "endAt", "startAfter", "endBefore")
     ):
-        raise Refusal(400, "equalTo cannot be given with startAt, endAt, startAfter or endBefore")
+        raise BadRequest("equalTo cannot be given with startAt, endAt, startAfter or endBefore")
     if raw["startAt"] is not None and raw["startAfter"] is not None:
-        raise Refusal(400, "startAt and startAfter cannot both be given")
+        raise BadRequest("startAt and startAfter cannot both be given")
     if raw["endAt"] is not None and raw["endBefore"] is not None:
-        raise Refusal(400, "endAt and endBefore cannot both be given")
+        raise BadRequest("endAt and endBefore cannot both be given")
 
     def bound(name: str, inclusive: bool) -> Bound | None:
         text = raw[name]
@@ -120,9 +122,9 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query | None:
             return None
         value = _json(text, name)
         if isinstance(value, dict | list):
-            raise Refusal(400, f"{name} must be a string, number, boolean or null")
+            raise BadRequest(f"{name} must be a string, number, boolean or null")
         if order_by == KEY and not isinstance(value, str):
-            raise Refusal(400, f"{name} must be a string when ordering by $key")
+            raise BadRequest(f"{name} must be a string when ordering by $key")
         return Bound(value, inclusive)
 
     start = bound("startAt", True) or bound("startAfter", False) or bound("equalTo", True)

@@ -1,7 +1,7 @@
-"""Firebase queries over the tree (docs/firebase.md, "The REST contract", Queries): in memory
+"""Reads: Firebase queries over the tree (docs/firebase.md, "The REST contract", Queries): in memory
 over a location's value, or through the query engine's index over a large folder.
 
-No Flask, no Redis: web/firebase/views.py calls these.
+No Flask, no Redis: the web face's reads (web/firebase/reads.py) call these.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from thingstash.core import queries as engine
 from thingstash.core.model import Store
 from thingstash.firebase import mapping
 from thingstash.firebase import query as fbquery
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import BadRequest
+from thingstash.firebase.mapping import Location
 from thingstash.firebase.reading import Budget, nearest_thing, read_value
 
 
@@ -29,7 +30,8 @@ def index_hint(location: Location, query: fbquery.Query) -> str:
 def query_value(store: Store, location: Location, query: fbquery.Query, budget: Budget) -> Any:
     """A query's answer at `location`: computed over the value in memory, except over a
     folder of more than engine.MAX_UNINDEXED_THINGS entries ordered by a value, which the
-    query engine answers from its index (400 with Firebase's words when there is none)."""
+    query engine answers from its index (BadRequest with Firebase's words when there is
+    none)."""
     if nearest_thing(store, location) is None and not query.by_key:
         folder = mapping.folder_path(location)
         page = store.list_folder(folder, None, engine.MAX_UNINDEXED_THINGS)
@@ -46,9 +48,9 @@ def _indexed_query(
     try:
         order_field = ordering.parse_field(field_text)
     except ordering.BadField as error:
-        raise Refusal(400, str(error)) from None
+        raise BadRequest(str(error)) from None
     if engine.covering(store.indexes(), folder, order_field) is None:
-        raise Refusal(400, index_hint(location, query))
+        raise BadRequest(index_hint(location, query))
     wanted = query.last if query.last is not None else query.first
     desc = query.last is not None
     low = ordering.sort_key(query.start.value) if query.start is not None else None
@@ -86,6 +88,3 @@ def _indexed_query(
 
 def query_without_limits(query: fbquery.Query) -> fbquery.Query:
     return fbquery.Query(query.order_by, query.child, None, None, query.start, query.end)
-
-
-# -- rules ---------------------------------------------------------------------------------------

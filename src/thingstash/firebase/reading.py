@@ -1,11 +1,13 @@
-"""Reading the Firebase tree (docs/firebase.md, "One store, two views"), within a budget.
+"""Reads: the value of a location of the Firebase tree (docs/firebase.md, "One store, two
+views"), whole or shallow, within a budget.
 
 value(L) = overlay(own(L), children(L)). children(L) is read level by level: the folders of a
 level are listed together (Store.list_names, one store call) and the things they hold read
 together (Store.read_many), so a read costs a few round trips per level, not one per folder.
 Every read has a Budget: sub-folders walked and bytes of JSON (names and things). Past either it
-stops with Firebase's "Data requested exceeds the maximum size" 400 as soon as it knows, before
-reading what lies beyond: a sub-folder counts when its name is listed, not once it is read.
+stops with Firebase's "Data requested exceeds the maximum size" (TooMuchToRead) as soon as it
+knows, before reading what lies beyond: a sub-folder counts when its name is listed, not once
+it is read.
 
 No Flask, no Redis: the web face (web/firebase/) and the streams call these; tree.py's writes
 use nearest_thing and read_folder.
@@ -21,7 +23,8 @@ from typing import Any
 
 from thingstash.core.model import ListedThing, Store, Thing
 from thingstash.firebase import mapping
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import TooMuchToRead
+from thingstash.firebase.mapping import Location
 
 # Where the rules document lives: a thing whose name no Firebase key can have (a `.`), and
 # which the native face reserves (a leading `_`), so neither face reaches it as data.
@@ -43,7 +46,8 @@ UNBOUNDED_BYTES = UNBOUNDED
 @dataclass
 class Budget:
     """What one read may cost: bytes of JSON (things' and names'), sub-folders walked, and a
-    deadline (`?timeout=`). Past the bytes or the folders: Firebase's TOO_LARGE 400."""
+    deadline (`?timeout=`). Past the bytes or the folders: TooMuchToRead, with Firebase's
+    TOO_LARGE."""
 
     max_bytes: int
     deadline: float | None = None
@@ -54,16 +58,16 @@ class Budget:
     def spend(self, size: int) -> None:
         self.used += size
         if self.used > self.max_bytes:
-            raise Refusal(400, TOO_LARGE)
+            raise TooMuchToRead(TOO_LARGE)
 
     def spend_folders(self, count: int) -> None:
         self.folders += count
         if self.folders > self.max_folders:
-            raise Refusal(400, TOO_LARGE)
+            raise TooMuchToRead(TOO_LARGE)
 
     def check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Refusal(400, TIMED_OUT)
+            raise TooMuchToRead(TIMED_OUT)
 
     @property
     def left(self) -> int:
@@ -185,7 +189,7 @@ def _read_things(store: Store, paths: list[str], values: dict[str, Any], budget:
         # read_many counts each thing's stored payload: its version (16 bytes) and its JSON.
         read = store.read_many(batch, True, budget.left + 16 * len(batch))
         if len(read) < len(batch):
-            raise Refusal(400, TOO_LARGE)  # the rest would not fit in what is left
+            raise TooMuchToRead(TOO_LARGE)  # the rest would not fit in what is left
         for path, thing in zip(batch, read, strict=True):
             if thing is None:
                 gone.append(path)

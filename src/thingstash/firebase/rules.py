@@ -1,8 +1,9 @@
-"""The rules document (`/.settings/rules.json`): stored as the thing `_firebase.rules`, its
+"""Rules: the rules document (`/.settings/rules.json`): stored as the thing `_firebase.rules`, its
 `.indexOn`s declared as indexes of the query engine. What the rules say of reads and writes is
 kept, not yet enforced.
 
-No Flask, no Redis: web/firebase/views.py calls these.
+No Flask, no Redis: the web face's rules (web/firebase/rules.py) call these. The rules
+evaluator lands here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from thingstash.core import documents, ordering
 from thingstash.core.model import Store
-from thingstash.firebase.mapping import Refusal
+from thingstash.firebase.errors import BadRequest
 from thingstash.firebase.reading import RULES_PATH
 
 DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
@@ -31,7 +32,7 @@ def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tupl
         if key == ".indexOn":
             fields = [child] if isinstance(child, str) else child
             if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-                raise Refusal(400, ".indexOn must be a string or an array of strings")
+                raise BadRequest(".indexOn must be a string or an array of strings")
             folder = "".join(("*" if p.startswith("$") else p) + "/" for p in path)
             for name in fields:
                 if name not in ("$key", ".key"):  # keys order without an index
@@ -44,13 +45,13 @@ def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, st
     """Store a rules document and declare an index for each of its `.indexOn`s (what the
     rules say about reads and writes is kept, not enforced). Returns the indexes declared."""
     if not isinstance(document, dict) or not isinstance(document.get("rules"), dict):
-        raise Refusal(400, 'The rules document must be an object with a "rules" object')
+        raise BadRequest('The rules document must be an object with a "rules" object')
     declared = []
     for folder, name in _index_declarations(document["rules"]):
         try:
             checked = ordering.parse_field(name)
         except ordering.BadField as error:
-            raise Refusal(400, f".indexOn {name!r}: {error}") from None
+            raise BadRequest(f".indexOn {name!r}: {error}") from None
         declared.append((folder, checked.text))
     store.put(RULES_PATH, documents.dumps(document), max_ttl)
     for folder, name in declared:

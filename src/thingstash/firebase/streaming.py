@@ -1,5 +1,6 @@
-"""Firebase streams as pure functions: which changes of things a stream of a location shows, as
-which `put` events, and the Server-Sent Event frames (docs/firebase.md, "Streams").
+"""Reads (streams): Firebase streams as pure functions: which changes of things a stream of a
+location shows, as which `put` events, and the Server-Sent Event frames (docs/firebase.md,
+"Streams").
 
 A stream listens at a location L (a tuple of keys, `()` the root). A change of the thing at P
 (its write, delete or expiry in the change feed) is shown as

@@ -1,4 +1,5 @@
-"""What a Firebase stream reads for the `put`s it sends (docs/firebase.md, "Streams").
+"""Reads (streams): what a Firebase stream reads for the `put`s it sends (docs/firebase.md,
+"Streams").
 
 A change of a thing at or below the stream's location L costs the value of that place. A change
 of the thing at or above L (L lies in it) changes own(L), the part of L's value that thing holds,

@@ -1,4 +1,5 @@
-"""The Firebase tree read and written through model.Store methods only (docs/firebase.md).
+"""Writes: the Firebase tree set, pushed to and updated through model.Store methods only
+(docs/firebase.md); reading.py reads it.
 
 value(L) = overlay(own(L), children(L)): own(L) is the thing at L, else the member at L of the
 nearest thing above it; children(L) the values of the entries of the folder `L/`. A write lands
@@ -6,18 +7,18 @@ in the nearest thing at or above its location (one compare-and-set of that thing
 topologies), else makes a thing at the location; either way the things below the location are
 removed afterwards, since they would hide the value written.
 
-No Flask, no Redis: the web face (web/firebase/) and the streams call these.
+Each write is a compare-and-set loop under the one retry policy (core/retry.py).
+
+No Flask, no Redis: the web face's writes (web/firebase/writes.py) call these.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from thingstash.core import documents
+from thingstash.core import documents, retry
 from thingstash.core.config import DEFAULT_MAX_BODY
 from thingstash.core.model import (
     Conditions,
@@ -30,7 +31,8 @@ from thingstash.core.model import (
     TooMuchContention,
 )
 from thingstash.firebase import layout, mapping, placement
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import BadRequest, Mismatch
+from thingstash.firebase.mapping import Location
 from thingstash.firebase.reading import (
     UNBOUNDED_BYTES,
     Budget,
@@ -40,42 +42,29 @@ from thingstash.firebase.reading import (
 )
 from thingstash.firebase.reading import entries as _entries
 
-CAS_ATTEMPTS = 50
+
+def _always(path: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class Lifetime:
-    """The lifetime a write gives the things it writes: `seconds` (the default or `?ttl=`), except
-    that a thing lying outside `renews` (the key's prefix, a plain string prefix of paths as auth
-    checks it) keeps the one it has, to the second: a key limited to `users/ada` may change its
-    place inside the thing `users`, but not when `users` ends. `given`: the request asked for
-    `seconds` itself, which such a write refuses."""
+    """The lifetime a write gives the things it writes: `seconds` (the default or `?ttl=`) to a
+    thing it makes, and to a thing whose lifetime `renews(path)` lets it set; any other thing
+    keeps the one it has, to the second. Who may renew what is the web face's key check
+    (web/firebase/access.py: a key limited to `users/ada` may change its place inside the thing
+    `users`, but not when `users` ends), which may also refuse the write there."""
 
     seconds: int
-    renews: str = ""
-    given: bool = False
+    renews: Callable[[str], bool] = _always
 
     def of(self, path: str, thing: Thing | None) -> int:
-        if thing is None or path.startswith(self.renews):
+        if thing is None or self.renews(path):
             return self.seconds
-        if self.given:
-            raise Refusal(
-                401,
-                f"Permission denied: this key may not set the lifetime of {path!r}, which lies "
-                f"outside its prefix {self.renews!r}",
-            )
         return max(1, thing.ttl_ms // 1000)
 
 
 UNCHANGED: Any = object()  # what a change_thing change returns to write nothing
-
-
-class Mismatch(Exception):
-    """An `if-match` that does not hold: `current` is the location's value now."""
-
-    def __init__(self, current: Any) -> None:
-        super().__init__("ETag mismatch")
-        self.current = current
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -94,7 +83,7 @@ def change_thing(
     value (None deletes the thing, UNCHANGED writes nothing) and runs again if another writer
     got in first. A new value that needs things of its own (firebase/layout.py) is written
     with them in one Store.write_together; their paths are added to `written`."""
-    for attempt in range(CAS_ATTEMPTS):
+    for attempt in range(retry.ATTEMPTS):
         thing = store.get(path)
         current = mapping.thing_value(thing.body) if thing is not None else None
         new = change(current)
@@ -123,7 +112,7 @@ def change_thing(
                 written.update(layout.paths(below))
             return new
         except (PreconditionFailed, PartlyWritten, ThingMissing):
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            retry.pause(attempt)
     raise TooMuchContention(path)
 
 
@@ -268,7 +257,7 @@ def relative_location(text: str) -> Location:
     """A key of a multi-path PATCH body ("a/b"), as a location relative to the PATCH's."""
     try:
         relative = mapping.parse_location(text)
-    except Refusal as refusal:
+    except BadRequest as refusal:
         raise mapping.invalid_data(refusal.message.removeprefix("Invalid path: ")) from None
     if not relative:
         raise mapping.invalid_data("a PATCH body's keys name places below the location")
@@ -276,8 +265,8 @@ def relative_location(text: str) -> Location:
 
 
 def plan_update(location: Location, patch: Any) -> list[tuple[Location, Any]]:
-    """The (location, normalized value) pairs a PATCH at `location` writes; 400 when the body
-    is not an object or names one place inside another."""
+    """The (location, normalized value) pairs a PATCH at `location` writes; BadRequest when the
+    body is not an object or names one place inside another."""
     if not isinstance(patch, dict):
         raise mapping.invalid_data("a PATCH body must be an object of the places to write")
     targets = [
@@ -312,7 +301,7 @@ def update_values(
     remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
     written: dict[str, Any] = {}
     kept: set[str] = set()
-    for attempt in range(CAS_ATTEMPTS):
+    for attempt in range(retry.ATTEMPTS):
         values, changes = _plan_writes(store, remaining, lifetime, limit)
         if len(changes) > placement.BATCH:
             # The things of their own (no place's key, no condition) first, in batches.
@@ -337,7 +326,7 @@ def update_values(
             written.update(values)
             kept.update(_paths_written(changes))
             break
-        time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        retry.pause(attempt)
     else:
         raise TooMuchContention(mapping.thing_path(remaining[0][1]))
     for target, _ in targets:
@@ -395,6 +384,3 @@ def _plan_writes(
         ttl = lifetime.of(path, read)
         changes.append((ThingWrite(path, body, ttl, condition, event), keys))
     return written, changes
-
-
-# -- queries -------------------------------------------------------------------------------------

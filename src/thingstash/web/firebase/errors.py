@@ -1,5 +1,9 @@
 """Errors as Firebase answers them: `{"error": "..."}` with Firebase's statuses, for every
-failure a request may end with (the native face's problem+json never shows here)."""
+failure a request may end with (the native face's problem+json never shows here).
+
+The one table from what went wrong to a status: the Firebase layer's kinds of refusal
+(firebase/errors.py, which the face's own modules raise too) in STATUSES, the model's errors and
+the web layer's in HANDLERS."""
 
 from __future__ import annotations
 
@@ -24,13 +28,31 @@ from thingstash.core.model import (
 )
 from thingstash.core.paths import BadPath
 from thingstash.firebase import mapping
-from thingstash.firebase.mapping import Refusal
-from thingstash.firebase.tree import Mismatch
+from thingstash.firebase.errors import (
+    BadRequest,
+    Mismatch,
+    NotAllowed,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+    TooLargeToStore,
+    TooMuchToRead,
+)
 from thingstash.web.crosssite import CrossSiteWrite
 from thingstash.web.errors import RETRY_AFTER_SECONDS, Problem
 
 log = logging.getLogger(__name__)
 PERMISSION_DENIED = "Permission denied"
+
+# Each kind of refusal, as Firebase's REST API answers it; the body is `{"error": message}`.
+STATUSES: dict[type[Refusal], int] = {
+    BadRequest: 400,
+    TooMuchToRead: 400,  # Firebase's own status for a read past its limits
+    TooLargeToStore: 413,
+    NotFound: 404,
+    NotAllowed: 405,
+    PermissionDenied: 401,
+}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -42,8 +64,13 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return response
 
 
+def status_of(error: Refusal) -> int:
+    """The status a refusal is answered with: its kind's (400 for a refusal of no kind)."""
+    return next((status for kind, status in STATUSES.items() if isinstance(error, kind)), 400)
+
+
 def _refusal(error: Refusal) -> Response:
-    return error_response(error.status, error.message)
+    return error_response(status_of(error), error.message)
 
 
 def _mismatch(error: Mismatch) -> Response:

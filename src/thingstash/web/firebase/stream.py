@@ -21,7 +21,8 @@ from flask import Response, request
 
 from thingstash.core.model import StorageUnavailable, parse_event_id
 from thingstash.firebase import reading
-from thingstash.firebase.mapping import Location, Refusal
+from thingstash.firebase.errors import BadRequest, Refusal
+from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import (
     CANCEL_FRAME,
     KEEPALIVE_FRAME,
@@ -232,14 +233,14 @@ def _last_event_id() -> str | None:
     try:
         return watch.last_event_id()
     except ValueError as error:
-        raise Refusal(400, str(error)) from None
+        raise BadRequest(str(error)) from None
 
 
 def respond(location: Location) -> Response:
     """A GET with `Accept: text/event-stream`, its access already checked (the caller's
     authorize): the stream of `location`."""
     if request.args.get("orderBy") is not None or request.args.get("shallow") is not None:
-        raise Refusal(400, "Streams of queries or shallow reads are not supported")
+        raise BadRequest("Streams of queries or shallow reads are not supported")
     resume = _last_event_id()
     the_store, config = store(), settings()
 
