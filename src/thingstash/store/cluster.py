@@ -16,7 +16,7 @@ exists but is not listed:
   whether the thing or folder is there after all, and puts its whole ancestry back if so;
 - a delete takes folders it leaves empty out of their parents, level by level, in the same
   careful way; listings skip (and remove) empty folders that an interruption left behind;
-- a folder index and its sub-folder set (single.py) share a slot: a sub-folder's entry is
+- a folder index and its sub-folder set (layout.py) share a slot: a sub-folder's entry is
   added or removed by folder_entries.lua, which keeps the set in the same step; a thing's
   entry stays a plain ZADD or ZREM;
 - the expiry schedule is split in SCHEDULE_SHARDS sorted sets (one slot each); a write sets its
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -41,7 +40,6 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.client import PubSub
 from redis.cluster import ClusterPipeline, RedisCluster
-from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
@@ -70,7 +68,6 @@ from thingstash.store.common import (
     REAP_BATCH,
     REAP_GRACE_MS,
     REPLY_TIMEOUT_S,
-    SUBFOLDERS_SUFFIX,
     UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
@@ -88,9 +85,6 @@ from thingstash.store.single import RedisStore, names_and_cursors
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
 _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when all is quiet
-# Shards of the expiry schedule: each a sorted set in a slot of its own, so the reaper reads
-# them all in one pipelined batch (one round trip per node), and one settle.lua call per shard.
-SCHEDULE_SHARDS = 16
 # A feed entry as XADD takes it: e(vent), p(ath), and for a write d(ata) and t(tl ms).
 EventFields = dict[FieldT, EncodableT]
 
@@ -107,6 +101,7 @@ class ClusterStore(RedisStore):
     # them, so each process reads them again when they are a second old (docs/cluster.md).
     checks_generation_in_scripts = False
     declarations_refresh_s = 1.0
+    cluster_layout = True  # the schedule in shards, sub-folder sets in their index's slot
 
     def __init__(
         self,
@@ -122,46 +117,9 @@ class ClusterStore(RedisStore):
         self._feed_replid: str | None = None
         self._feed_lock = threading.Lock()
         self._settle = self.client.register_script(load_script("settle.lua"))
-        self._subfolder_keys: dict[str, str] = {}  # folder -> its set's key, when not the usual
         self._folder_entries = self.client.register_script(
             load_script("folders.lua") + load_script("folder_entries.lua")
         )
-
-    def subfolders_key(self, folder: str) -> str:
-        """As on one Redis, the index's key and a suffix, when that shares its slot. Not when
-        the index's hash tag is empty (`ns:f:{}`, the top level; a folder starting with `}`),
-        so that the whole key is hashed: then a key of its own, with a hash tag picked to land
-        in the index's slot."""
-        index = self.folder_key(folder)
-        key = index + SUBFOLDERS_SUFFIX
-        if key_slot(key.encode("utf-8", "surrogatepass")) == key_slot(
-            index.encode("utf-8", "surrogatepass")
-        ):
-            return key
-        found = self._subfolder_keys.get(folder)
-        if found is None:
-            slot = key_slot(index.encode("utf-8", "surrogatepass"))
-            tag = 0
-            while key_slot(f"{self.prefix}:fsub:{{{tag}}}".encode()) != slot:
-                tag += 1  # (16,384 slots: about as many tries, under 10 ms)
-            found = self._subfolder_keys[folder] = f"{self.prefix}:fsub:{{{tag}}}:{folder}"
-        return found
-
-    def _subfolders_of(self, index: str) -> str:
-        """The sub-folder set of the folder index `index` (a key folder_key made)."""
-        head = f"{self.prefix}:f:{{"
-        return self.subfolders_key(index[len(head) : -1])
-
-    def schedule_key(self, path: str) -> str:
-        shard = zlib.crc32(path.encode("utf-8", "surrogatepass")) % SCHEDULE_SHARDS
-        return f"{self.prefix}:x:{{{shard}}}"
-
-    def _schedule_keys(self) -> list[str]:
-        return [f"{self.prefix}:x:{{{shard}}}" for shard in range(SCHEDULE_SHARDS)]
-
-    def _ancestry_keys(self, path: str) -> list[tuple[str, str]]:
-        """(folder index key, name in it) for every level above `path`, its parent first."""
-        return [(self.folder_key(folder), name) for folder, name in ancestry(path)]
 
     def _change_entry(
         self, pipe: ClusterPipeline, key: str, name: str, add: bool, scripted: list[Any]
@@ -176,7 +134,7 @@ class ClusterStore(RedisStore):
             else:
                 pipe.zrem(key, name)
             return
-        keys = [key, self._subfolders_of(key)]
+        keys = [key, self.layout.subfolders_of(key)]
         args = ["add" if add else "remove", name]
         scripted.append((len(pipe), keys, args))
         # (the evalsha method is refused in cluster pipelines; the command routes by its key)
@@ -243,7 +201,7 @@ class ClusterStore(RedisStore):
         for path in paths:
             pipe.exists(self.folder_key(path) if path.endswith("/") else self.thing_key(path))
         present = [path for path, there in zip(paths, pipe.execute(), strict=True) if there]
-        entries = [entry for path in present for entry in self._ancestry_keys(path)]
+        entries = [entry for path in present for entry in self.layout.ancestry_keys(path)]
         if entries:
             self._index(entries)
 
@@ -366,7 +324,7 @@ class ClusterStore(RedisStore):
         version = version or new_version(now_ms)
         ttl_ms = ttl_seconds * 1000
         payload = version.encode("ascii") + body
-        entries = self._ancestry_keys(path)
+        entries = self.layout.ancestry_keys(path)
         keys = [self.thing_key(path)]
         args = self._put_args(conditions, payload, ttl_ms, event, path, now_ms + ttl_ms)
         indexed = True
@@ -403,7 +361,7 @@ class ClusterStore(RedisStore):
             payload = version.encode("ascii") + body
             args = self._put_args(NO_CONDITIONS, payload, ttl_ms, "put", path, now_ms + ttl_ms)
             calls.append((path, version, ttl_ms, payload, args))
-            entries.update(dict.fromkeys(self._ancestry_keys(path)))
+            entries.update(dict.fromkeys(self.layout.ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
         scripted: list[Any] = []
         for key, name in entries:
@@ -428,7 +386,7 @@ class ClusterStore(RedisStore):
                 continue
             written.append((call, reply[0] == 1))
             if written[-1][1] or not indexed:
-                again.update(dict.fromkeys(self._ancestry_keys(path)))
+                again.update(dict.fromkeys(self.layout.ancestry_keys(path)))
         pipe = self.client.pipeline(transaction=False)
         scripted = []
         for key, name in again:
@@ -481,7 +439,7 @@ class ClusterStore(RedisStore):
             raise ThingMissing(path)
         if reply[0] == 0:
             raise PreconditionFailed(reply[1].decode("ascii") if reply[1] else None)
-        levels = self._ancestry_keys(path)
+        levels = self.layout.ancestry_keys(path)
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(*levels[0])
         pipe.zcard(levels[0][0])  # same key, same node: counted after the ZREM
@@ -750,7 +708,7 @@ class ClusterStore(RedisStore):
         if self.client.exists(self.thing_key(path)):
             return None
         self._unindex([path])
-        levels = self._ancestry_keys(path)
+        levels = self.layout.ancestry_keys(path)
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(*levels[0])
         pipe.zcard(levels[0][0])
@@ -778,7 +736,7 @@ class ClusterStore(RedisStore):
         An interruption after 3 leaves the index entry, which the next listing repairs."""
         if now_ms is None:
             now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
-        shards = self._schedule_keys()
+        shards = self.layout.schedule_keys()
         pipe = self.client.pipeline(transaction=False)
         for key in shards:
             pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=batch, withscores=True)
@@ -827,7 +785,7 @@ class ClusterStore(RedisStore):
         self._unindex(paths)
         pipe = self.client.pipeline(transaction=False)
         for path in paths:
-            key, name = next(iter(self._ancestry_keys(path)))
+            key, name = next(iter(self.layout.ancestry_keys(path)))
             pipe.zrem(key, name)
             pipe.zcard(key)  # same key, same node: counted after the ZREM
         replies = pipe.execute()
@@ -850,7 +808,7 @@ class ClusterStore(RedisStore):
             pipe = self.client.pipeline(transaction=False)
             scripted: list[Any] = []
             for path, pttl in back:
-                for key, name in self._ancestry_keys(path):
+                for key, name in self.layout.ancestry_keys(path):
                     self._change_entry(pipe, key, name, True, scripted)
                 pipe.zadd(self.schedule_key(path), {path: now_ms + max(pttl, 1)}, lt=True)
             self._execute(pipe, scripted)
@@ -949,7 +907,9 @@ class ClusterStore(RedisStore):
             return None
         parts = urlsplit(url)
         scheme = "rediss+cluster" if parts.scheme == "rediss" else "redis+cluster"
-        return urlunsplit((scheme, parts.netloc, "", "", "")), limiter_options(self.prefix)
+        return urlunsplit((scheme, parts.netloc, "", "", "")), limiter_options(
+            self.layout.limiter_prefix
+        )
 
     # -- service ------------------------------------------------------------------------------
 

@@ -1,37 +1,7 @@
-"""RedisStore: things on one Redis. The key layout and the Lua scripts (thingstash.store keeps the
-only code that talks to Redis; ClusterStore splits the same keys by hash slot).
+"""RedisStore: things on one Redis, through the Lua scripts (thingstash.store keeps the only code
+that talks to Redis; ClusterStore splits the same keys by hash slot).
 
-Layout (every key starts with the configurable namespace `ns`, default "ts"):
-
-- `ns:t:{path}`: one string per thing, `version (16 chars) + JSON`, with the thing's lifetime as
-  the key's own expiry. One key per thing keeps memory close to plain strings and makes every
-  single-thing operation touch one Redis Cluster hash slot (the braces are the hash tag).
-- `ns:f:{folder}`: a sorted set per folder, all scores 0, members the names directly inside it
-  ("c" for a thing, "b/" for a sub-folder), so a listing page is a ZRANGE BYLEX, whatever the
-  size of the store.
-- `ns:f:{folder}:sub`: beside each folder's index, a sorted set (all scores 0) of its sub-folders'
-  names only, so that its things alone can be counted and ranked by name in O(log n) (a query
-  by `$name`, `count=true`: store/querying.py). Kept by the scripts that add or remove a folder
-  index entry, only when a sub-folder's entry really comes or goes (scripts/folders.lua); a
-  folder without sub-folders has none. `ns:subfolders:ready` says every folder's set is
-  complete: a store written by an earlier version gets them from a one-time walk of its folder
-  indexes (Querying.build_subfolder_sets).
-- `ns:x`: the expiry schedule, a sorted set of every thing's path scored by when its lifetime
-  ends (unix ms), kept by the same scripts that write and delete things. Each service process
-  reaps what is due every half second (live.expiry), so an expired thing leaves listings
-  and reaches watchers as an `expire` event within about a second, whatever the store's size:
-  Redis's own expiry finds keys only at its pace (a few hundred a second among many long-lived
-  ones). On a Redis Cluster it is split in shards (ClusterStore).
-- `ns:feed`: the change feed, a stream of `put`, `patch`, `delete` and `expire` events, trimmed
-  to about the retention asked for.
-- `ns:k`: API keys, a hash from key id to its record (JSON: sha256 of the key, scope, prefix,
-  created); `ns:k:used` a hash from key id to when it was last used (unix seconds). The key
-  itself is never stored. A handful of keys per store, so one hash each is enough.
-  `ns:k:closed`: set when a key is first created (or any is revoked) and never expires: a store
-  that has had a key stays closed after its last key is revoked, until `thingstash keys
-  reopen` deletes it.
-- `ns:rl:...`: the rate limiter's counters (written by the `limits` library, through the
-  storage URI and prefix that `limiter_storage()` gives it).
+The key layout (every key name, every key list a script is given) is layout.py's.
 
 Writes are one Lua script each: the precondition check, the write, the folder indexes and the
 feed entry happen atomically in one round trip. The version is made here, not in Redis: the
@@ -83,7 +53,6 @@ from thingstash.store.common import (
     PUT_MANY_CHUNK,
     REAP_BATCH,
     REAP_GRACE_MS,
-    SUBFOLDERS_SUFFIX,
     UNAVAILABLE_OR_OS_ERRORS,
     ancestry,
     backlog_from,
@@ -97,6 +66,7 @@ from thingstash.store.common import (
     unavailable_on_redis_errors,
 )
 from thingstash.store.indexes import IndexKeeper, Section, write_script
+from thingstash.store.layout import Layout
 from thingstash.store.lean import LeanRedis
 from thingstash.store.querying import Querying
 
@@ -131,6 +101,7 @@ class RedisStore:
     # Write scripts check the index declarations' generation (one Redis: the same server).
     checks_generation_in_scripts = True
     declarations_refresh_s: float | None = None
+    cluster_layout = False  # the key layout's topology (layout.py)
 
     def __init__(
         self,
@@ -145,7 +116,8 @@ class RedisStore:
         self.max_thing_bytes = max_thing_bytes
         self.prefix = prefix
         self.feed_retention = str(feed_retention)
-        self.feed_key = f"{prefix}:feed"
+        self.layout = Layout(prefix, self.cluster_layout)
+        self.feed_key = self.layout.feed_key
         self._get = read_script(client, load_script("get.lua"))
         self._get_many = read_script(client, load_script("get_many.lua"))
         # The scripts that write or remove things keep the query indexes too (indexes.lua).
@@ -166,37 +138,22 @@ class RedisStore:
         self.index_keeper = IndexKeeper(client, prefix, self.declarations_refresh_s)
         self.querying = Querying(self, self.index_keeper)
 
-    # -- keys ---------------------------------------------------------------------------------
+    # -- keys (the layout's: layout.py) ------------------------------------------------------
 
     def thing_key(self, path: str) -> str:
-        return f"{self.prefix}:t:{{{path}}}"
-
-    def thing_key_head(self, folder: str) -> str:
-        """What the keys of the things in `folder` start with: thing_key(folder + name) is
-        this, the name and a closing brace (list.lua makes them so)."""
-        return f"{self.prefix}:t:{{{folder}"
+        return self.layout.thing_key(path)
 
     def folder_key(self, folder: str) -> str:
-        return f"{self.prefix}:f:{{{folder}}}"
+        return self.layout.folder_key(folder)
 
     def subfolders_key(self, folder: str) -> str:
-        """The folder's sub-folder set: its index's key and a suffix, so the same hash slot
-        (the hash tag lies within the index's key). scripts/folders.lua names it alike."""
-        return self.folder_key(folder) + SUBFOLDERS_SUFFIX
+        return self.layout.subfolders_key(folder)
 
     def schedule_key(self, path: str) -> str:
-        """The expiry schedule (the shard holding `path`'s entry, on a cluster)."""
-        return f"{self.prefix}:x"
+        return self.layout.schedule_key(path)
 
     def _indexed_keys(self, path: str) -> tuple[list[str], list[str]]:
-        """KEYS and the index names for a write script: thing, feed, expiry schedule, then the
-        folder indexes."""
-        keys = [self.thing_key(path), self.feed_key, self.schedule_key(path)]
-        names = []
-        for folder, name in ancestry(path):
-            keys.append(self.folder_key(folder))
-            names.append(name)
-        return keys, names
+        return self.layout.write_keys(path)
 
     # -- things -------------------------------------------------------------------------------
 
@@ -265,7 +222,8 @@ class RedisStore:
     def _put_chunk(self, things: Sequence[tuple[str, bytes, int]]) -> list[WriteResult]:
         """One put_many.lua call: the things, then each folder index once with all its new
         names (siblings share their ancestors, so most of put.lua's ZADDs would repeat)."""
-        keys = [self.feed_key, self.schedule_key("")]
+        (schedule,) = self.layout.schedule_keys()
+        keys = [self.feed_key, schedule]
         args: list[str | bytes | int] = [len(things), self.feed_retention]
         written = []
         folders: dict[str, dict[str, None]] = {}  # index -> names, ordered and without repeats
@@ -479,8 +437,8 @@ class RedisStore:
             limit,
             b"values" if values else b"versions",
             max_value_bytes,
-            self.thing_key_head(folder),
-            self.folder_key(folder)[:-1],
+            self.layout.thing_key_head(folder),
+            self.layout.folder_key_head(folder),
         ]
         position = None
         for _ in range(2):
@@ -551,17 +509,10 @@ class RedisStore:
 
     def _purge_batch(self, folder: str, things: list[str]) -> int:
         """One purge.lua call: a batch of things of one folder, out of every index too."""
-        keys = [
-            self.folder_key(folder),
-            self.feed_key,
-            self.schedule_key(folder),
-            *(self.thing_key(folder + name) for name in things),
-        ]
         # The folders above, for the script to drop the folder from them if the batch empties
         # it: in the same step, so no interruption can leave an emptied folder listed.
-        above = list(ancestry(folder))
-        keys += (self.folder_key(parent) for parent, _ in above)
-        args = [folder, self.feed_retention, len(things), *things, *(name for _, name in above)]
+        keys, above = self.layout.purge_keys(folder, things)
+        args = [folder, self.feed_retention, len(things), *things, *above]
 
         def remove(section: Section) -> int:
             for position, name in enumerate(things, start=4):
@@ -573,11 +524,7 @@ class RedisStore:
     def _prune_folder(self, folder: str) -> None:
         if not folder:
             return
-        keys = [self.folder_key(folder)]
-        names = []
-        for parent, name in ancestry(folder):
-            keys.append(self.folder_key(parent))
-            names.append(name)
+        keys, names = self.layout.prune_keys(folder)
         self._prune(keys=keys, args=names)
 
     # -- change feed --------------------------------------------------------------------------
@@ -686,7 +633,7 @@ class RedisStore:
         Returns (expire events logged, whether more may be due)."""
         if now_ms is None:
             now_ms = time.time_ns() // 1_000_000 - REAP_GRACE_MS
-        schedule = self.schedule_key("")
+        (schedule,) = self.layout.schedule_keys()
         due = byte_strings(self.client.zrangebyscore(schedule, "-inf", now_ms, start=0, num=batch))
         if not due:
             return 0, False
@@ -725,16 +672,6 @@ class RedisStore:
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return f"__keyevent@{db}__:expired"
 
-    def path_of_thing_key(self, key: bytes) -> str | None:
-        """The path of a thing key of this namespace, None for any other key."""
-        head = f"{self.prefix}:t:{{".encode()
-        if not key.startswith(head) or not key.endswith(b"}"):
-            return None
-        try:
-            return key[len(head) : -1].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
     def expired_paths(
         self, pubsub: redis.client.PubSub, wait: float, wake_channel: str
     ) -> list[str]:
@@ -745,7 +682,7 @@ class RedisStore:
         message = pubsub.get_message(timeout=wait)
         while message is not None and len(paths) < EXPIRED_BATCH:
             if message["channel"] != wake_channel.encode():
-                path = self.path_of_thing_key(message["data"])
+                path = self.layout.path_of_thing_key(message["data"])
                 if path is not None:
                     paths.append(path)
             message = pubsub.get_message(timeout=0)
@@ -785,27 +722,15 @@ class RedisStore:
 
     # -- API keys -----------------------------------------------------------------------------
 
-    @property
-    def keys_key(self) -> str:
-        return f"{self.prefix}:k"
-
-    @property
-    def keys_used_key(self) -> str:
-        return f"{self.prefix}:k:used"
-
-    @property
-    def closed_key(self) -> str:
-        return f"{self.prefix}:k:closed"
-
     @unavailable_on_redis_errors
     def key_count(self) -> int:
-        return int(self.client.hlen(self.keys_key))
+        return int(self.client.hlen(self.layout.keys_key))
 
     @unavailable_on_redis_errors
     def is_closed(self) -> bool:
         """Whether requests need a key: a key exists, or one did (the marker). One EXISTS:
         stores from before the marker count as closed by their keys."""
-        return int(self.client.exists(self.keys_key, self.closed_key)) > 0
+        return int(self.client.exists(self.layout.keys_key, self.layout.closed_key)) > 0
 
     @unavailable_on_redis_errors
     def reopen(self) -> bool:
@@ -813,26 +738,26 @@ class RedisStore:
         keys exist."""
         if self.key_count() > 0:
             return False
-        self.client.delete(self.closed_key)
+        self.client.delete(self.layout.closed_key)
         return True
 
     @unavailable_on_redis_errors
     def add_key(self, record: KeyRecord) -> bool:
         """Store a new key's record; False if its id is taken (the caller draws another).
         The marker is set first: a store is never seen with a key and without it."""
-        self.client.set(self.closed_key, b"1")
-        return bool(self.client.hsetnx(self.keys_key, record.id, record.to_json()))
+        self.client.set(self.layout.closed_key, b"1")
+        return bool(self.client.hsetnx(self.layout.keys_key, record.id, record.to_json()))
 
     @unavailable_on_redis_errors
     def get_key(self, key_id: str) -> KeyRecord | None:
-        raw = byte_string(self.client.hget(self.keys_key, key_id))
+        raw = byte_string(self.client.hget(self.layout.keys_key, key_id))
         return KeyRecord.from_json(key_id, raw) if raw is not None else None
 
     @unavailable_on_redis_errors
     def list_keys(self) -> list[KeyRecord]:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys_key)
-        pipe.hgetall(self.keys_used_key)
+        pipe.hgetall(self.layout.keys_key)
+        pipe.hgetall(self.layout.keys_used_key)
         records, used = pipe.execute()
         return sorted(
             (KeyRecord.from_json(k.decode(), v, used.get(k)) for k, v in records.items()),
@@ -841,19 +766,19 @@ class RedisStore:
 
     @unavailable_on_redis_errors
     def revoke_key(self, key_id: str) -> bool:
-        if not self.client.hexists(self.keys_key, key_id):
+        if not self.client.hexists(self.layout.keys_key, key_id):
             return False
         # Keys made before the marker existed: set it before the last key can go.
-        self.client.set(self.closed_key, b"1")
+        self.client.set(self.layout.closed_key, b"1")
         pipe = self.client.pipeline(transaction=False)
-        pipe.hdel(self.keys_key, key_id)
-        pipe.hdel(self.keys_used_key, key_id)
+        pipe.hdel(self.layout.keys_key, key_id)
+        pipe.hdel(self.layout.keys_used_key, key_id)
         removed, _ = pipe.execute()
         return bool(removed)
 
     @unavailable_on_redis_errors
     def touch_key(self, key_id: str, when: int) -> None:
-        self.client.hset(self.keys_used_key, key_id, when)
+        self.client.hset(self.layout.keys_used_key, key_id, when)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -929,7 +854,7 @@ class RedisStore:
         uri = self.url
         if uri.startswith("unix://"):
             uri = "redis+unix://" + uri[len("unix://") :]
-        return uri, limiter_options(self.prefix)
+        return uri, limiter_options(self.layout.limiter_prefix)
 
     def ping(self) -> bool:
         try:

@@ -6,7 +6,7 @@
 -- ZRANK in the index less the sub-folders before. It changes only when a sub-folder's entry is
 -- really added to or removed from the index (ZADD's and ZREM's replies say so): a write to a
 -- thing in a folder that already exists costs nothing more.
-local SUBFOLDERS = ':sub'  -- the set's key is the index's key and this (store/single.py)
+local SUBFOLDERS = ':sub'  -- the set's key is the index's key and this (store/layout.py)
 
 local function is_folder_name(name)
   return string.byte(name, -1) == 47  -- "b/": a sub-folder (a thing's name never ends with /)
