@@ -79,9 +79,10 @@ from thingstash.store.common import (
     load_script,
     unavailable_on_redis_errors,
 )
+from thingstash.store.folders import names_and_cursors
 from thingstash.store.indexes import Listed
 from thingstash.store.querying import Querying
-from thingstash.store.single import RedisStore, names_and_cursors
+from thingstash.store.single import RedisStore
 
 _NODES_REFRESH_S = 5.0  # how often the expiry listener looks for new or returning nodes
 _POLL_S = 0.05  # per node and turn: a turn over 6 nodes takes about 0.3 s when all is quiet
