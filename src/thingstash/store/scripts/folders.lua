@@ -1,5 +1,5 @@
 -- Folder indexes and their sub-folder sets: prepended to every script that adds or removes a
--- name in a folder's index (store/single.py, store/cluster.py).
+-- name in a folder's index (store/indexes.py's write_script, store/base.py, store/cluster_base.py).
 -- Beside each folder's index (`ns:f:{folder}`: things and sub-folders, by name) a sorted set
 -- holds its sub-folders' names only (`ns:f:{folder}:sub`, the same hash slot), so that the
 -- things alone can be counted and ranked by name in O(log n): ZCARD(index) - ZCARD(sub-folders),
