@@ -44,8 +44,6 @@ REAP_BATCH = 500  # schedule entries per reap.lua call (per shard on a cluster)
 # Reaped only this long after the schedule says: the score is taken before the write reaches
 # Redis, so the key's own end is a round trip later (one found alive is due again next turn).
 REAP_GRACE_MS = 20
-# A folder's sub-folder set is named after its index: `ns:f:{folder}` and this (folders.lua).
-SUBFOLDERS_SUFFIX = ":sub"
 EXPIRED_BATCH = 500  # expiry notifications handled in one batch (one round trip on one Redis)
 
 # How long Redis may stay silent before a request gives up on it with a 503: a frozen Redis
@@ -239,11 +237,12 @@ def connect_cluster(url: str) -> RedisCluster:
     )
 
 
-def limiter_options(prefix: str) -> dict[str, Any]:
-    """The `limits` library's storage options: its keys under `ns:rl`, and timeouts (it opens
-    its own connection, without any by default, and would wait for a frozen Redis for ever)."""
+def limiter_options(key_prefix: str) -> dict[str, Any]:
+    """The `limits` library's storage options: its keys under `key_prefix` (`ns:rl`,
+    Layout.limiter_prefix), and timeouts (it opens its own connection, without any by default,
+    and would wait for a frozen Redis for ever)."""
     return {
-        "key_prefix": f"{prefix}:rl",
+        "key_prefix": key_prefix,
         "socket_timeout": LIMITER_TIMEOUT_S,
         "socket_connect_timeout": LIMITER_TIMEOUT_S,
     }

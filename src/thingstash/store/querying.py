@@ -49,7 +49,7 @@ from thingstash.store.indexes import (
 )
 
 if TYPE_CHECKING:
-    from thingstash.store.single import RedisStore
+    from thingstash.store.base import StoreBase
 
 BUILD_BATCH_BYTES = 16 * 1024 * 1024  # the JSON one build step reads, at most
 _READ_CHUNK = 250  # things per get_many.lua call when reading a whole (small) folder
@@ -73,7 +73,7 @@ class _Again(Exception):
 class Querying:
     """The queries and index builds of one store."""
 
-    def __init__(self, store: RedisStore, keeper: IndexKeeper) -> None:
+    def __init__(self, store: StoreBase, keeper: IndexKeeper) -> None:
         self.store = store
         self.keeper = keeper
         self.client = store.client

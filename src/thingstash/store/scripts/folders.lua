@@ -1,12 +1,12 @@
 -- Folder indexes and their sub-folder sets: prepended to every script that adds or removes a
--- name in a folder's index (store/single.py, store/cluster.py).
+-- name in a folder's index (store/indexes.py's write_script, store/base.py, store/cluster_base.py).
 -- Beside each folder's index (`ns:f:{folder}`: things and sub-folders, by name) a sorted set
 -- holds its sub-folders' names only (`ns:f:{folder}:sub`, the same hash slot), so that the
 -- things alone can be counted and ranked by name in O(log n): ZCARD(index) - ZCARD(sub-folders),
 -- ZRANK in the index less the sub-folders before. It changes only when a sub-folder's entry is
 -- really added to or removed from the index (ZADD's and ZREM's replies say so): a write to a
 -- thing in a folder that already exists costs nothing more.
-local SUBFOLDERS = ':sub'  -- the set's key is the index's key and this (store/single.py)
+local SUBFOLDERS = ':sub'  -- the set's key is the index's key and this (store/layout.py)
 
 local function is_folder_name(name)
   return string.byte(name, -1) == 47  -- "b/": a sub-folder (a thing's name never ends with /)
