@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.store import open_store
 
 from .conftest import RedisServer

@@ -20,7 +20,7 @@ from thingstash.core.config import ConfigError, Settings
 from thingstash.core.keys import SCOPES, create_key
 
 if TYPE_CHECKING:
-    from thingstash.core.model import Store
+    from thingstash.core.store import Store
 
 
 store_options = options(

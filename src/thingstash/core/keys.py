@@ -16,7 +16,8 @@ import ipaddress
 import secrets
 import time
 
-from thingstash.core.model import KeyRecord, Store
+from thingstash.core.model import KeyRecord
+from thingstash.core.store import Store
 
 SCOPES = ("read", "write", "admin")
 _KEY_PREFIX = "tsk_"

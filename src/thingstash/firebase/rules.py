@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from thingstash.core import documents, ordering
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.firebase.mapping import Refusal
 from thingstash.firebase.reading import RULES_PATH
 

@@ -23,12 +23,12 @@ from thingstash.core.model import (
     Conditions,
     PartlyWritten,
     PreconditionFailed,
-    Store,
     Thing,
     ThingMissing,
     ThingWrite,
     TooMuchContention,
 )
+from thingstash.core.store import Store
 from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.reading import (

@@ -18,7 +18,8 @@ import logging
 import threading
 import uuid
 
-from thingstash.core.model import StorageUnavailable, Store
+from thingstash.core.model import StorageUnavailable
+from thingstash.core.store import Store
 from thingstash.live.periodic import Periodic
 
 log = logging.getLogger(__name__)

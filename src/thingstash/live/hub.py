@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 
 from thingstash.core import documents
-from thingstash.core.model import Event, StorageUnavailable, Store, Thing, parse_event_id
+from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
+from thingstash.core.store import Store
 
 log = logging.getLogger(__name__)
 

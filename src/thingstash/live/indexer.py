@@ -6,7 +6,7 @@ with what was stored before."""
 
 from __future__ import annotations
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.live.periodic import Periodic
 
 BUILD_EVERY_S = 1.0

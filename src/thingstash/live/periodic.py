@@ -8,7 +8,7 @@ import random
 import threading
 import time
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 
 
 class Periodic:

@@ -46,6 +46,7 @@ from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
 from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.indexes import Index
 from thingstash.core.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
@@ -63,7 +64,6 @@ from thingstash.core.model import (
     new_version,
     parse_event_id,
 )
-from thingstash.core.queries import Index
 from thingstash.store.common import (
     CONNECT_TIMEOUT_S,
     FEED_BLOCK_MAX_MS,

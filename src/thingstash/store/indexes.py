@@ -3,7 +3,7 @@ building an index over what is already stored, and answering queries (API.md, "Q
 
 Layout (beside single.py's):
 
-- `ns:ix:{d}`: the declarations, a hash from index id to its JSON (queries.Index), and
+- `ns:ix:{d}`: the declarations, a hash from index id to its JSON (core.indexes.Index), and
   `ns:ix:{d}:gen`, a counter raised by every change to them (create, ready, drop). Each process
   keeps the declarations with the generation they are from; every write script gets that
   generation and refuses (STALE_INDEXES) when Redis has another, before writing anything: the
@@ -31,9 +31,10 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from thingstash.core import documents, queries
+from thingstash.core import answers, documents, queries
+from thingstash.core.indexes import BUILDING, READY, WILDCARD, Index
 from thingstash.core.model import StorageUnavailable, Thing, version_time_ms
-from thingstash.core.queries import BUILDING, READY, Index, Query
+from thingstash.core.queries import Query
 from thingstash.store.common import load_script
 
 STALE = "STALE_INDEXES"
@@ -264,7 +265,7 @@ def folders_matching(
         if not rest:
             yield prefix
             return
-        if rest[0] != queries.WILDCARD:
+        if rest[0] != WILDCARD:
             yield from walk(prefix + rest[0] + "/", rest[1:])
             return
         after = b"-"
@@ -291,11 +292,11 @@ def listed_in_order(listed: list[Listed]) -> list[Listed]:
 
 def answer_of(
     query: Query, listed: list[Listed], members: list[bytes], rank: int, more: bool
-) -> queries.Answer:
+) -> answers.Answer:
     """An Answer from the things read for a page (in the page's order)."""
     assert query.field is not None
     found = [
-        queries.Found(
+        answers.Found(
             entry.name,
             entry.thing,
             rank + i,
@@ -306,4 +307,4 @@ def answer_of(
         for i, entry in enumerate(listed)
     ]
     last = members[-1] if members and more else None
-    return queries.Answer(found, last, None)
+    return answers.Answer(found, last, None)

@@ -9,7 +9,7 @@ sub-folders among them, and the rank of the first: its rank in the index less th
 before it) then get_many.lua. The sub-folder sets of a store written by an earlier version are
 built once, by a walk of every folder index (build_subfolder_sets); until it is done, `$name`
 is answered as before (from a `$name` index, or computed on a folder of up to 1,000 things),
-else 503 (queries.NamesBuilding).
+else 503 (answers.NamesBuilding).
 
 A page from an index costs two round trips whatever the folder's size: query.lua (the members
 of the page and the rank of the first, atomically, checked against this process's declarations)
@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from thingstash.core import documents, ordering, queries
+from thingstash.core import answers, documents, ordering, queries
+from thingstash.core.answers import Answer, NamesBuilding, NeedsIndex
 from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.indexes import BUILDING, READY, Index, covering
 from thingstash.core.model import StorageUnavailable, ThingMissing, version_time_ms
-from thingstash.core.queries import BUILDING, Answer, Index, NamesBuilding, NeedsIndex, Query
+from thingstash.core.queries import Query
 from thingstash.store.common import load_script
 from thingstash.store.indexes import (
     BUILD_BATCH,
@@ -113,10 +115,10 @@ class Querying:
         field = query.field
         for attempt in range(STALE_RETRIES):
             generation, indexes = self._declared()
-            index = queries.covering(indexes, folder, field)
+            index = covering(indexes, folder, field)
             if index is None:
                 generation, indexes = self.keeper.fresh()
-                index = queries.covering(indexes, folder, field)
+                index = covering(indexes, folder, field)
             if index is None:
                 with costly():
                     return self._in_memory(folder, query)
@@ -246,7 +248,7 @@ class Querying:
 
     def _count_things(self, folder: str) -> Answer:
         generation, indexes = self.keeper.fresh()
-        covering = [i for i in indexes if i.state == queries.READY and i.covers(folder)]
+        covering = [i for i in indexes if i.state == READY and i.covers(folder)]
         if covering:
             index = covering[0]
             try:
@@ -388,14 +390,14 @@ class Querying:
         listed.sort(key=lambda entry: entry.member)
         members = [entry.member for entry in listed]
         if query.count:
-            return Answer([], None, queries.count_in(members, query))
+            return Answer([], None, answers.count_in(members, query))
         if query.around is not None:
             target = next((e.member for e in listed if e.name == query.around), None)
-            window = queries.window_around(members, query, target) if target else None
+            window = answers.window_around(members, query, target) if target else None
             if window is None:
                 raise ThingMissing(folder + query.around)
         else:
-            window = queries.window(members, query)
+            window = answers.window(members, query)
         by_member = {entry.member: entry for entry in listed}
         page = [by_member[member] for member in window.members]
         return answer_of(query, page, window.members, window.first_rank, window.more)

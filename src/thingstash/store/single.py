@@ -54,7 +54,9 @@ from typing import Any
 import redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError, WatchError
 
+from thingstash.core.answers import Answer
 from thingstash.core.config import DEFAULT_MAX_BODY, MAX_PAGE_VALUE_BYTES
+from thingstash.core.indexes import Index
 from thingstash.core.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
@@ -75,7 +77,7 @@ from thingstash.core.model import (
     parse_event_id,
     version_times_s,
 )
-from thingstash.core.queries import Answer, Index, Query
+from thingstash.core.queries import Query
 from thingstash.store.common import (
     CAS_ATTEMPTS,
     EXPIRED_BATCH,

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from thingstash.core.config import Settings
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:

@@ -37,7 +37,7 @@ from flask import Flask, current_app, g, request
 
 from thingstash.core.config import Settings
 from thingstash.core.keys import SCOPES, is_loopback, verify
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.web import accesslog
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem

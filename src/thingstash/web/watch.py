@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from thingstash.core.model import StorageUnavailable, Store, parse_event_id
+from thingstash.core.model import StorageUnavailable, parse_event_id
 from thingstash.core.paths import Path
+from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import BATCH, Ordering, Subscription, frame
 from thingstash.web import auth, metrics

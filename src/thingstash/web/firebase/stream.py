@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from thingstash.core.model import StorageUnavailable, Store, parse_event_id
+from thingstash.core.model import StorageUnavailable, parse_event_id
+from thingstash.core.store import Store
 from thingstash.firebase import reading
 from thingstash.firebase.mapping import Location, Refusal
 from thingstash.firebase.streaming import (
