@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from thingstash.core import documents
 from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
-from thingstash.core.store import Store
+from thingstash.core.store import Store, Things
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class Ordering:
     in the write's own script, so nothing is checked there.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Things) -> None:
         self.store = store
         self.latest: dict[str, str | None] = {}  # path -> state of its latest event kept
 
