@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thingstash.core import ordering, queries
+from thingstash.core import answers, indexes, ordering
 from thingstash.core.queries import BadQuery, Query, parse_query
 
 
@@ -296,11 +296,11 @@ def test_pages_ranks_and_counts_match_brute_force(
         return ok_start and ok_end
 
     expected = [n for n in whole if within(n)]
-    assert queries.count_in(members, query) == len(expected)
+    assert answers.count_in(members, query) == len(expected)
 
     seen: list[str] = []
     for _ in range(len(things) + 2):
-        page = queries.window(members, query)
+        page = answers.window(members, query)
         page_names = [ordering.split_member(m)[1] for m in page.members]
         assert [rank_of[n] for n in page_names] == list(page.ranks())
         seen += page_names
@@ -331,7 +331,7 @@ def test_around_centres_the_page_on_the_thing(
     target = data.draw(st.sampled_from(sorted(things)))
     query = Query(ordering.parse_field("v"), desc, limit, around=target)
     members = members_of(things)
-    page = queries.window_around(
+    page = answers.window_around(
         members, query, ordering.member(ordering.sort_key(things[target]), target)
     )
     assert page is not None
@@ -349,7 +349,7 @@ def test_around_centres_the_page_on_the_thing(
 def test_around_a_name_not_there_is_none() -> None:
     members = members_of({"a": 1})
     query = Query(ordering.parse_field("v"), around="b")
-    assert queries.window_around(members, query, ordering.member(ordering.sort_key(1), "b")) is None
+    assert answers.window_around(members, query, ordering.member(ordering.sort_key(1), "b")) is None
 
 
 @settings(max_examples=200)
@@ -376,38 +376,38 @@ def test_name_order_pages_and_bounds(
     expected = [n for n in whole if (low is None or n >= low) and (high is None or n <= high)]
     seen: list[str] = []
     while True:
-        page = queries.window(members, query)
+        page = answers.window(members, query)
         assert [whole.index(m.decode()) + 1 for m in page.members] == list(page.ranks())
         seen += [m.decode() for m in page.members]
         if not page.more:
             break
         query = Query(query.field, desc, limit, page.members[-1], query.start, query.end)
     assert seen == expected
-    assert queries.count_in(members, query) == len(expected)
+    assert answers.count_in(members, query) == len(expected)
 
 
 # -- index declarations ------------------------------------------------------------------------
 
 
 def test_an_index_covers_its_folder_and_pattern_matches() -> None:
-    exact = queries.Index("i1", "games/g1/scores/", "score", 0, queries.READY)
-    pattern = queries.Index("i2", "games/*/scores/", "score", 0, queries.READY)
-    top = queries.Index("i3", "", "score", 0, queries.READY)
+    exact = indexes.Index("i1", "games/g1/scores/", "score", 0, indexes.READY)
+    pattern = indexes.Index("i2", "games/*/scores/", "score", 0, indexes.READY)
+    top = indexes.Index("i3", "", "score", 0, indexes.READY)
     assert exact.covers("games/g1/scores/") and not exact.covers("games/g2/scores/")
     assert pattern.covers("games/g2/scores/") and not pattern.covers("games/g2/x/scores/")
     assert not pattern.covers("games/g2/") and top.covers("") and not top.covers("a/")
     score = ordering.parse_field("score")
-    assert queries.covering([exact, pattern], "games/g9/scores/", score) is pattern
-    building = queries.Index("i4", "x/", "score", 0)
-    assert queries.covering([building], "x/", score) is None  # not ready: not used
-    assert queries.Index.from_json("i2", pattern.to_json()) == pattern
+    assert indexes.covering([exact, pattern], "games/g9/scores/", score) is pattern
+    building = indexes.Index("i4", "x/", "score", 0)
+    assert indexes.covering([building], "x/", score) is None  # not ready: not used
+    assert indexes.Index.from_json("i2", pattern.to_json()) == pattern
 
 
 @pytest.mark.parametrize(
     "text, expected", [("games/*/scores", "games/*/scores/"), ("/", ""), ("", ""), ("a/", "a/")]
 )
 def test_index_folders_are_normalised(text: str, expected: str) -> None:
-    assert queries.parse_index_folder(text) == expected
+    assert indexes.parse_index_folder(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -416,5 +416,5 @@ def test_index_folders_are_normalised(text: str, expected: str) -> None:
 )
 def test_bad_index_folders_say_why(text: str, says: str) -> None:
     with pytest.raises(BadQuery) as caught:
-        queries.parse_index_folder(text)
+        indexes.parse_index_folder(text)
     assert says in caught.value.detail

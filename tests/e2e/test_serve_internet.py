@@ -139,7 +139,7 @@ def test_metrics_and_access_logs_across_workers(
             text = requests.get(f"{server.url}/_metrics", timeout=5).text
             assert _sample(text, 'thingstash_requests_total{method="GET",status="404"}') == sent
             assert _sample(text, 'thingstash_requests_total{method="PUT",status="201"}') == 1
-            # Keys with an expiry, so a start-up lease (store/querying.py: a build's lock, held
+            # Keys with an expiry, so a start-up lease (store/indexbuild.py: a build's lock, held
             # for a moment with a PX) may count while it is held: wait for it to go.
             deadline = time.monotonic() + 10
             while _sample(text, "thingstash_things_stored") != 1 and time.monotonic() < deadline:

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thingstash.core.config import ConfigError, Settings
-from thingstash.core.model import Store
-from thingstash.core.queries import READY
+from thingstash.core.indexes import READY
+from thingstash.core.store import Store
 from thingstash.store import open_store
 from thingstash.web import ratelimit
 from thingstash.web.firebase.app import create_firebase_app

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thingstash.core import documents
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.firebase import mapping, reading
 from thingstash.firebase.errors import Refusal
 from thingstash.firebase.streaming import member_changes

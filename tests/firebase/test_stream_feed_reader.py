@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.firebase.errors import TooMuchToRead
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import KEEPALIVE_FRAME, event_location, location_of

@@ -11,7 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash.core.config import Settings
-from thingstash.core.model import Store, new_version
+from thingstash.core.model import new_version
+from thingstash.core.store import Store
 from thingstash.store import open_store
 from thingstash.store.cluster import ClusterStore, close_cluster
 from thingstash.store.common import connect

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.store import open_store
 
 from ..support.servers import RedisServer

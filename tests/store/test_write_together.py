@@ -16,11 +16,11 @@ from thingstash.core.model import (
     Conditions,
     PartlyWritten,
     PreconditionFailed,
-    Store,
     ThingWrite,
     TooLarge,
 )
 from thingstash.core.queries import parse_query
+from thingstash.core.store import Store
 from thingstash.store import open_store
 
 from ..support.clusters import LocalCluster

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from thingstash.core import keys
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.web import auth
 from thingstash.web.context import store as current_store
 

@@ -11,7 +11,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.store import open_store
 from thingstash.web import auth
 

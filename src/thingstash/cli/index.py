@@ -29,12 +29,13 @@ def index() -> None:
 def create(folder: str, field: str, no_wait: bool, redis_url: str | None, data_dir: str) -> None:
     """Index FIELD (`score`, `stats/level`, `$updated`) of the things in FOLDER (one segment
     may be `*`: `games/*/scores/`)."""
-    from thingstash.core import queries
+    from thingstash.core import indexes
+    from thingstash.core.queries import BadQuery
 
     try:
-        folder = queries.parse_index_folder(folder)
-        field = queries.parse_index_field(field).text
-    except queries.BadQuery as error:
+        folder = indexes.parse_index_folder(folder)
+        field = indexes.parse_index_field(field).text
+    except BadQuery as error:
         raise click.UsageError(error.detail) from None
     with open_store_of(redis_url, data_dir) as store:
         declared, created = store.create_index(folder, field)
@@ -50,7 +51,7 @@ def create(folder: str, field: str, no_wait: bool, redis_url: str | None, data_d
             state = next((i.state for i in store.indexes() if i.id == declared.id), None)
             if state is None:
                 raise click.ClickException("the index was dropped meanwhile")
-            if state == queries.READY:
+            if state == indexes.READY:
                 click.echo(f"ready in {time.monotonic() - started:.1f} s", err=True)
                 return
             if store.build_indexes() == 0:

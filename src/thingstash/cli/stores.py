@@ -16,7 +16,7 @@ import click
 from thingstash.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from thingstash.core.model import Store
+    from thingstash.core.store import Store
     from thingstash.serve.embedded import EmbeddedRedis
 
 F = TypeVar("F", bound=Callable[..., object])

@@ -16,7 +16,8 @@ import ipaddress
 import secrets
 import time
 
-from thingstash.core.model import KeyRecord, Store
+from thingstash.core.model import KeyRecord
+from thingstash.core.store import Keys
 
 SCOPES = ("read", "write", "admin")
 _KEY_PREFIX = "tsk_"
@@ -31,7 +32,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(store: Store, scope: str, prefix: str = "") -> tuple[KeyRecord, str]:
+def create_key(store: Keys, scope: str, prefix: str = "") -> tuple[KeyRecord, str]:
     """Make and store a new key; return its record and the key, which exists only here."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
@@ -50,7 +51,7 @@ def key_id_of(key: str) -> str | None:
     return key_id if all(c in "0123456789abcdef" for c in key_id) else None
 
 
-def verify(store: Store, key: str) -> KeyRecord | None:
+def verify(store: Keys, key: str) -> KeyRecord | None:
     """The record of a valid key, or None."""
     key_id = key_id_of(key)
     if key_id is None:
@@ -70,7 +71,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, public: bool, store: Store) -> None:
+def check_bind(host: str, public: bool, store: Keys) -> None:
     """Refuse to serve an open store (no key created) on a non-loopback address unless asked."""
     if public or is_loopback(host) or store.key_count() > 0:
         return

@@ -1,6 +1,5 @@
-"""The shared vocabulary of thingstash: what a thing, a page, a change and a key are, the errors
-a store raises, and `Store`, the protocol every store keeps (the web, live and serve layers are
-typed against it, never against a Redis store).
+"""The shared vocabulary of thingstash: what a thing, a page, a change and a key are, and the
+errors a store raises. The protocol every store keeps is `Store`, in core/store.py.
 
 Core: stdlib and orjson only. The stores (thingstash.store) implement `Store` on Redis; HTTP
 code (thingstash.web) maps the errors to problems.
@@ -11,18 +10,11 @@ from __future__ import annotations
 import binascii
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from random import getrandbits
-from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    import threading
-
-    from thingstash.core.queries import Answer, Index, Query
 
 VERSION_LENGTH = 16
 
@@ -315,131 +307,3 @@ class KeyRecord:
 # Called with the error each time the store's backend fails under a store method (metrics count
 # them); the stores themselves stay free of metrics and HTTP.
 UNAVAILABLE_HOOKS: list[Callable[[Exception], None]] = []
-
-
-class Store(Protocol):
-    """What the web, live and serve layers may ask of a store (thingstash.store's RedisStore and
-    ClusterStore). Methods raise the errors above, never HTTP ones."""
-
-    prefix: str
-    # Whether the feed has each thing's events in the order of its writes (see live.hub).
-    feed_in_order: bool
-    # The most bytes of JSON a thing may have: every write past it raises TooLarge, nothing
-    # written (the app sets it to THINGSTASH_MAX_BODY).
-    max_thing_bytes: int
-
-    def get(self, path: str) -> Thing | None: ...
-
-    def put(
-        self,
-        path: str,
-        body: bytes,
-        ttl_seconds: int,
-        conditions: Conditions = ...,
-        event: str = ...,
-        version: str | None = ...,
-    ) -> WriteResult: ...
-
-    def put_many(
-        self,
-        things: Sequence[tuple[str, bytes, int]],
-        chunk: int = ...,
-        max_thing_bytes: int | None = ...,
-    ) -> list[WriteResult]: ...
-
-    def delete(self, path: str, conditions: Conditions = ...) -> str | None: ...
-
-    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]: ...
-
-    def update(
-        self,
-        path: str,
-        change: Callable[[Thing | None], tuple[bytes, int]],
-        conditions: Conditions = ...,
-        event: str = ...,
-    ) -> tuple[WriteResult, bytes]: ...
-
-    def list_folder(
-        self,
-        folder: str,
-        after: str | None,
-        limit: int,
-        values: bool = ...,
-        max_value_bytes: int = ...,
-    ) -> Page: ...
-
-    def list_names(
-        self, starts: Sequence[tuple[str, str | None]], limit: int
-    ) -> list[tuple[list[str], str | None]]: ...
-
-    def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]: ...
-
-    def delete_tree(self, folder: str, batch: int = ...) -> int: ...
-
-    def feed_position(self) -> str: ...
-
-    def position_and_get(self, path: str) -> tuple[str, Thing | None]: ...
-
-    def feed_since(self, after: str, count: int = ...) -> Backlog: ...
-
-    def check_feed_node(self) -> None: ...
-
-    def read_feed(self, after: str, block_ms: int, count: int = ...) -> list[Event]: ...
-
-    def versions(self, paths: Iterable[str]) -> dict[str, str | None]: ...
-
-    def record_expiry(self, path: str) -> str | None: ...
-
-    def record_expiries(self, paths: Sequence[str]) -> int: ...
-
-    def reap(self, now_ms: int | None = ..., batch: int = ...) -> tuple[int, bool]: ...
-
-    def enable_expiry_notifications(self) -> bool: ...
-
-    def listen_expired(
-        self,
-        handle: Callable[[list[str]], None],
-        stopped: Callable[[], bool],
-        wake_channel: str,
-    ) -> None: ...
-
-    def wake(self, channel: str) -> None: ...
-
-    def key_count(self) -> int: ...
-
-    def is_closed(self) -> bool: ...
-
-    def reopen(self) -> bool: ...
-
-    def add_key(self, record: KeyRecord) -> bool: ...
-
-    def get_key(self, key_id: str) -> KeyRecord | None: ...
-
-    def list_keys(self) -> list[KeyRecord]: ...
-
-    def revoke_key(self, key_id: str) -> bool: ...
-
-    def touch_key(self, key_id: str, when: int) -> None: ...
-
-    def query(
-        self,
-        folder: str,
-        query: Query,
-        costly: Callable[[], AbstractContextManager[None]] | None = ...,
-    ) -> Answer: ...
-
-    def indexes(self) -> list[Index]: ...
-
-    def create_index(self, folder: str, field: str) -> tuple[Index, bool]: ...
-
-    def drop_index(self, index_id: str) -> Index | None: ...
-
-    def build_indexes(self, stop: threading.Event | None = None) -> int: ...
-
-    def approximate_things(self) -> int: ...
-
-    def limiter_storage(self) -> tuple[str, dict[str, Any]] | None: ...
-
-    def ping(self) -> bool: ...
-
-    def close(self) -> None: ...

@@ -1,6 +1,6 @@
-"""Queries of a folder (API.md, "Queries"): their parameters checked and typed, and the answer
-computed over members already in order (a small folder without an index, sorted in Python;
-the stores answer from Redis the same way).
+"""Queries of a folder (API.md, "Queries"): their parameters checked and typed into a `Query`,
+and what a thing's member is in a query's order. The answer is core/answers.py's; the index
+declarations that answer large folders are core/indexes.py's.
 
 `parse_query` takes the query string as a plain mapping of names to their values, so it needs
 no web framework, and raises BadQuery with a detail that says what to send instead. A request
@@ -11,13 +11,11 @@ Pure (stdlib and orjson): no Redis, no HTTP.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from thingstash.core import documents, ordering
-from thingstash.core.model import StorageUnavailable, Thing
 from thingstash.core.ordering import Field, LexRange
 
 DEFAULT_LIMIT = 100
@@ -127,52 +125,6 @@ def key_of(field: Field, value: Any, updated_ms: int) -> bytes:
     if field.is_updated:
         return ordering.number_key(updated_ms)
     return ordering.sort_key(ordering.field_value(value, field.segments))
-
-
-class NeedsIndex(Exception):
-    """A query on a folder too large to answer without an index on its field; the detail says
-    which index to create."""
-
-    def __init__(self, folder: str, field: Field, too_big: bool = False) -> None:
-        self.folder = folder
-        self.field = field
-        self.detail = create_hint(folder, field, too_big)
-        super().__init__(self.detail)
-
-
-class NamesBuilding(StorageUnavailable):
-    """A query by name (or a count) on a large folder of a store written by an earlier version,
-    whose sub-folder sets are still being built (a one-time walk): a 503, to be asked again."""
-
-    detail = (
-        "this store is building what it needs to answer queries by name and counts on large "
-        "folders (a one-time step after an upgrade, a few seconds per million things): ask "
-        "again shortly"
-    )
-
-    def __init__(self) -> None:
-        super().__init__(self.detail)
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """One thing of an answer: its name, its state as read (a stored Thing), its rank in the
-    whole order and its value of the field (`key`)."""
-
-    name: str
-    thing: Thing
-    rank: int
-    key: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A query's answer: a page of things in order with the member to resume after (`next`),
-    or, for count=true, the count alone."""
-
-    found: list[Found]
-    next: bytes | None
-    count: int | None = None
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -337,195 +289,3 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query | None:
         except ValueError:
             raise bad from None
     return Query(field, desc, limit, after, start, end, values, around, count)
-
-
-# -- answering over members in order -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One page of an answer: its members in the query's order, the rank of the first (1-based,
-    in the whole order: bounds and cursor do not change ranks), and whether more follow."""
-
-    members: list[bytes]
-    first_rank: int
-    more: bool
-
-    def ranks(self) -> range:
-        return range(self.first_rank, self.first_rank + len(self.members))
-
-
-def _index_range(members: Sequence[bytes], bounds: LexRange) -> tuple[int, int]:
-    """Positions [lo, hi) of the ascending `members` that lie within `bounds`."""
-    if bounds.low == b"-":
-        lo = 0
-    elif bounds.low[:1] == b"[":
-        lo = bisect.bisect_left(members, bounds.low[1:])
-    else:
-        lo = bisect.bisect_right(members, bounds.low[1:])
-    if bounds.high == b"+":
-        hi = len(members)
-    elif bounds.high[:1] == b"[":
-        hi = bisect.bisect_right(members, bounds.high[1:])
-    else:
-        hi = bisect.bisect_left(members, bounds.high[1:])
-    return lo, max(lo, hi)
-
-
-def window(members: Sequence[bytes], query: Query) -> Window:
-    """The page `query` asks of `members` (ascending, without repeats): what an index in Redis
-    answers with ZRANGE BYLEX and ZRANK, computed in memory."""
-    lo, hi = _index_range(members, query.bounds())
-    total = len(members)
-    if query.desc:
-        picked = list(reversed(members[max(lo, hi - query.limit - 1) : hi]))
-        page = picked[: query.limit]
-        return Window(page, total - hi + 1, len(picked) > query.limit)
-    picked = list(members[lo : min(hi, lo + query.limit + 1)])
-    return Window(picked[: query.limit], lo + 1, len(picked) > query.limit)
-
-
-def count_in(members: Sequence[bytes], query: Query) -> int:
-    lo, hi = _index_range(members, query.range_bounds())
-    return hi - lo
-
-
-def around_start(rank0: int, total: int, limit: int) -> int:
-    """The 0-based position a page of `limit` centred on position `rank0` starts at: centred
-    where it can be, kept whole at either end of the order."""
-    return max(0, min(rank0 - (limit - 1) // 2, total - limit))
-
-
-def window_around(members: Sequence[bytes], query: Query, target: bytes) -> Window | None:
-    """The page centred on the member `target`, None when it is not among `members`."""
-    at = bisect.bisect_left(members, target)
-    if at >= len(members) or members[at] != target:
-        return None
-    ordered = list(reversed(members)) if query.desc else list(members)
-    position = len(members) - 1 - at if query.desc else at
-    first = around_start(position, len(ordered), query.limit)
-    page = ordered[first : first + query.limit]
-    return Window(page, first + 1, first + query.limit < len(ordered))
-
-
-# -- index declarations ------------------------------------------------------------------------
-
-BUILDING = "building"
-READY = "ready"
-WILDCARD = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class Index:
-    """A declared index: the things directly in each folder matching `folder` (a folder path
-    whose segments may be `*`, one segment each), ordered by `field`. `state` is "building"
-    while the things already stored are being taken in, then "ready"; only a ready index
-    answers queries (every write keeps it current from the moment it is declared)."""
-
-    id: str
-    folder: str
-    field: str
-    created: int
-    state: str = BUILDING
-
-    def covers(self, folder: str) -> bool:
-        """Whether the concrete folder `folder` ("a/b/", "" for the top level) is one of its."""
-        if "*" not in self.folder:
-            return folder == self.folder
-        pattern = self.folder.split("/")
-        actual = folder.split("/")
-        return len(pattern) == len(actual) and all(
-            p == WILDCARD or p == a for p, a in zip(pattern, actual, strict=True)
-        )
-
-    @property
-    def parsed_field(self) -> Field:
-        return ordering.parse_field(self.field)
-
-    def to_json(self) -> bytes:
-        return documents.dumps(
-            {
-                "folder": self.folder,
-                "field": self.field,
-                "created": self.created,
-                "state": self.state,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, index_id: str, raw: bytes) -> Index:
-        data = documents.loads(raw)
-        return cls(index_id, data["folder"], data["field"], data["created"], data["state"])
-
-    def public(self) -> dict[str, Any]:
-        """As /_indexes and `thingstash index list` show it."""
-        return {
-            "id": self.id,
-            "folder": self.folder,
-            "field": self.field,
-            "created": self.created,
-            "state": self.state,
-        }
-
-
-def parse_index_folder(text: str) -> str:
-    """A folder pattern as declared ("games/*/scores/"; "" or "/" the top level), with its
-    trailing slash; BadQuery says what is wrong."""
-    if text in ("", "/"):
-        return ""
-    folder = text if text.endswith("/") else text + "/"
-    title = "bad folder"
-    for segment in folder[:-1].split("/"):
-        if segment == "":
-            raise BadQuery(title, f"the folder {text!r} has an empty segment (or a leading /)")
-        if segment in (".", ".."):
-            raise BadQuery(title, f"the folder {text!r} has a {segment!r} segment")
-        if "*" in segment and segment != WILDCARD:
-            raise BadQuery(
-                title, f"* stands for one whole segment, as in games/*/scores/, not {segment!r}"
-            )
-        if any(ord(c) < 0x20 or c == "\x7f" for c in segment):
-            raise BadQuery(title, "a folder may not contain control characters")
-    if folder.startswith("_"):
-        raise BadQuery(title, "top-level names starting with _ belong to the service")
-    return folder
-
-
-def parse_index_field(text: str) -> Field:
-    try:
-        field = ordering.parse_field(text)
-    except ordering.BadField as error:
-        raise BadQuery("bad field", str(error)) from None
-    if field.is_name:
-        # It would cost every write and never be read: the folder's own index answers.
-        raise BadQuery(
-            "no index needed",
-            "order_by=$name needs no index: every folder answers it, with ranks and counts, "
-            "whatever its size; index a field of the things' JSON or $updated",
-        )
-    return field
-
-
-def covering(indexes: Sequence[Index], folder: str, field: Field) -> Index | None:
-    """The ready index that answers queries on `field` in `folder`, if any."""
-    for index in indexes:
-        if index.state == READY and index.field == field.text and index.covers(folder):
-            return index
-    return None
-
-
-def create_hint(folder: str, field: Field, too_big: bool = False) -> str:
-    """The detail of the 400 for a query too large to compute without an index."""
-    shown_folder = folder or "/"
-    size = (
-        f"holds more than {MAX_UNINDEXED_BYTES // (1024 * 1024)} MiB of JSON"
-        if too_big
-        else f"has more than {MAX_UNINDEXED_THINGS:,} things"
-    )
-    return (
-        f"the folder {shown_folder} {size}, too much to "
-        f"order by {field.text} without an index: create one with "
-        f"`thingstash index create {shown_folder} '{field.text}'` (or POST /_indexes "
-        f'{{"folder": "{shown_folder}", "field": "{field.text}"}} with an admin key), '
-        "then ask again"
-    )

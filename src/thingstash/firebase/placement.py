@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from thingstash.core import documents
-from thingstash.core.model import NO_CONDITIONS, Conditions, Store, Thing, ThingWrite
+from thingstash.core.model import NO_CONDITIONS, Conditions, Thing, ThingWrite
+from thingstash.core.store import Store
 from thingstash.firebase import layout, mapping
 from thingstash.firebase.mapping import Location
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from thingstash.core import ordering
 from thingstash.core import queries as engine
-from thingstash.core.model import Store
+from thingstash.core.indexes import covering
+from thingstash.core.store import Store
 from thingstash.firebase import mapping
 from thingstash.firebase import query as fbquery
 from thingstash.firebase.errors import BadRequest
@@ -49,7 +50,7 @@ def _indexed_query(
         order_field = ordering.parse_field(field_text)
     except ordering.BadField as error:
         raise BadRequest(str(error)) from None
-    if engine.covering(store.indexes(), folder, order_field) is None:
+    if covering(store.indexes(), folder, order_field) is None:
         raise BadRequest(index_hint(location, query))
     wanted = query.last if query.last is not None else query.first
     desc = query.last is not None

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from thingstash.core.model import ListedThing, Store, Thing
+from thingstash.core.model import ListedThing, Thing
+from thingstash.core.store import Store
 from thingstash.firebase import mapping
 from thingstash.firebase.errors import TooMuchToRead
 from thingstash.firebase.mapping import Location

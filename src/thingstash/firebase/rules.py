@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from thingstash.core import documents, ordering
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.firebase.errors import BadRequest
 from thingstash.firebase.reading import RULES_PATH
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from thingstash.core import documents
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.firebase import mapping, reading
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import member_changes

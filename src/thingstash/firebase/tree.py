@@ -24,12 +24,12 @@ from thingstash.core.model import (
     Conditions,
     PartlyWritten,
     PreconditionFailed,
-    Store,
     Thing,
     ThingMissing,
     ThingWrite,
     TooMuchContention,
 )
+from thingstash.core.store import Store
 from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase.errors import BadRequest, Mismatch
 from thingstash.firebase.mapping import Location

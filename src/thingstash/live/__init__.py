@@ -5,7 +5,7 @@ and stopped together as `Live`. An app owns its process's Live and starts it (we
 
 from __future__ import annotations
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.live.expiry import ExpiryListener, ExpiryReaper
 from thingstash.live.hub import Hub
 from thingstash.live.indexer import IndexBuilder

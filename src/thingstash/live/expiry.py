@@ -18,7 +18,8 @@ import logging
 import threading
 import uuid
 
-from thingstash.core.model import StorageUnavailable, Store
+from thingstash.core.model import StorageUnavailable
+from thingstash.core.store import Expiry
 from thingstash.live.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ REAP_EVERY_S = 0.5  # how often each process reaps what the expiry schedule says
 class ExpiryListener:
     """Hears Redis expire a thing's key and records it as an `expire` event (idempotently)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Expiry) -> None:
         self.store = store
         self.enabled = store.enable_expiry_notifications()
         self._stop = False
@@ -67,13 +68,13 @@ class ExpiryListener:
                 self._thread.join(2)
 
 
-class ExpiryReaper(Periodic):
+class ExpiryReaper(Periodic[Expiry]):
     """Reaps, every REAP_EVERY_S, what the store's expiry schedule says is due."""
 
     name = "expiry-reaper"
     doing = "reap expired things"
 
-    def __init__(self, store: Store, every: float = REAP_EVERY_S) -> None:
+    def __init__(self, store: Expiry, every: float = REAP_EVERY_S) -> None:
         super().__init__(store, every)
 
     def tick(self) -> None:

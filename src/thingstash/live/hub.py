@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 
 from thingstash.core import documents
-from thingstash.core.model import Event, StorageUnavailable, Store, Thing, parse_event_id
+from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
+from thingstash.core.store import Store, Things
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class Ordering:
     in the write's own script, so nothing is checked there.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Things) -> None:
         self.store = store
         self.latest: dict[str, str | None] = {}  # path -> state of its latest event kept
 

@@ -6,17 +6,17 @@ with what was stored before."""
 
 from __future__ import annotations
 
-from thingstash.core.model import Store
+from thingstash.core.store import Queries
 from thingstash.live.periodic import Periodic
 
 BUILD_EVERY_S = 1.0
 
 
-class IndexBuilder(Periodic):
+class IndexBuilder(Periodic[Queries]):
     name = "index-builder"
     doing = "build indexes"
 
-    def __init__(self, store: Store, every: float = BUILD_EVERY_S) -> None:
+    def __init__(self, store: Queries, every: float = BUILD_EVERY_S) -> None:
         super().__init__(store, every)
 
     def tick(self) -> None:

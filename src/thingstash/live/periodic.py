@@ -7,17 +7,18 @@ import logging
 import random
 import threading
 import time
+from typing import Generic, TypeVar
 
-from thingstash.core.model import Store
+S = TypeVar("S")  # the store role(s) the work uses (core/store.py)
 
 
-class Periodic:
+class Periodic(Generic[S]):
     """Calls `tick()` every `every` seconds on its own thread until `close()`."""
 
     name = "periodic"  # the thread's name
     doing = "do its work"  # what the warning says could not be done
 
-    def __init__(self, store: Store, every: float) -> None:
+    def __init__(self, store: S, every: float) -> None:
         self.store = store
         self.every = every
         self._stop = threading.Event()

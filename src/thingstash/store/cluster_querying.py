@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from thingstash.core.queries import Index
+from thingstash.core.indexes import Index
 from thingstash.store.indexes import Listed
 from thingstash.store.querying import Querying
 

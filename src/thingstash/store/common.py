@@ -60,7 +60,6 @@ FEED_BLOCK_MAX_MS = int(REPLY_TIMEOUT_S * 1000) - 1000
 # The rate limiter lets a request through when Redis doesn't answer (ratelimit.py): it may use
 # only a little of the budget, the store's own call then answers the 503.
 LIMITER_TIMEOUT_S = 0.5
-CAS_ATTEMPTS = 100
 
 
 P = ParamSpec("P")

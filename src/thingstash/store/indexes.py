@@ -1,9 +1,11 @@
-"""Query indexes in Redis: their declarations, the index section every write script carries,
-building an index over what is already stored, and answering queries (API.md, "Queries").
+"""Query indexes in Redis: their declarations (cached per process), the index section every write
+script carries to keep them, what a thing read for a query is (`Listed`), and what querying and
+building need of a store (`IndexedStore`). Building them over what is stored is
+store/indexbuild.py's; answering queries from them, store/querying.py's (API.md, "Queries").
 
 Layout (beside single.py's):
 
-- `ns:ix:{d}`: the declarations, a hash from index id to its JSON (queries.Index), and
+- `ns:ix:{d}`: the declarations, a hash from index id to its JSON (core.indexes.Index), and
   `ns:ix:{d}:gen`, a counter raised by every change to them (create, ready, drop). Each process
   keeps the declarations with the generation they are from; every write script gets that
   generation and refuses (STALE_INDEXES) when Redis has another, before writing anything: the
@@ -27,22 +29,48 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import ResponseError
 
 from thingstash.core import documents, queries
+from thingstash.core.indexes import BUILDING, READY, Index
 from thingstash.core.model import StorageUnavailable, Thing, version_time_ms
-from thingstash.core.queries import BUILDING, READY, Index, Query
 from thingstash.store.common import load_script
 
 STALE = "STALE_INDEXES"
 MARKER = b"\0ix"
-BUILD_BATCH = 500  # things taken into an index per script call while building
-LEASE_MS = 30_000  # a builder that stops renewing its lease leaves the build to another
 STALE_RETRIES = 5
 
 T = TypeVar("T")
+
+
+class IndexedStore(Protocol):
+    """What querying and building indexes use of a store (RedisStore, ClusterStore): its client
+    and namespace, its key names, and a few of its reads."""
+
+    @property
+    def client(self) -> Any: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    # Whether write and query scripts can check the declarations' generation themselves (one
+    # Redis), or a query checks it first (a cluster: another slot).
+    @property
+    def checks_generation_in_scripts(self) -> bool: ...
+
+    def thing_key(self, path: str) -> str: ...
+
+    def folder_key(self, folder: str) -> str: ...
+
+    def subfolders_key(self, folder: str) -> str: ...
+
+    def folder_names(self, folder: str, after: bytes, count: int) -> list[bytes]: ...
+
+    def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]: ...
+
+    def record_expiries(self, paths: Sequence[str]) -> int: ...
 
 
 def write_script(client: Any, name: str) -> Any:
@@ -251,59 +279,3 @@ class Listed:
     thing: Thing
     member: bytes
     value: Any = None
-
-
-def folders_matching(
-    pattern: str, names_in: Callable[[str, bytes, int], list[bytes]]
-) -> Iterator[str]:
-    """The concrete folders a pattern names that exist, found through the folder indexes
-    (`names_in(folder, after, count)` reads one batch of one), a bounded batch at a time."""
-    segments = pattern.split("/")[:-1] if pattern else []
-
-    def walk(prefix: str, rest: list[str]) -> Iterator[str]:
-        if not rest:
-            yield prefix
-            return
-        if rest[0] != queries.WILDCARD:
-            yield from walk(prefix + rest[0] + "/", rest[1:])
-            return
-        after = b"-"
-        while True:
-            names = names_in(prefix, after, 1000)
-            for raw in names:
-                if raw.endswith(b"/"):
-                    yield from walk(prefix + raw.decode("utf-8"), rest[1:])
-            if len(names) < 1000:
-                return
-            after = b"(" + names[-1]
-
-    yield from walk("", segments)
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def listed_in_order(listed: list[Listed]) -> list[Listed]:
-    return sorted(listed, key=lambda entry: entry.member)
-
-
-def answer_of(
-    query: Query, listed: list[Listed], members: list[bytes], rank: int, more: bool
-) -> queries.Answer:
-    """An Answer from the things read for a page (in the page's order)."""
-    assert query.field is not None
-    found = [
-        queries.Found(
-            entry.name,
-            entry.thing,
-            rank + i,
-            queries.key_value(
-                query.field, entry.name, entry.value, version_time_ms(entry.thing.version)
-            ),
-        )
-        for i, entry in enumerate(listed)
-    ]
-    last = members[-1] if members and more else None
-    return queries.Answer(found, last, None)

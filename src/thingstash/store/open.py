@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.cluster import RedisCluster
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.store.cluster import ClusterStore
 from thingstash.store.common import connect
 from thingstash.store.single import RedisStore

@@ -7,7 +7,9 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from thingstash.core.queries import Answer, Index, Query
+from thingstash.core.answers import Answer
+from thingstash.core.indexes import Index
+from thingstash.core.queries import Query
 from thingstash.store.base import StoreBase
 from thingstash.store.common import (
     unavailable_on_redis_errors,

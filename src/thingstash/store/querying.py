@@ -1,15 +1,15 @@
-"""Answering queries of a folder on one Redis (ClusterStore adapts it): by `$name` (and a count
+"""Answering queries of a folder on one Redis (ClusterQuerying adapts it): by `$name` (and a count
 of the folder's things) from the folder's own index and its sub-folder set, whatever its size;
 by any other field from an index when a ready one covers the folder and field, else from the
-whole folder read and ordered in Python (up to queries.MAX_UNINDEXED_THINGS things); and
-building indexes over what is stored.
+whole folder read and ordered in Python (up to queries.MAX_UNINDEXED_THINGS things). Building the
+indexes and the sub-folder sets is store/indexbuild.py's (Querying extends its IndexBuilding).
 
 A page by name is two round trips too: name_query.lua (the page's names, passing over the
 sub-folders among them, and the rank of the first: its rank in the index less the sub-folders
 before it) then get_many.lua. The sub-folder sets of a store written by an earlier version are
-built once, by a walk of every folder index (build_subfolder_sets); until it is done, `$name`
-is answered as before (from a `$name` index, or computed on a folder of up to 1,000 things),
-else 503 (queries.NamesBuilding).
+built once, by a walk of every folder index (indexbuild.py's build_subfolder_sets); until it is
+done, `$name` is answered as before (from a `$name` index, or computed on a folder of up to 1,000
+things), else 503 (answers.NamesBuilding).
 
 A page from an index costs two round trips whatever the folder's size: query.lua (the members
 of the page and the rank of the first, atomically, checked against this process's declarations)
@@ -21,74 +21,46 @@ which takes it out of every index, and the page is read again.
 
 from __future__ import annotations
 
-import logging
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import ResponseError
 
-from thingstash.core import documents, ordering, queries
+from thingstash.core import answers, ordering, queries
+from thingstash.core.answers import Answer, Found, NamesBuilding, NeedsIndex
 from thingstash.core.config import MAX_PAGE_VALUE_BYTES
+from thingstash.core.indexes import READY, Index, covering
 from thingstash.core.model import StorageUnavailable, ThingMissing, version_time_ms
-from thingstash.core.queries import BUILDING, Answer, Index, NamesBuilding, NeedsIndex, Query
+from thingstash.core.queries import Query
 from thingstash.store.common import load_script
-from thingstash.store.indexes import (
-    BUILD_BATCH,
-    LEASE_MS,
-    STALE_RETRIES,
-    IndexKeeper,
-    Listed,
-    answer_of,
-    folders_matching,
-    is_stale,
-)
+from thingstash.store.indexbuild import IndexBuilding
+from thingstash.store.indexes import STALE_RETRIES, IndexedStore, IndexKeeper, Listed, is_stale
 
-if TYPE_CHECKING:
-    from thingstash.store.base import StoreBase
-
-BUILD_BATCH_BYTES = 16 * 1024 * 1024  # the JSON one build step reads, at most
 _READ_CHUNK = 250  # things per get_many.lua call when reading a whole (small) folder
 _PAGE_ATTEMPTS = 3
 # The most sub-folder names one page by name passes over (a few ms of Redis at most): past
 # them, on a folder whose things lie among a great many sub-folders, the page ends early with
 # a cursor, as a listing page does at its byte budget.
 MAX_PASSED_SUBFOLDERS = 10_000
-SUBFOLDER_BATCH = 1000  # names of a folder index read per step of building its sub-folder set
 # A query that finds the sub-folder sets not built yet builds them itself for this long (a
 # new or small store: at once), then leaves the rest to the background builder.
 SUBFOLDER_BUILD_IN_QUERY_S = 0.5
-
-log = logging.getLogger(__name__)
 
 
 class _Again(Exception):
     """The page changed while it was read: read it again."""
 
 
-class Querying:
-    """The queries and index builds of one store."""
+class Querying(IndexBuilding):
+    """The queries of one store, over its index builds (IndexBuilding)."""
 
-    def __init__(self, store: StoreBase, keeper: IndexKeeper) -> None:
-        self.store = store
-        self.keeper = keeper
-        self.client = store.client
+    def __init__(self, store: IndexedStore, keeper: IndexKeeper) -> None:
+        super().__init__(store, keeper)
         self._query = self.client.register_script(load_script("query.lua"))
-        self._build = self.client.register_script(load_script("index_build.lua"))
         self._name_query = self.client.register_script(load_script("name_query.lua"))
-        self._subfolders_build = self.client.register_script(load_script("subfolders_build.lua"))
-        self.subfolders_ready_key = f"{store.prefix}:subfolders:ready"
-        self.subfolders_lease_key = f"{store.prefix}:subfolders:lease"
-        self._subfolders_ready = False
-        self._walking = threading.Lock()  # one walk at a time in this process
-        self._walk_pending: list[tuple[str, bytes]] = [("", b"-")]
-        self._walk_steps = 0
-
-    # -- answering ----------------------------------------------------------------------------
 
     def answer(
         self,
@@ -113,10 +85,10 @@ class Querying:
         field = query.field
         for attempt in range(STALE_RETRIES):
             generation, indexes = self._declared()
-            index = queries.covering(indexes, folder, field)
+            index = covering(indexes, folder, field)
             if index is None:
                 generation, indexes = self.keeper.fresh()
-                index = queries.covering(indexes, folder, field)
+                index = covering(indexes, folder, field)
             if index is None:
                 with costly():
                     return self._in_memory(folder, query)
@@ -166,8 +138,6 @@ class Querying:
             return replace(answer, next=cut) if cut else answer
         raise StorageUnavailable("the folder kept changing while it was read; try again")
 
-    # -- sub-folder sets ----------------------------------------------------------------------
-
     def subfolders_ready(self) -> bool:
         """Whether every folder's sub-folder set is complete (known once, then kept: every
         script that changes a folder index keeps them so). Not yet: the walk goes on here (or
@@ -181,61 +151,6 @@ class Querying:
             time.sleep(0.02)
         return True
 
-    def build_subfolder_sets(
-        self, stop: threading.Event | None = None, budget_s: float | None = None
-    ) -> bool:
-        """Make every folder's sub-folder set, for a store written by a version that kept none:
-        a walk of the folder indexes from the top, a bounded step at a time
-        (subfolders_build.lua), one process at a time (a lease), then the mark that they are
-        complete. Writes meanwhile keep the sets themselves. Returns whether they are complete;
-        False when another process (or thread) is walking, or on `stop` or past `budget_s`:
-        the walk goes on from where it was at the next call (each step is harmless to repeat,
-        and one repeated after a pause still leaves the set exact)."""
-        if self._subfolders_ready:
-            return True
-        if not self._walking.acquire(blocking=False):
-            return False
-        try:
-            if self.client.exists(self.subfolders_ready_key):
-                self._subfolders_ready = True
-                return True
-            token = secrets.token_hex(8)
-            lease = self.subfolders_lease_key
-            if not self.client.set(lease, token, nx=True, px=LEASE_MS):
-                return False
-            try:
-                return self._walk(lease, stop, budget_s)
-            finally:
-                if self.client.get(lease) == token.encode():
-                    self.client.delete(lease)
-        finally:
-            self._walking.release()
-
-    def _walk(self, lease: str, stop: threading.Event | None, budget_s: float | None) -> bool:
-        started = time.monotonic()
-        pending = self._walk_pending  # (folder, where to go on in it), the top level first
-        while pending:
-            if (stop is not None and stop.is_set()) or (
-                budget_s is not None and time.monotonic() - started > budget_s
-            ):
-                return False
-            folder, after = pending.pop()
-            reply = self._subfolders_build(
-                keys=[self.store.folder_key(folder), self.store.subfolders_key(folder)],
-                args=[after, SUBFOLDER_BATCH],
-            )
-            if reply[0] is not None:
-                pending.append((folder, b"(" + reply[0]))  # the rest of it, after these
-            pending += [(folder + name.decode("utf-8"), b"-") for name in reply[1:]]
-            self._walk_steps += 1
-            if self._walk_steps % 50 == 0:
-                self.client.pexpire(lease, LEASE_MS)
-        self.client.set(self.subfolders_ready_key, b"1")
-        self._subfolders_ready = True
-        if self._walk_steps > 1:
-            log.info("built the sub-folder sets: %d steps of the walk", self._walk_steps)
-        return True
-
     def _declared(self) -> tuple[str, tuple[Index, ...]]:
         """The declarations a query goes by. On one Redis the query script checks their
         generation itself; elsewhere (a cluster) it is checked first, one round trip, so that a
@@ -246,7 +161,7 @@ class Querying:
 
     def _count_things(self, folder: str) -> Answer:
         generation, indexes = self.keeper.fresh()
-        covering = [i for i in indexes if i.state == queries.READY and i.covers(folder)]
+        covering = [i for i in indexes if i.state == READY and i.covers(folder)]
         if covering:
             index = covering[0]
             try:
@@ -338,25 +253,6 @@ class Querying:
             return member.decode("utf-8")
         return ordering.split_member(member)[1]
 
-    def _read(
-        self, folder: str, names: list[str], query: Query, budget: int
-    ) -> tuple[list[Listed | None], bool]:
-        """The things named, each with its member in the query's order (None when gone), read
-        in order until `budget` bytes of JSON (the first whatever its size). The second value
-        says whether all of them were read."""
-        assert query.field is not None
-        needs_json = query.values or not (query.field.is_name or query.field.is_updated)
-        reply = self.store.read_many([folder + name for name in names], needs_json, budget)
-        listed: list[Listed | None] = []
-        for name, found in zip(names, reply, strict=False):
-            if found is None:
-                listed.append(None)
-                continue
-            value = documents.loads(found.body) if needs_json and found.body else None
-            member = query.member_of(name, value, version_time_ms(found.version))
-            listed.append(Listed(name, found, member, value))
-        return listed, len(reply) == len(names)
-
     def _thing_names(self, folder: str, field: ordering.Field) -> list[str]:
         """The names of the things directly in `folder`; NeedsIndex past the most a query
         computes without an index."""
@@ -388,102 +284,34 @@ class Querying:
         listed.sort(key=lambda entry: entry.member)
         members = [entry.member for entry in listed]
         if query.count:
-            return Answer([], None, queries.count_in(members, query))
+            return Answer([], None, answers.count_in(members, query))
         if query.around is not None:
             target = next((e.member for e in listed if e.name == query.around), None)
-            window = queries.window_around(members, query, target) if target else None
+            window = answers.window_around(members, query, target) if target else None
             if window is None:
                 raise ThingMissing(folder + query.around)
         else:
-            window = queries.window(members, query)
+            window = answers.window(members, query)
         by_member = {entry.member: entry for entry in listed}
         page = [by_member[member] for member in window.members]
         return answer_of(query, page, window.members, window.first_rank, window.more)
 
-    # -- building -----------------------------------------------------------------------------
 
-    def build_indexes(self, stop: threading.Event | None = None) -> int:
-        """Take in what is stored into every index still building (one at a time, in bounded
-        steps, one process per index: a lease); returns how many were made ready."""
-        self.build_subfolder_sets(stop)
-        _, indexes = self.keeper.reload()
-        ready = 0
-        for index in indexes:
-            if index.state != BUILDING or (stop is not None and stop.is_set()):
-                continue
-            refresh = self.keeper.refresh_s
-            if refresh is not None and time.time() - index.created < 2 * refresh + 1:
-                # Processes that cannot check the declarations in their write scripts (a
-                # cluster) see a new one within `refresh`: the build starts once they all keep
-                # the index, so that nothing written before is missed.
-                continue
-            token = secrets.token_hex(8)
-            lease = self.keeper.lease_key(index.id)
-            if not self.client.set(lease, token, nx=True, px=LEASE_MS):
-                continue  # another process builds it
-            try:
-                if self._build_index(index, lease, stop) and self.keeper.mark_ready(index):
-                    ready += 1
-            finally:
-                if self.client.get(lease) == token.encode():
-                    self.client.delete(lease)
-        return ready
-
-    def _build_index(self, index: Index, lease: str, stop: threading.Event | None) -> bool:
-        field = index.parsed_field
-        query = Query(field)
-        for folder in folders_matching(index.folder, self.store.folder_names):
-            after = b"-"
-            while True:
-                if stop is not None and stop.is_set():
-                    return False
-                batch = self.store.folder_names(folder, after, BUILD_BATCH)
-                names = [raw.decode("utf-8") for raw in batch if not raw.endswith(b"/")]
-                read, complete = self._read(folder, names, query, BUILD_BATCH_BYTES)
-                entries = [entry for entry in read if entry is not None]
-                if entries and not self._take_in(index, folder, entries):
-                    return False  # dropped meanwhile
-                self.client.pexpire(lease, LEASE_MS)
-                if not complete:  # the byte budget: on from the last thing read
-                    after = b"(" + names[len(read) - 1].encode("utf-8")
-                    continue
-                if len(batch) < BUILD_BATCH:
-                    break
-                after = b"(" + batch[-1]
-        return True
-
-    def _take_in(self, index: Index, folder: str, entries: list[Listed]) -> bool:
-        for _ in range(STALE_RETRIES):
-            generation, indexes = self.keeper.declared()
-            if all(i.id != index.id for i in indexes):
-                return False
-            keys = [
-                self.keeper.generation_key,
-                self.keeper.zset_key(index.id, folder),
-                self.keeper.hash_key(index.id, folder),
-                *(self.store.thing_key(folder + entry.name) for entry in entries),
-            ]
-            args: list[str | bytes] = [generation]
-            for entry in entries:
-                args += (entry.thing.version, entry.name, entry.member)
-            try:
-                self._build(keys=keys, args=args)
-                return True
-            except ResponseError as error:
-                if not is_stale(error):
-                    raise
-                self.keeper.reload()
-        raise StorageUnavailable("the index declarations kept changing; try again")
-
-    def drop_index(self, index_id: str) -> Index | None:
-        found = self.keeper.drop_declaration(index_id)
-        if found is not None:
-            self.drop_index_keys(found)
-        return found
-
-    def drop_index_keys(self, index: Index) -> None:
-        """Delete an index's keys, folder by folder (found through the folder indexes)."""
-        for folder in folders_matching(index.folder, self.store.folder_names):
-            self.client.delete(
-                self.keeper.zset_key(index.id, folder), self.keeper.hash_key(index.id, folder)
-            )
+def answer_of(
+    query: Query, listed: list[Listed], members: list[bytes], rank: int, more: bool
+) -> Answer:
+    """An Answer from the things read for a page (in the page's order)."""
+    assert query.field is not None
+    found = [
+        Found(
+            entry.name,
+            entry.thing,
+            rank + i,
+            queries.key_value(
+                query.field, entry.name, entry.value, version_time_ms(entry.thing.version)
+            ),
+        )
+        for i, entry in enumerate(listed)
+    ]
+    last = members[-1] if members and more else None
+    return Answer(found, last, None)

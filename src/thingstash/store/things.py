@@ -3,13 +3,13 @@ compare-and-set loop), and their versions. One Lua script per write (layout.py g
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import WatchError
 
+from thingstash.core import retry
 from thingstash.core.model import (
     NO_CONDITIONS,
     VERSION_LENGTH,
@@ -25,7 +25,6 @@ from thingstash.core.model import (
 )
 from thingstash.store.base import StoreBase
 from thingstash.store.common import (
-    CAS_ATTEMPTS,
     PUT_MANY_CHUNK,
     ancestry,
     encode_condition,
@@ -191,7 +190,7 @@ class Things(StoreBase):
         One Redis: WATCH the things' keys (and the index declarations' generation), read their
         versions and check the conditions, then MULTI, the same put.lua/delete.lua calls as
         single writes, EXEC; a write to any of those keys in between makes EXEC do nothing, and
-        it all starts again (with a short random pause; TooMuchContention after CAS_ATTEMPTS).
+        it all starts again (with a short random pause; TooMuchContention after retry.ATTEMPTS).
         A Redis Cluster writes thing by thing instead (ClusterStore.write_together).
         """
         paths = [change.path for change in changes]
@@ -201,7 +200,7 @@ class Things(StoreBase):
             return []
         self.check_sizes(changes)
         keys = [self.thing_key(path) for path in paths]
-        for attempt in range(CAS_ATTEMPTS):
+        for attempt in range(retry.ATTEMPTS):
             section = self.index_keeper.section()
             with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -221,7 +220,7 @@ class Things(StoreBase):
                     replies = pipe.execute()
                 except WatchError:
                     # Another writer got in between: back off a little, randomly, as update().
-                    time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+                    retry.pause(attempt)
                     continue
             return [
                 None if result is None else WriteResult(reply[0] == 1, *result, reply[1].decode())
@@ -273,7 +272,7 @@ class Things(StoreBase):
         absent); otherwise it is read again and `change` runs again. The caller's own
         preconditions are checked against each version read, so they hold for the one written.
         """
-        for attempt in range(CAS_ATTEMPTS):
+        for attempt in range(retry.ATTEMPTS):
             current = self.get(path)
             version = current.version if current else None
             if not conditions.holds_for(version):
@@ -284,7 +283,7 @@ class Things(StoreBase):
                 return self.put(path, body, ttl_seconds, expected, event), body
             except PreconditionFailed:
                 # Another writer got in between: back off a little, randomly, to spread retries.
-                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+                retry.pause(attempt)
         raise TooMuchContention(path)
 
     @unavailable_on_redis_errors

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from thingstash.core.config import Settings
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -37,7 +37,7 @@ from flask import Flask, current_app, g, request
 
 from thingstash.core.config import Settings
 from thingstash.core.keys import SCOPES, is_loopback, verify
-from thingstash.core.model import Store
+from thingstash.core.store import Keys
 from thingstash.web import accesslog
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
@@ -84,7 +84,7 @@ class _KeyPresence:
         self._used: dict[str, float] = {}
         self._valid: dict[str, tuple[float, bool]] = {}
 
-    def present(self, store: Store) -> bool:
+    def present(self, store: Keys) -> bool:
         """Whether the store is closed (has, or has had, a key)."""
         now = time.monotonic()
         if now - self._checked_at > KEY_PRESENCE_SECONDS:
@@ -93,7 +93,7 @@ class _KeyPresence:
                 self._present, self._checked_at = present, now
         return self._present
 
-    def key_valid(self, store: Store, key_id: str, key_digest: str) -> bool:
+    def key_valid(self, store: Keys, key_id: str, key_digest: str) -> bool:
         """Whether a key still exists, asked of the store at most every KEY_PRESENCE_SECONDS
         per key and process: a thousand open streams of one key cost one HGET a second."""
         now = time.monotonic()
@@ -141,13 +141,13 @@ def store_is_open() -> bool:
     return _open(settings(), _presence(), store())
 
 
-def _open(config: Settings, presence: _KeyPresence, store: Store) -> bool:
+def _open(config: Settings, presence: _KeyPresence, store: Keys) -> bool:
     if not config.public and not is_loopback(config.host):
         return False
     return not presence.present(store)
 
 
-def open_check(app: Flask, config: Settings, the_store: Store) -> Callable[[], bool]:
+def open_check(app: Flask, config: Settings, the_store: Keys) -> Callable[[], bool]:
     """store_is_open for `app`, callable outside a request (the fast path asks it on every
     request: the address part, fixed for the process, is decided here once)."""
     presence: _KeyPresence = app.extensions["thingstash.keys"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from thingstash.core.config import ConfigError, Settings
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.store import open_store
 
 _STORE = "thingstash.store"

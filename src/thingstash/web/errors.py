@@ -17,6 +17,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from thingstash.core.answers import NamesBuilding, NeedsIndex
 from thingstash.core.documents import BadDocument, CannotApply, NotAnObject
 from thingstash.core.exportlines import BadLine
 from thingstash.core.model import (
@@ -28,7 +29,7 @@ from thingstash.core.model import (
     TooMuchContention,
 )
 from thingstash.core.paths import BadPath
-from thingstash.core.queries import BadQuery, NamesBuilding, NeedsIndex
+from thingstash.core.queries import BadQuery
 from thingstash.web.preconditions import BadPrecondition, etag
 
 log = logging.getLogger(__name__)

@@ -44,13 +44,9 @@ from flask import Flask, Response
 from thingstash.core import documents
 from thingstash.core.config import MAX_DEPTH, MAX_PAGE_VALUE_BYTES, Settings
 from thingstash.core.documents import BadDocument
-from thingstash.core.model import (
-    NO_CONDITIONS,
-    Store,
-    WriteResult,
-    version_time_ms,
-)
+from thingstash.core.model import NO_CONDITIONS, WriteResult, version_time_ms
 from thingstash.core.paths import BadPath, parse_path
+from thingstash.core.store import Store
 from thingstash.web import errors, folders
 from thingstash.web.preconditions import etag
 from thingstash.web.things import PATCH_TYPES, merge_patch_change

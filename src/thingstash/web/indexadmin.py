@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from thingstash.core import queries
+from thingstash.core import indexes
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 
@@ -48,7 +48,7 @@ def create_index() -> Response:
             'folder and field are strings: {"folder": "games/*/scores/", "field": "score"}',
         )
     index, created = store().create_index(
-        queries.parse_index_folder(folder), queries.parse_index_field(field).text
+        indexes.parse_index_folder(folder), indexes.parse_index_field(field).text
     )
     response = _json(index.public(), 201 if created else 200)
     response.headers["Location"] = f"/_indexes/{index.id}"

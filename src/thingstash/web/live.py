@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from thingstash.core.model import Store
+from thingstash.core.model import parse_event_id
+from thingstash.core.store import Store
 from thingstash.live import Live
 
 EXTENSION = "thingstash.live"
@@ -30,3 +31,16 @@ def of(app: Flask) -> Live:
 def current() -> Live:
     """The live parts of the app answering this request."""
     return of(current_app)
+
+
+def last_event_id(raw: str | None) -> str | None:
+    """A request's `Last-Event-ID` (both faces' streams resume from it): None when absent or
+    blank; ValueError when it is not an id this server sends."""
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if parse_event_id(raw) is None:
+        raise ValueError(
+            "Last-Event-ID must be an event id this server sent (like 1700000000000-0)"
+        )
+    return raw

@@ -17,9 +17,10 @@ import orjson
 from flask import Response, current_app, request
 
 from thingstash.core import documents, ordering, queries
+from thingstash.core.answers import Answer
 from thingstash.core.model import StorageUnavailable, ThingMissing
 from thingstash.core.paths import Path
-from thingstash.core.queries import Answer, Query
+from thingstash.core.queries import Query
 from thingstash.live import Live
 from thingstash.live.hub import Subscription
 from thingstash.web import admission, auth, metrics

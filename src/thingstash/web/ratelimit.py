@@ -16,7 +16,7 @@ import time
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.web import auth
 from thingstash.web.errors import problem_response
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 from thingstash.core.config import Settings
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 from thingstash.web import (
     accesslog,
     admission,

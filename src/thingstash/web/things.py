@@ -21,7 +21,6 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.http import http_date
-from werkzeug.routing import BaseConverter
 
 from thingstash.core import documents
 from thingstash.core.config import MAX_DEPTH
@@ -40,6 +39,7 @@ from thingstash.core.pushids import push_id
 from thingstash.web import folders, preconditions, queries, queryargs, watch
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing
+from thingstash.web.routing import AnyPathConverter
 
 bp = Blueprint("things", __name__)
 
@@ -48,14 +48,6 @@ MERGE_PATCH_TYPE = "application/merge-patch+json"
 PATCH_TYPES = (MERGE_PATCH_TYPE, JSON_TYPE)
 THING_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 FOLDER_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
-
-
-class AnyPathConverter(BaseConverter):
-    """Everything after the first slash, empty segments and trailing slash included, so that
-    the view (not the router) decides what is a bad path and says why."""
-
-    regex = r"[\s\S]*"  # newlines too: they are refused by the view, with a reason
-    part_isolating = False
 
 
 # -- request checks ---------------------------------------------------------------------------

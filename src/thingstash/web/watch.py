@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 from flask import Response, request
 
-from thingstash.core.model import StorageUnavailable, Store, parse_event_id
+from thingstash.core.model import StorageUnavailable, parse_event_id
 from thingstash.core.paths import Path
+from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import BATCH, Ordering, Subscription, frame
 from thingstash.web import auth, metrics
 from thingstash.web.errors import Problem
 from thingstash.web.live import current as live
+from thingstash.web.live import last_event_id
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +33,9 @@ RETRY_S = 0.5  # how often a stream tries the store again while it is away
 REVOKED = b": access revoked\n\n"
 
 
-def last_event_id() -> str | None:
-    """The request's `Last-Event-ID` (both faces' streams resume from it): None when absent or
-    blank; ValueError when it is not an id this server sends."""
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None or raw.strip() == "":
-        return None
-    raw = raw.strip()
-    if parse_event_id(raw) is None:
-        raise ValueError(
-            "Last-Event-ID must be an event id this server sent (like 1700000000000-0)"
-        )
-    return raw
-
-
 def _last_event_id() -> str | None:
     try:
-        return last_event_id()
+        return last_event_id(request.headers.get("Last-Event-ID"))
     except ValueError as error:
         raise Problem(400, "bad Last-Event-ID", str(error)) from None
 

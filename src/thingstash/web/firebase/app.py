@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 from flask import Flask
 
 from thingstash.core.config import Settings
-from thingstash.core.model import Store
+from thingstash.core.store import Store
 
 OVERRIDABLE = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 

@@ -34,7 +34,7 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.web import auth, live, metrics, watch
+from thingstash.web import auth, live, metrics
 from thingstash.web.context import settings, store
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def events(
 
 def _last_event_id() -> str | None:
     try:
-        return watch.last_event_id()
+        return live.last_event_id(request.headers.get("Last-Event-ID"))
     except ValueError as error:
         raise BadRequest(str(error)) from None
 

@@ -20,6 +20,7 @@ from thingstash.web.firebase.protocol import (
     target,
 )
 from thingstash.web.firebase.rules import rules_document
+from thingstash.web.routing import AnyPathConverter
 
 bp = Blueprint("firebase", __name__)
 
@@ -61,8 +62,6 @@ def handle(raw: str) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from thingstash.web.things import AnyPathConverter
-
     app.url_map.converters["anypath"] = AnyPathConverter
     app.url_map.merge_slashes = False
     app.register_blueprint(bp)
