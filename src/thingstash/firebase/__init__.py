@@ -10,5 +10,5 @@ thingstash's folders and things, by verb.
 - rules: rules.py (the rules document).
 
 Pure modules (mapping, errors, query, layout, streaming) use stdlib, orjson and the core only;
-the others reach the store through model.Store methods only. The HTTP face is web/firebase/.
+the others reach the store through core.store.Store methods only. The HTTP face is web/firebase/.
 """

@@ -1,6 +1,6 @@
 """Writes: a laid-out value (firebase/layout.py) to the store, and clearing what lay below.
 
-No Flask, no Redis: model.Store methods only.
+No Flask, no Redis: core.store.Store methods only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Writes: the Firebase tree set, pushed to and updated through model.Store methods only
+"""Writes: the Firebase tree set, pushed to and updated through core.store.Store methods only
 (docs/firebase.md); reading.py reads it.
 
 value(L) = overlay(own(L), children(L)): own(L) is the thing at L, else the member at L of the

@@ -1,4 +1,4 @@
-"""The process's live parts, typed against model.Store and free of Flask: the feed reader
+"""The process's live parts, typed against core.store.Store and free of Flask: the feed reader
 (hub.py), the expiry reaper and listener (expiry.py) and the index builder (indexer.py), started
 and stopped together as `Live`. An app owns its process's Live and starts it (web/live.py).
 """

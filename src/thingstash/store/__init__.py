@@ -1,5 +1,5 @@
 """The stores: the only package that imports redis. `open_store(url)` gives the store a URL
-names (one Redis or a Redis Cluster), implementing thingstash.core.model.Store."""
+names (one Redis or a Redis Cluster), implementing thingstash.core.store.Store."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ script carries to keep them, what a thing read for a query is (`Listed`), and wh
 building need of a store (`IndexedStore`). Building them over what is stored is
 store/indexbuild.py's; answering queries from them, store/querying.py's (API.md, "Queries").
 
-Layout (beside single.py's):
+Layout (beside store/layout.py's):
 
 - `ns:ix:{d}`: the declarations, a hash from index id to its JSON (core.indexes.Index), and
   `ns:ix:{d}:gen`, a counter raised by every change to them (create, ready, drop). Each process

@@ -37,7 +37,8 @@ from thingstash.store.things import Things
 
 
 class RedisStore(Things, Folders, Feed, Expiry, ExpiryListening, ApiKeys, Queries, Service):
-    """Things in one Redis: model.Store on Redis. Methods raise model's errors, never HTTP ones."""
+    """Things in one Redis: core.store.Store on Redis. Methods raise model's errors, never HTTP
+    ones."""
 
     def __init__(
         self,

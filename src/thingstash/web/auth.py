@@ -10,7 +10,7 @@ or watched, showing only what lies under the prefix (see `can_read`).
 
 Open and closed: a store is open (every request may do everything) only while it has never
 had a key. The first key closes it for good: revoking the last key leaves it closed (a marker
-in the store, see store/single.py) until an operator runs `thingstash keys reopen` on the store.
+in the store, see store/layout.py) until an operator runs `thingstash keys reopen` on the store.
 A server bound to a non-loopback address without --public never serves an open store, even
 after such a reopen while it runs. On an open store keys are made only on the command line:
 POST /_keys there is refused, since whoever minted the first key would lock everyone else out.

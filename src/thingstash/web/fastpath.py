@@ -1,7 +1,7 @@
 """The hot path: plain reads and writes of one thing, and listing pages, answered without Flask's
 request machinery. Its twin is the app's own views, which answer every other request for a thing
 or a folder: things.read (through its GET table), things.replace, things.patch and
-folders.read_folder. What one answers, the other must answer the same (tests/test_fastpath.py).
+folders.read_folder. What one answers, the other must answer the same (tests/web/test_fastpath.py).
 
 GET, HEAD, PUT and PATCH of a thing are most of what a store serves, and Flask spends more CPU on
 each (request context, proxies, routing, before/after hooks, a `Response` and its `Headers`)

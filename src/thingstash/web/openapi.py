@@ -3,7 +3,7 @@ a page to read it (Swagger UI, its assets shipped by the swagger-ui-py package: 
 
 The document is data, built once per app: service endpoints that this app does not route (for
 instance /_keys in a build without keys) are left out, so the document never promises what the
-running server cannot do. tests/test_openapi.py checks it against a running server.
+running server cannot do. tests/e2e/test_openapi.py checks it against a running server.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A request rate limit per API key (or per client address without one), through flask-limiter.
 
-Counters live in the store's own Redis (fixed windows, keys under `ns:rl`; store/single.py gives the
+Counters live in the store's own Redis (fixed windows, keys under `ns:rl`; store/layout.py gives the
 URI and prefix), so every worker and process shares them. Off unless THINGSTASH_RATE_LIMIT is
 set (e.g. "100/minute"). /_health and CORS preflights are not counted.
 

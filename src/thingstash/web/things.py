@@ -10,7 +10,7 @@ front of Flask, with exactly what these views would: a keyless GET, HEAD, PUT or
 thing, or GET or HEAD of a listing page, on an open store (or, for reads, one anyone may read),
 with no precondition, no query but a listing's, no Origin, no stream, no server values... (the
 list is its docstring). A change to what `read`, `replace`, `patch` or folders.read_folder
-answer is a change to fastpath.py too (tests/test_fastpath.py compares the two).
+answer is a change to fastpath.py too (tests/web/test_fastpath.py compares the two).
 """
 
 from __future__ import annotations
