@@ -99,10 +99,11 @@ def test_past_the_folder_budget_the_read_stops_before_reading_them(
             reading.read_value(store, ("wide",), budget)
         commands, replies = load(redis_server)
         assert (status_of(refused.value), refused.value.message) == (400, TOO_LARGE)
-        assert replies - replies_before <= 15 * len(nodes(redis_server)), replies - replies_before
-        assert commands - commands_before <= 15 * len(nodes(redis_server)), (
-            commands - commands_before
-        )
+        # Counted over the whole server: a cluster's background work (reapers, listeners) lands
+        # in it too (46 once in CI, against 15 a node). Reading the sub-folders takes 1,000 or more.
+        most_commands = 30 * len(nodes(redis_server))
+        assert replies - replies_before <= most_commands, replies - replies_before
+        assert commands - commands_before <= most_commands, commands - commands_before
     # Within the budget the same folder reads whole.
     assert len(reading.read_value(store, ("wide",), reading.Budget(1 << 30))) == 1501
 
