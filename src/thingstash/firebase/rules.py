@@ -1,13 +1,15 @@
-"""Rules: the rules document (`/.settings/rules.json`): stored as the thing `_firebase.rules`, its
-`.indexOn`s declared as indexes of the query engine. What the rules say of reads and writes is
-kept, not yet enforced.
+"""Rules: the rules document (`/.settings/rules.json`, `/_rules`): checked (rules/ parses and
+type-checks it: a bad one is refused and the rules in force stay), stored as the thing
+`_firebase.rules`, its `.indexOn`s declared as indexes of the query engine; and the rules in
+force, compiled once per version and process (`RulesBook`). Judging requests by them is
+judging.py's.
 
-No Flask, no Redis: the web face's rules (web/firebase/rules.py) call these. The rules
-evaluator lands here.
+No Flask, no Redis: the web faces call these.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,9 @@ from thingstash.core import documents, ordering
 from thingstash.core.store import Store
 from thingstash.firebase.errors import BadRequest
 from thingstash.firebase.reading import RULES_PATH
+from thingstash.rules.dialect import parse_document
+from thingstash.rules.model import RulesError
+from thingstash.rules.ruleset import Ruleset, compile_rules
 
 DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "auth != null"}}
 
@@ -22,6 +27,53 @@ DEFAULT_RULES: dict[str, Any] = {"rules": {".read": "auth != null", ".write": "a
 def read_rules(store: Store) -> Any:
     thing = store.get(RULES_PATH)
     return documents.loads(thing.body) if thing is not None else DEFAULT_RULES
+
+
+def parse_rules_text(text: str) -> Any:
+    """A rules document as sent: Firebase's dialect of JSON (comments, multi-line strings)."""
+    try:
+        return parse_document(text)
+    except RulesError as error:
+        raise BadRequest(f"The rules document does not parse: {error}") from None
+
+
+def check_rules(document: Any) -> Ruleset:
+    """The document compiled; BadRequest naming the place when it does not parse or type-check."""
+    try:
+        return compile_rules(document)
+    except RulesError as error:
+        raise BadRequest(f"The rules do not compile: {error}") from None
+
+
+class RulesBook:
+    """The rules in force, as this process knows them: compiled once per version of the stored
+    document, and the version asked of the store on every `current()` (one round trip), so a
+    new document is in force in every process from the next request on. A stored document that
+    no longer compiles (stored by an older version) denies everything it would judge."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._rules: Ruleset | None = None
+
+    def current(self, store: Store) -> Ruleset | None:
+        """The rules in force; None when the store has no rules document."""
+        version = store.versions([RULES_PATH]).get(RULES_PATH)
+        if version is None:
+            return None
+        with self._lock:
+            if version == self._version:
+                return self._rules
+        thing = store.get(RULES_PATH)
+        if thing is None:
+            return None
+        try:
+            compiled = compile_rules(documents.loads(thing.body))
+        except RulesError:
+            compiled = compile_rules({"rules": {}})  # nothing granted: every judged request denied
+        with self._lock:
+            self._version, self._rules = thing.version, compiled
+        return compiled
 
 
 def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
@@ -42,10 +94,12 @@ def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tupl
 
 
 def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, str]]:
-    """Store a rules document and declare an index for each of its `.indexOn`s (what the
-    rules say about reads and writes is kept, not enforced). Returns the indexes declared."""
+    """Check and store a rules document (BadRequest naming the place when it does not compile:
+    nothing stored) and declare an index for each of its `.indexOn`s. Returns the indexes
+    declared."""
     if not isinstance(document, dict) or not isinstance(document.get("rules"), dict):
         raise BadRequest('The rules document must be an object with a "rules" object')
+    check_rules(document)
     declared = []
     for folder, name in _index_declarations(document["rules"]):
         try:

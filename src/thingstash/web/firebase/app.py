@@ -39,7 +39,7 @@ def method_override(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
 
 def create_firebase_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """The Firebase face: settings (given, or read from the environment), the store, routes."""
-    from thingstash.web import capacity, context, live, stack
+    from thingstash.web import capacity, context, live, stack, users
     from thingstash.web.firebase import errors, views
 
     settings, store = context.configured(settings, store)
@@ -47,6 +47,7 @@ def create_firebase_app(settings: Settings | None = None, store: Store | None = 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     context.install(app, settings, store)
     errors.init_app(app)
+    users.install(app)
     # What both faces share, in its order (stack.py), ProxyFix included. The method override
     # goes on outside the body reading, so that it and every hook see the overridden method.
     stack.install(

@@ -96,6 +96,15 @@ def body() -> Any:
         ) from None
 
 
+def raw_text() -> str:
+    """The request's body as text (UTF-8), for a body that is not plain JSON (the rules)."""
+    _check_type()
+    try:
+        return request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("Invalid data; the body is not UTF-8") from None
+
+
 def flag(name: str) -> bool:
     raw = arg(name)
     if raw is None or raw == "false":

@@ -12,11 +12,12 @@ from thingstash.firebase import query as fbquery
 from thingstash.firebase.errors import BadRequest
 from thingstash.firebase.mapping import Location
 from thingstash.web.context import store
-from thingstash.web.firebase import stream
+from thingstash.web.firebase import guard, stream
 from thingstash.web.firebase.protocol import answer, budget, flag, wants_etag
 
 
 def get(location: Location) -> Response:
+    guard.check_read(location)
     if "text/event-stream" in request.environ.get("HTTP_ACCEPT", ""):
         return stream.respond(location)
     query = fbquery.parse_query(request.args.to_dict(flat=False))

@@ -1,5 +1,6 @@
-"""Rules: the rules document at `/.settings/rules.json` (GET and PUT), as Firebase's REST API
-answers it; what it says is firebase/rules.py's (where the rules evaluator lands)."""
+"""Rules: the rules document at `/.settings/rules.json` (GET and PUT, the admin's), as
+Firebase's REST API answers it: sent in Firebase's dialect of JSON (comments, multi-line
+strings), checked and stored by firebase/rules.py; judged by guard.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import Response
 from thingstash.firebase import rules
 from thingstash.firebase.errors import NotAllowed
 from thingstash.web.context import settings, store
-from thingstash.web.firebase.protocol import answer, body
+from thingstash.web.firebase.protocol import answer, raw_text
 
 
 def rules_document(method: str) -> Response:
@@ -16,6 +17,6 @@ def rules_document(method: str) -> Response:
         return answer(rules.read_rules(store()))
     if method != "PUT":
         raise NotAllowed("The rules document answers GET and PUT")
-    document = body()
+    document = rules.parse_rules_text(raw_text())
     rules.write_rules(store(), document, settings().max_ttl)
     return answer({"status": "ok"})

@@ -34,8 +34,9 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.web import auth, live, metrics
+from thingstash.web import live, metrics
 from thingstash.web.context import settings, store
+from thingstash.web.firebase import guard
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def respond(location: Location) -> Response:
 
     read = StreamReads(the_store, location, budget)
 
-    allowed = auth.still_allowed()
+    allowed = guard.still_allowed(location)
     current = live.current()  # the app's (web/live.py), its keep-alive the Firebase face's
     opened = open_stream(current.hub, location, read, resume)
     return Response(

@@ -11,6 +11,7 @@ from thingstash.firebase import mapping, tree
 from thingstash.firebase.errors import BadRequest, NotAllowed
 from thingstash.firebase.mapping import Location
 from thingstash.web.context import settings, store
+from thingstash.web.firebase import guard
 from thingstash.web.firebase.access import lifetime
 from thingstash.web.firebase.protocol import METHODS, answer, body, if_match, wants_etag
 
@@ -22,6 +23,7 @@ def write(method: str, location: Location) -> Response:
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
+        guard.check_write([(location, None)])
         written = tree.set_value(
             store(), location, None, lifetime(), if_match(), settings().max_body
         )
@@ -29,16 +31,20 @@ def write(method: str, location: Location) -> Response:
     if method == "POST":
         name = push_id()
         value = mapping.normalize(body())
+        guard.check_write([((*location, name), value)])
         tree.push_value(store(), location, name, value, lifetime(), settings().max_body)
         return answer({"name": name})
     if method != "PATCH":
         raise NotAllowed(f"{method} is not one of {', '.join(METHODS)}")
-    written = tree.update_values(store(), location, body(), lifetime(), settings().max_body)
+    patch = body()
+    guard.check_write(tree.plan_update(location, patch))
+    written = tree.update_values(store(), location, patch, lifetime(), settings().max_body)
     return answer(written)
 
 
 def _put(location: Location) -> Response:
     value = mapping.normalize(body())
+    guard.check_write([(location, value)])
     expected = if_match()
     written = tree.set_value(store(), location, value, lifetime(), expected, settings().max_body)
     return answer(written, etag=expected is not None or wants_etag())

@@ -1,0 +1,106 @@
+"""The rules at the Firebase face's doors: who a request is for the rules (`judged`: its auth,
+set by access.py when the rules judge it), and the checks the verbs make before they read or
+write (`check_read`, `check_write`). A request the rules do not judge (an API key, the
+emulator's `owner`) is never stopped here.
+
+Denied: Firebase's `401 {"error": "Permission denied"}`. A judged request on a store with no
+rules document is judged as before rules existed: allowed on an open store, else denied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flask import request
+
+from thingstash.firebase import judging
+from thingstash.firebase.errors import PermissionDenied
+from thingstash.firebase.mapping import Location
+from thingstash.rules.ruleset import Ruleset
+from thingstash.web import auth
+from thingstash.web.context import settings, store
+from thingstash.web.users import Judged, book, judged
+
+DENIED = "Permission denied"
+
+
+def _rules_or_deny(who: Judged) -> Ruleset | None:
+    """The rules to judge by; None when the request passes without them (an open store with no
+    rules document); PermissionDenied when it cannot (a closed one)."""
+    rules = book().current(store())
+    if rules is None:
+        if auth.store_is_open():
+            return None
+        raise PermissionDenied(DENIED)
+    return rules
+
+
+def _tree() -> judging.StoreTree:
+    config = settings()
+    return judging.StoreTree(store(), config.firebase_max_read, config.firebase_max_folders)
+
+
+def check_read(location: Location) -> None:
+    """May this request read `location` (with the query its parameters ask)?"""
+    who = judged()
+    if who is None:
+        return
+    rules = _rules_or_deny(who)
+    if rules is None:
+        return
+    query = judging.query_info(request.args.to_dict(flat=False))
+    verdict = judging.may_read(rules, _tree(), location, who.auth, query)
+    if not verdict.allowed:
+        raise PermissionDenied(DENIED)
+
+
+def check_write(writes: Sequence[tuple[Location, Any]]) -> None:
+    """May this request make `writes` (all of them: a multi-path update is all or nothing)?"""
+    who = judged()
+    if who is None:
+        return
+    rules = _rules_or_deny(who)
+    if rules is None:
+        return
+    verdict = judging.may_write(rules, _tree(), writes, who.auth)
+    if not verdict.allowed:
+        raise PermissionDenied(DENIED)
+
+
+RECHECK_SECONDS = 1.0
+
+
+def still_allowed(location: Location) -> Callable[[], bool]:
+    """For a stream of `location`, made during its request: a check that its key still holds
+    (auth.still_allowed) and, for a judged request, that the rules in force still let it read
+    there (asked again at most every RECHECK_SECONDS): a stream whose read is no longer allowed
+    ends."""
+    keys = auth.still_allowed()
+    who = judged()
+    if who is None:
+        return keys
+    the_book, the_store, config = book(), store(), settings()
+    is_open = auth.store_is_open()
+    query = judging.query_info(request.args.to_dict(flat=False))
+    last = [time.monotonic(), True]
+
+    def allowed() -> bool:
+        if not keys():
+            return False
+        now = time.monotonic()
+        if now - last[0] < RECHECK_SECONDS:
+            return bool(last[1])
+        rules = the_book.current(the_store)
+        if rules is None:
+            verdict = is_open
+        else:
+            tree = judging.StoreTree(
+                the_store, config.firebase_max_read, config.firebase_max_folders
+            )
+            verdict = judging.may_read(rules, tree, location, who.auth, query).allowed
+        last[0], last[1] = now, verdict
+        return verdict
+
+    return allowed

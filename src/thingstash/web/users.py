@@ -1,0 +1,60 @@
+"""Who the rules judge, for both faces: a request's `Judged` (the rules' `auth` it is judged
+as: a verified user, a signed-out one, or an admin acting as a user), the rules in force
+(firebase/rules.py's RulesBook, one per app) and the ID token verifier (users/, one per app,
+made on first use). Each face decides who is judged (web/auth.py, web/firebase/access.py) and
+judges at its doors (web/rulesguard.py, web/firebase/guard.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, g
+
+from thingstash.firebase.rules import RulesBook
+from thingstash.rules.ruleset import Ruleset
+from thingstash.users.tokens import Verifier
+from thingstash.web.context import settings, store
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A request the rules judge, and the `auth` they see (None: signed out)."""
+
+    auth: Any
+
+
+def install(app: Flask) -> None:
+    app.extensions["thingstash.rules"] = RulesBook()
+
+
+def judged() -> Judged | None:
+    """Whom the rules judge this request as; None when they do not judge it (a key, the admin)."""
+    found: Judged | None = g.get("thingstash_judged")
+    return found
+
+
+def judge_as(who: Judged) -> None:
+    g.thingstash_judged = who
+
+
+def book() -> RulesBook:
+    found: RulesBook = current_app.extensions["thingstash.rules"]
+    return found
+
+
+def rules_in_force() -> Ruleset | None:
+    """The store's rules (one round trip to learn their version); None when it has none."""
+    return book().current(store())
+
+
+def is_token(credential: str) -> bool:
+    """A JWT (three dot-separated parts), not an API key (`tsk_...`)."""
+    return credential.count(".") == 2 and not credential.startswith("tsk_")
+
+
+def verifier() -> Verifier:
+    found: Verifier | None = current_app.extensions.get("thingstash.users")
+    if found is None:
+        found = current_app.extensions["thingstash.users"] = Verifier.from_settings(settings())
+    return found
