@@ -56,6 +56,10 @@ class Expression:
         except Exception:  # Fail, and anything a snapshot's store might raise: deny
             return False
 
+    def run(self, env: Env) -> Any:
+        """The expression's value, or Fail on a runtime error (tests and diagnostics)."""
+        return self._fn(env)
+
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
 
