@@ -268,86 +268,62 @@ def _text(fn: Fn, env: Env) -> str:
     return value
 
 
-def _call(node: Call, obj: Fn, args: list[Any]) -> Fn:  # noqa: C901 - one branch per method
-    """A method call; the checker has vouched for the name and the argument kinds, so only
-    the values are checked here (a wrong one fails, and the rule denies)."""
+_PLAIN = frozenset({type(None), bool, int, float, str, dict, list, QueryInfo})
+
+
+def _call(node: Call, obj: Fn, args: list[Any]) -> Fn:
+    """A method call. The checker vouched for the name and the argument kinds; here only the
+    values are checked (a wrong one fails, and the rule denies). Snapshot and string methods
+    have distinct names, so the name says which the receiver must be."""
     name = node.method
-    first: Any = args[0] if args else None
-    second: Any = args[1] if len(args) > 1 else None
-    snapshot_method = _SNAPSHOT_METHODS.get(name)
+    on_snapshot = _SNAPSHOT_CALLS.get(name)
+    if on_snapshot is not None:
+        snapshot_op = on_snapshot
 
-    def receiver(env: Env) -> Any:
-        value = obj(env)
-        if value is None or isinstance(value, dict | QueryInfo | list):
+        def snapshot_call(env: Env) -> Any:
+            target = obj(env)
+            if type(target) in _PLAIN:
+                raise _FAIL
+            return snapshot_op(target, args, env)
+
+        return snapshot_call
+    string_op = _STRING_CALLS.get(name)
+    if string_op is None:
+        raise ExprError(f"no method `{name}`", node.col)
+    op = string_op
+
+    def string_call(env: Env) -> Any:
+        target = obj(env)
+        if type(target) is not str:
             raise _FAIL
-        return value
+        return op(target, args, env)
 
-    if snapshot_method is not None and name not in ("child", "hasChild", "hasChildren"):
-
-        def call0(env: Env) -> Any:
-            value = receiver(env)
-            if type(value) is str or js_type(value) != "object":
-                raise _FAIL
-            return snapshot_method(value)
-
-        return call0
-    if name in ("child", "hasChild"):
-        to_child = name == "child"
-
-        def call_path(env: Env) -> Any:
-            value = receiver(env)
-            if js_type(value) != "object":
-                raise _FAIL
-            path = _text(first, env)
-            return value.child(path) if to_child else value.has_child(path)
-
-        return call_path
-    if name == "hasChildren":
-
-        def has_children(env: Env) -> Any:
-            value = receiver(env)
-            if js_type(value) != "object":
-                raise _FAIL
-            names = None if first is None else [_text(item, env) for item in first]
-            return value.has_children(names)
-
-        return has_children
-
-    def string_receiver(env: Env) -> str:
-        value = obj(env)
-        if type(value) is not str:
-            raise _FAIL
-        return value
-
-    if name == "matches":
-        test: Callable[[str], bool] = first
-        return lambda env: test(string_receiver(env))
-    if name == "toLowerCase":
-        return lambda env: string_receiver(env).lower()
-    if name == "toUpperCase":
-        return lambda env: string_receiver(env).upper()
-    if name == "replace":
-        return lambda env: string_receiver(env).replace(_text(first, env), _text(second, env))
-    if name == "contains":
-        return lambda env: _text(first, env) in string_receiver(env)
-    if name == "beginsWith":
-        return lambda env: string_receiver(env).startswith(_text(first, env))
-    if name == "endsWith":
-        return lambda env: string_receiver(env).endswith(_text(first, env))
-    raise ExprError(f"no method `{name}`", node.col)
+    return string_call
 
 
-_SNAPSHOT_METHODS: dict[str, Callable[[Any], Any]] = {
-    "val": lambda s: s.val(),
-    "parent": lambda s: s.parent(),
-    "exists": lambda s: s.exists(),
-    "getPriority": lambda s: s.get_priority(),
-    "isNumber": lambda s: s.is_number(),
-    "isString": lambda s: s.is_string(),
-    "isBoolean": lambda s: s.is_boolean(),
-    "child": lambda s: None,
-    "hasChild": lambda s: None,
-    "hasChildren": lambda s: None,
+Op = Callable[[Any, list[Any], Env], Any]
+_SNAPSHOT_CALLS: dict[str, Op] = {
+    "val": lambda s, a, env: s.val(),
+    "child": lambda s, a, env: s.child(_text(a[0], env)),
+    "parent": lambda s, a, env: s.parent(),
+    "hasChild": lambda s, a, env: s.has_child(_text(a[0], env)),
+    "hasChildren": lambda s, a, env: s.has_children(
+        [_text(item, env) for item in a[0]] if a else None
+    ),
+    "exists": lambda s, a, env: s.exists(),
+    "getPriority": lambda s, a, env: s.get_priority(),
+    "isNumber": lambda s, a, env: s.is_number(),
+    "isString": lambda s, a, env: s.is_string(),
+    "isBoolean": lambda s, a, env: s.is_boolean(),
+}
+_STRING_CALLS: dict[str, Op] = {
+    "contains": lambda s, a, env: _text(a[0], env) in s,
+    "beginsWith": lambda s, a, env: s.startswith(_text(a[0], env)),
+    "endsWith": lambda s, a, env: s.endswith(_text(a[0], env)),
+    "replace": lambda s, a, env: s.replace(_text(a[0], env), _text(a[1], env)),
+    "toLowerCase": lambda s, a, env: s.lower(),
+    "toUpperCase": lambda s, a, env: s.upper(),
+    "matches": lambda s, a, env: a[0](s),
 }
 
 

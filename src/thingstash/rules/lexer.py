@@ -44,6 +44,10 @@ def _fail(message: str, pos: int) -> ExprError:
     return ExprError(message, pos + 1)
 
 
+def _digit(ch: str) -> bool:
+    return "0" <= ch <= "9"
+
+
 def _name_char(ch: str) -> bool:
     return ch.isascii() and (ch.isalnum() or ch in "_$")
 
@@ -71,7 +75,7 @@ def tokenize(source: str) -> list[Token]:
                 end += 1
             tokens.append(Token("name", source[pos:end], pos + 1))
             pos = end
-        elif ch.isdigit() or (ch == "." and pos + 1 < size and source[pos + 1].isdigit()):
+        elif _digit(ch) or (ch == "." and pos + 1 < size and _digit(source[pos + 1])):
             pos = _number(source, pos, tokens)
         elif ch in "'\"":
             pos = _string(source, pos, tokens)
@@ -95,21 +99,21 @@ def tokenize(source: str) -> list[Token]:
 def _number(source: str, pos: int, tokens: list[Token]) -> int:
     end = pos
     size = len(source)
-    while end < size and source[end].isdigit():
+    while end < size and _digit(source[end]):
         end += 1
     if end < size and source[end] == ".":
         end += 1
-        while end < size and source[end].isdigit():
+        while end < size and _digit(source[end]):
             end += 1
     if end < size and source[end] in "eE":
         exp = end + 1
         if exp < size and source[exp] in "+-":
             exp += 1
-        if exp < size and source[exp].isdigit():
+        if exp < size and _digit(source[exp]):
             end = exp
-            while end < size and source[end].isdigit():
+            while end < size and _digit(source[end]):
                 end += 1
-    if end < size and (source[end].isalnum() or source[end] in "_$"):
+    if end < size and _name_char(source[end]):
         raise _fail("malformed number", pos)
     tokens.append(Token("number", source[pos:end], pos + 1))
     return end

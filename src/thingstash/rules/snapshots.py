@@ -40,6 +40,15 @@ def strip(value: Any) -> Any:
     return value
 
 
+def present(value: Any) -> bool:
+    """Whether `strip(value)` is not None, without building it."""
+    if isinstance(value, dict):
+        if ".value" in value:
+            return present(value[".value"])
+        return any(key != ".priority" and present(child) for key, child in value.items())
+    return value is not None
+
+
 def walk(value: Any, path: Path) -> Any:
     """The stored value under `path` inside `value` (None when absent)."""
     for key in path:
@@ -84,15 +93,16 @@ class TreeSnapshot:
         return self.child(path).exists()
 
     def has_children(self, names: list[str] | None) -> bool:
-        value = self.val()
-        if not isinstance(value, dict):
+        raw = self._raw()
+        if not isinstance(raw, dict) or ".value" in raw or not present(raw):
             return False
         if names is None:
             return True
-        return all(strip(walk(value, split_path(name))) is not None for name in names)
+        value = raw
+        return all(present(walk(value, split_path(name))) for name in names)
 
     def exists(self) -> bool:
-        return self.val() is not None
+        return present(self._raw())
 
     def get_priority(self) -> Any:
         raw = self._raw()
