@@ -247,3 +247,22 @@ def test_well_typed_expressions_fail_only_as_rules_do(
         value = None
     assert value is None or type(value) is bool
     assert rule.evaluate(env(data=data, new=new, auth=auth)) is (value is True)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["1" + " + 1" * 3000 + " == 1", "!" * 3000 + "true", "(" * 3000 + "true" + ")" * 3000,
+     "auth" + ".a" * 20000 + " == 1", " && ".join(["true"] * 200)],
+)  # fmt: skip
+def test_too_deep_a_tree_is_refused_not_a_stack_overflow(source: str) -> None:
+    assert "nested too deeply" in refused(source).message
+
+
+def test_a_long_chain_within_the_cap_runs() -> None:
+    rule = compile_expression(" && ".join(["auth.uid == $uid"] * 100), Kind.READ, WILDCARDS)
+    assert rule.evaluate(env(auth={"uid": "bob"}))
+
+
+def test_javascript_unicode_escapes_in_patterns() -> None:
+    rule = compile_expression("$uid.matches(/^\\u0062\\u006Fb$/)", Kind.READ, WILDCARDS)
+    assert rule.evaluate(env())

@@ -20,7 +20,7 @@ from .syntax import (
 )
 
 MAX_SOURCE = 64 * 1024  # characters in one expression
-MAX_DEPTH = 100  # nesting of sub-expressions
+MAX_DEPTH = 128  # depth of the tree (the checker and the evaluator recurse on it)
 
 # Binding power of the infix operators; `?:` binds loosest (1), members and calls tightest.
 _INFIX = {
@@ -56,7 +56,17 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
-        self.depth = 0
+        self.depth = 0  # the parser's own recursion
+        self.depths: dict[int, int] = {}  # id(node) -> depth of the tree under it
+
+    def made(self, node: Node, *children: Node) -> Node:
+        """`node`, its depth recorded; too deep a tree is refused here rather than exhausting
+        the stack of the checker or of a request."""
+        depth = 1 + max((self.depths.get(id(child), 1) for child in children), default=0)
+        if depth > MAX_DEPTH:
+            raise ExprError("expression nested too deeply", node.col)
+        self.depths[id(node)] = depth
+        return node
 
     def peek(self) -> Token:
         return self.tokens[self.pos]
@@ -96,14 +106,14 @@ class _Parser:
                 then = self.expression(1)
                 self.take(":")
                 other = self.expression(1)
-                left = Conditional(left, then, other, token.col)
+                left = self.made(Conditional(left, then, other, token.col), left, then, other)
                 continue
             bp = _INFIX.get(token.text)
             if bp is None or bp <= power:
                 break
             self.next()
             right = self.expression(bp)
-            left = Binary(token.text, left, right, token.col)
+            left = self.made(Binary(token.text, left, right, token.col), left, right)
         self.depth -= 1
         return left
 
@@ -122,14 +132,18 @@ class _Parser:
             else:
                 node = Name(token.text, token.col)
         elif token.kind == "op" and token.text in ("!", "-"):
-            node = Unary(token.text, self.expression(_UNARY_POWER), token.col)
+            operand = self.expression(_UNARY_POWER)
+            node = self.made(Unary(token.text, operand, token.col), operand)
         elif token.kind == "op" and token.text == "(":
             node = self.expression(0)
             self.take(")")
         elif token.kind == "op" and token.text == "[":
-            node = ArrayLit(self.items("]"), token.col)
+            items = self.items("]")
+            node = self.made(ArrayLit(items, token.col), *items)
         else:
             raise _fail(f"unexpected {_describe(token)}", token)
+        if isinstance(node, Literal | Name | Regex):
+            self.depths[id(node)] = 1  # a leaf (an id may be a discarded node's)
         return self.postfix(node)
 
     def items(self, close: str) -> tuple[Node, ...]:
@@ -152,20 +166,21 @@ class _Parser:
                 name = self.next()
                 if name.kind != "name":
                     raise _fail(f"expected a name after `.`, found {_describe(name)}", name)
-                node = Member(node, name.text, name.col)
+                node = self.made(Member(node, name.text, name.col), node)
             elif token.text == "[":
                 self.next()
                 key = self.expression(0)
                 self.take("]")
                 if isinstance(key, Literal) and isinstance(key.value, str):
-                    node = Member(node, key.value, token.col)
+                    node = self.made(Member(node, key.value, token.col), node)
                 else:
-                    node = Index(node, key, token.col)
+                    node = self.made(Index(node, key, token.col), node, key)
             elif token.text == "(":
                 if not isinstance(node, Member):
                     raise _fail("only methods can be called", token)
                 self.next()
-                node = Call(node.obj, node.name, self.items(")"), node.col)
+                args = self.items(")")
+                node = self.made(Call(node.obj, node.name, args, node.col), node.obj, *args)
             else:
                 return node
 

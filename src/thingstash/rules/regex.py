@@ -12,6 +12,7 @@ from .model import RulesError
 
 MAX_PATTERN = 1024  # characters
 MAX_MEM = 1 << 20  # bytes RE2 may use for one compiled pattern
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def compile_regex(pattern: str, flags: str) -> Callable[[str], bool]:
@@ -22,6 +23,7 @@ def compile_regex(pattern: str, flags: str) -> Callable[[str], bool]:
     if set(flags) - {"i"} or len(flags) > 1:
         raise RulesError(f"unsupported regular expression flags `{flags}` (only `i`)")
     _check_shape(pattern)
+    pattern = _re2_escapes(pattern)
     options = re2.Options()
     options.max_mem = MAX_MEM
     options.case_sensitive = "i" not in flags
@@ -38,6 +40,25 @@ def compile_regex(pattern: str, flags: str) -> Callable[[str], bool]:
         return compiled.search(text) is not None
 
     return test
+
+
+def _re2_escapes(pattern: str) -> str:
+    """JavaScript's `\\uXXXX` as RE2's `\\x{XXXX}`; every other escape passes as written."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            digits = pattern[i + 2 : i + 6]
+            if pattern[i + 1] == "u" and len(digits) == 4 and set(digits) <= _HEX:
+                out.append(f"\\x{{{digits}}}")
+                i += 6
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        out.append(pattern[i])
+        i += 1
+    return "".join(out)
 
 
 def _check_shape(pattern: str) -> None:
