@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thingstash.rules.dialect import parse_document
 from thingstash.rules.model import RulesError
@@ -65,3 +67,16 @@ def test_the_yardsticks_commented_documents_parse() -> None:
         date = rules["posts"]["$post"]["date"][".validate"]
         assert "data.parent().exists() === false" in date and "\n" in date
         assert rules["flight-routes"]["$from"]["$to"][".validate"] == "$from !== $to"
+
+
+@given(st.text(alphabet='{}[]":,/*\\ \nab1e-.tru', max_size=80) | st.text(max_size=80))
+def test_any_text_raises_only_rules_errors(text: str) -> None:
+    try:
+        parse_document(text)
+    except RulesError:
+        pass
+
+
+def test_huge_numbers_are_a_rules_error() -> None:
+    with pytest.raises(RulesError):
+        parse_document('{"a": ' + "9" * 5000 + "}")

@@ -59,3 +59,5 @@ def parse_document(text: str) -> Any:
         raise RulesError(error.msg, f"line {error.lineno}, column {error.colno}") from None
     except RecursionError:
         raise RulesError("document nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise RulesError(str(error)) from None
