@@ -14,7 +14,7 @@ import pytest
 
 from thingstash.rules.evaluator import compile_expression
 from thingstash.rules.model import Env, Kind, QueryInfo, RulesError
-from thingstash.rules.snapshots import DictTree, TreeSnapshot, split_path
+from thingstash.rules.snapshots import DictTree, TreeSnapshot, WriteTree, split_path
 
 
 def yardstick() -> Path:
@@ -91,3 +91,41 @@ def test_case(case: dict[str, Any]) -> None:
         )
         outcome = "allow" if expression.evaluate(env) else "deny"
         assert outcome == step["expect"], f"{source!r} gave {outcome}"
+
+
+BOLT_REGEXP = [
+    case
+    for case in map(json.loads, (yardstick() / "bolt.jsonl").read_text().splitlines())
+    if case["id"].startswith("bolt-regexp-")
+]
+
+
+@pytest.mark.parametrize("case", BOLT_REGEXP, ids=[case["id"] for case in BOLT_REGEXP])
+def test_bolt_regexp_validations(case: dict[str, Any]) -> None:
+    """Bolt's regexp cases (recorded against Firebase): each write under `.write: true` is
+    allowed exactly when its location's `.validate` (a `matches` rule) holds for newData."""
+    upload, *steps = case["steps"]
+    rules = upload["rules"]["rules"]
+    assert rules[".write"] == "true"
+    tree: Any = None
+    for step in steps:
+        if step["auth"] == "admin":
+            tree = step["value"]
+            continue
+        assert step["op"] == "put"
+        path = split_path(step["path"])
+        source = rules[path[0]][".validate"]
+        rule = compile_expression(source, Kind.VALIDATE, [], f"rules/{path[0]}/.validate")
+        base = DictTree(tree)
+        after = WriteTree(base, {path: step["value"]})
+        env = Env(
+            auth=step["auth"],
+            now=int(time.time() * 1000),
+            root=TreeSnapshot(after),
+            data=TreeSnapshot(base, path),
+            new_data=TreeSnapshot(after, path),
+        )
+        allowed = rule.evaluate(env)
+        assert ("allow" if allowed else "deny") == step["expect"], step.get("note")
+        if allowed:
+            tree = after.value(())

@@ -102,9 +102,11 @@ def test_the_result_must_be_able_to_be_boolean(source: str) -> None:
 
 def test_regular_expressions_are_refused_at_upload_when_re2_or_firebase_would() -> None:
     compile_expression("$uid.matches(/^[a-z]+\\d{0,3}$/i)", Kind.READ, WILDCARDS)
-    for bad in ["/a/g", "/(a)\\1/", "/a(?=b)/", "/a^b/", "/a|/", "/" + "a" * 2000 + "/"]:
+    bad_patterns = ["/a/g", "/(a)\\1/", "/a(?=b)/", "/(?:a)/", "/\\pL/", "/a^b/", "/a|/"]
+    for bad in [*bad_patterns, "/" + "a" * 2000 + "/"]:
         refused(f"$uid.matches({bad})")
     refused("$uid.matches('a')")
+    refused("root.hasChildren([])")
     refused("/a/ == 1")
 
 

@@ -205,7 +205,7 @@ class _Checker:
             except RulesError as error:
                 raise ExprError(error.message, arg.col) from None
         elif param == "strings":
-            if not isinstance(arg, ArrayLit):
+            if not isinstance(arg, ArrayLit) or not arg.items:
                 raise ExprError(f"`{method}` needs an array of strings", arg.col)
             for item in arg.items:
                 if "string" not in self.type(item):

@@ -13,6 +13,9 @@ from .model import RulesError
 MAX_PATTERN = 1024  # characters
 MAX_MEM = 1 << 20  # bytes RE2 may use for one compiled pattern
 _HEX = frozenset("0123456789abcdefABCDEF")
+# Escapes of letters and digits with a meaning both in JavaScript and RE2; others (`\\1`,
+# `\\p`, `\\A`, `\\z`, `\\Q`...) mean different things or nothing in Firebase's dialect.
+_ESCAPES = frozenset("dDwWsSbBnrtfvxu0")
 
 
 def compile_regex(pattern: str, flags: str) -> Callable[[str], bool]:
@@ -71,6 +74,9 @@ def _check_shape(pattern: str) -> None:
     while i <= last:
         ch = pattern[i]
         if ch == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped.isalnum() and escaped not in _ESCAPES:
+                raise RulesError(f"unsupported escape `\\{escaped}` in regular expression")
             i += 2
             prev = "x"
             continue
@@ -86,6 +92,8 @@ def _check_shape(pattern: str) -> None:
             raise RulesError("`$` is only allowed at the end of a regular expression")
         elif ch == "|" and prev in ("", "(", "|"):
             raise RulesError("empty alternative in regular expression")
+        elif ch == "?" and prev == "(":
+            raise RulesError("`(?` groups are not supported in regular expressions")
         elif ch == ")" and prev in ("(", "|"):
             raise RulesError("empty group or alternative in regular expression")
         prev = ch
