@@ -29,9 +29,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         keyadmin,
         live,
         metrics,
+        rulesdoc,
         service,
         stack,
         things,
+        users,
     )
 
     settings, store = context.configured(settings, store)
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.json.sort_keys = False
     context.install(app, settings, store)
     errors.init_app(app)
+    users.install(app)  # the rules in force and the token verifier (rulesguard.py judges)
     # Plain reads and writes of a thing, and listing pages, are answered in front of Flask
     # (fastpath.py), switched on at the end once it can check that it knows every hook the
     # app has.
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     metrics.init_app(app)
     keyadmin.init_app(app)
     indexadmin.init_app(app)
+    rulesdoc.init_app(app)
     imports.init_app(app)
     service.init_app(app)
     faces.init_app(app)

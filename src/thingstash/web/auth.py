@@ -35,14 +35,20 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from thingstash.core import documents
 from thingstash.core.config import Settings
+from thingstash.core.documents import BadDocument
 from thingstash.core.keys import SCOPES, is_loopback, verify
-from thingstash.core.store import Keys
-from thingstash.web import accesslog
+from thingstash.core.store import Keys, Store
+from thingstash.firebase.reading import RULES_PATH
+from thingstash.users.tokens import TokenRejected
+from thingstash.web import accesslog, users
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 
 KEY_PRESENCE_SECONDS = 1.0
+RULES_PRESENCE_SECONDS = 1.0
+RULES_EXTENSION = "thingstash.rules_presence"
 LAST_USED_EVERY_SECONDS = 60
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _CHALLENGE = 'Bearer realm="thingstash"'
@@ -124,6 +130,42 @@ class _KeyPresence:
             return True
 
 
+class RulesPresence:
+    """Whether the store has a rules document, asked of it at most every RULES_PRESENCE_SECONDS
+    per process (one EXISTS-like round trip): what lets a store without rules pay nothing for
+    them. The price: a first rules document takes up to that long to be enforced by processes
+    that did not store it (this one forgets at once: `forget`)."""
+
+    def __init__(self, the_store: Store) -> None:
+        self._store = the_store
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._present = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at > RULES_PRESENCE_SECONDS:
+            present = self._store.versions([RULES_PATH]).get(RULES_PATH) is not None
+            with self._lock:
+                self._present, self._checked_at = present, now
+        return self._present
+
+    def forget(self) -> None:
+        with self._lock:
+            self._checked_at = float("-inf")
+
+
+def rules_presence(app: Flask | None = None) -> RulesPresence:
+    """The app's RulesPresence (made by `install`)."""
+    found: RulesPresence = (app or current_app).extensions[RULES_EXTENSION]
+    return found
+
+
+def has_rules() -> bool:
+    """Whether the store has a rules document (as this process last learned: RulesPresence)."""
+    return rules_presence()()
+
+
 def _presence() -> _KeyPresence:
     presence: _KeyPresence = current_app.extensions["thingstash.keys"]
     return presence
@@ -184,7 +226,7 @@ def _required() -> tuple[str, str | None] | None:
         return None  # CORS preflight and Allow: carry no data
     path = request.path[1:]
     if path.startswith("_"):
-        if path.partition("/")[0] in ("_keys", "_indexes") or path == "_metrics":
+        if path.partition("/")[0] in ("_keys", "_indexes", "_rules") or path == "_metrics":
             return "admin", None
         if path in _EACH_PATH_CHECKED and request.method == "POST":
             return "write", None
@@ -221,18 +263,78 @@ def _within(prefix: str, path: str, scope: str) -> bool:
 
 
 def _check() -> None:
+    """Who asks, and whether the rules judge it (web/rulesguard.py judges at the doors):
+    - no Authorization: judged as signed out where the store has a rules document and the
+      request reaches data (a path, or /_import's lines); else as before (open store:
+      everything; anonymous reads; closed store: 401);
+    - `Bearer <JWT>` (not a `tsk_` key): the user's ID token, verified (401 saying why when
+      bad) and judged as that user;
+    - `Bearer owner` on an open store: the admin (Firebase's emulator convention);
+    - an API key: its scope and prefix, not judged;
+    an admin (the owner, or an admin key for the whole store) adding
+    `?auth_variable_override=<JSON>` is judged as that auth."""
     need = _required()
     if need is None:
         return
     scope, path = need
     header = request.environ.get("HTTP_AUTHORIZATION")
+    reaches_data = path is not None or request.path[1:] in _EACH_PATH_CHECKED
     if header is None:
+        if reaches_data and has_rules():
+            users.judge_as(users.Judged(None))
+            g.thingstash_access = JUDGED
+            return
         g.thingstash_access = check_keyless(scope, path)
         return
     kind, _, key = header.partition(" ")
-    if kind.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if kind.lower() != "bearer" or not key:
         raise _unauthorized("send the API key as Authorization: Bearer KEY", True)
-    g.thingstash_access = check_key(key.strip(), scope, path)
+    if users.is_token(key):
+        g.thingstash_access = NOBODY
+        try:
+            user = users.verifier().verify(key)
+        except TokenRejected as rejected:
+            raise _unauthorized(f"the ID token is not valid: {rejected.reason}", True) from None
+        if not reaches_data:
+            raise _forbidden("a user's ID token reaches things only; this needs an API key")
+        users.judge_as(users.Judged(user.auth))
+        g.thingstash_access = JUDGED
+        return
+    if key == OWNER and store_is_open():
+        access = OPEN
+    else:
+        access = check_key(key, scope, path)
+    g.thingstash_access = access
+    if access.allows("admin") and not access.prefix and reaches_data:
+        acting = _override()
+        if acting is not _ADMIN:
+            users.judge_as(users.Judged(acting))
+
+
+# Firebase's emulator convention: on an open store, this bearer token is the admin.
+OWNER = "owner"
+# A request the rules judge: as far as keys go it may try anything; the rules decide.
+JUDGED = Access(None, "write", "")
+_ADMIN: object = object()
+
+
+def _override() -> object:
+    """`?auth_variable_override=<JSON>`: the auth an admin acts as (firebase-admin's
+    databaseAuthVariableOverride: an object, or null for signed out); absent: the admin."""
+    raw = request.args.get("auth_variable_override")
+    if raw is None:
+        return _ADMIN
+    bad = Problem(
+        400, "bad auth_variable_override", "auth_variable_override must be JSON: an object or null"
+    )
+    try:
+        value = documents.loads(raw.encode("utf-8", "surrogatepass"))
+    except (BadDocument, UnicodeEncodeError):
+        raise bad from None
+    if value is not None and not isinstance(value, dict):
+        raise bad
+    return value
 
 
 def check_key(key: str, scope: str, path: str | None, folders_above: bool = True) -> Access:
@@ -276,6 +378,7 @@ def check_keyless(scope: str, path: str | None) -> Access:
 def install(app: Flask) -> None:
     """What the checks above need on an app that does not run `_identify` (the Firebase face)."""
     app.extensions["thingstash.keys"] = _KeyPresence()
+    app.extensions[RULES_EXTENSION] = RulesPresence(app.extensions["thingstash.store"])
 
 
 def _identify_with(check: Callable[[], None]) -> None:

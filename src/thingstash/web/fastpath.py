@@ -18,6 +18,11 @@ same status line, same headers in the same order, same body; an error by the app
   (If-Match, If-None-Match, If-Modified-Since), an `Origin` (CORS) or a `Sec-Fetch-Site` (a
   browser's: crosssite.py decides whether it may write), an `Authorization` (keys);
 - a store that needs a key (closed), a rate limit, a Host the app would refuse;
+- a store with a rules document (they judge keyless requests: the app's doors, rulesguard.py,
+  do). Whether it has one is remembered per process (auth.RulesPresence: one round trip a
+  second at most, none per request), so a store without rules pays nothing more here; the
+  price is that a first rules document, stored by another process (or the Firebase face),
+  takes up to auth.RULES_PRESENCE_SECONDS to be enforced by this one's fast path;
 - a body whose Content-Type is not exactly one the view takes without parsing the header, was
   refused on arrival, or is not a JSON object with a good `ttl` (the app says what is wrong);
   a PUT with server values (`.sv`).
@@ -87,6 +92,7 @@ class FastPath:
         settings: Settings,
         store: Store,
         is_open: Callable[[], bool],
+        has_rules: Callable[[], bool],
         host_allowed: Callable[[str], bool] | None,
         cors_headers: list[Header],
         http_date: Callable[[int], str],
@@ -94,6 +100,7 @@ class FastPath:
     ) -> None:
         self.store = store
         self.is_open = is_open
+        self.has_rules = has_rules
         self.host_allowed = host_allowed
         # Added to every answer without an Origin, after the app's own headers (cors.py).
         self.cors_headers = cors_headers
@@ -119,6 +126,8 @@ class FastPath:
         elif method == "PATCH" and not folder:
             respond = self._patch
         else:
+            return self.app(environ, start_response)
+        if self.has_rules():  # the rules judge keyless requests: the app's doors do
             return self.app(environ, start_response)
         path = self._plain_path(environ, folder)
         if path is None:
@@ -357,6 +366,7 @@ def switch_on_if_known(app: Flask, fast: FastPath, settings: Settings, store: St
         settings,
         store,
         auth.open_check(app, settings, store),
+        auth.rules_presence(app),
         hosts.host_check(settings),
         app.extensions[cors.PLAIN_HEADERS],
         things.cached_http_date,

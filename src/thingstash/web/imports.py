@@ -1,8 +1,9 @@
 """POST /_import: many things in one request, in the export's own format (JSON Lines).
 
 Every line is checked first (exportlines.py: as a PUT of it would be), and so is the key's right
-to write each path (auth.may_write); the first line that fails answers 400 (403 for a path the
-key may not write) naming it, and nothing is stored. Then all are written through
+to write each path (auth.may_write), or for a user the rules (each line a write of its thing at
+its path: rulesguard.py); the first line that fails answers 400 (401/403 for a path the key or
+the rules do not allow) naming it, and nothing is stored. Then all are written through
 Store.put_many, each exactly as a PUT writes it (version, lifetime, folder indexes, feed
 event), so listings and watches see them. The body limit is the server's, as for any request:
 the client sends a big file in batches under it.
@@ -29,7 +30,7 @@ from flask import Blueprint, Flask, Response, request
 from thingstash.core import documents
 from thingstash.core.exportlines import Line, parse_line
 from thingstash.core.model import TooLarge
-from thingstash.web import auth
+from thingstash.web import auth, rulesguard
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 
@@ -93,6 +94,18 @@ def _lines(raw: bytes) -> list[Line]:
     return lines
 
 
+def _judge(lines: list[Line]) -> None:
+    """The rules judge each line as a write of its thing at its path, all before any is
+    written: one denied line refuses the whole import (401/403 naming it)."""
+    for line in lines:
+        where = rulesguard.location(line.path)
+        try:
+            rulesguard.check_write([(where, rulesguard.thing_value(line.thing))])
+        except Problem as denied:
+            denied.detail = f"line {line.number}: {denied.detail}"
+            raise
+
+
 def _resolved(line: Line, now_ms: int) -> bytes:
     """The line's thing, with its timestamps (the only server values a line may hold) set."""
     if not line.server_values:
@@ -104,6 +117,8 @@ def _resolved(line: Line, now_ms: int) -> bytes:
 def import_lines() -> Response:
     _check_type()
     lines = _lines(_read_body())
+    if rulesguard.is_judged():
+        _judge(lines)
     now = documents.now_ms()
     results = store().put_many(
         [(line.path, _resolved(line, now), line.ttl) for line in lines],

@@ -23,7 +23,7 @@ from thingstash.core.paths import Path
 from thingstash.core.queries import Query
 from thingstash.live import Live
 from thingstash.live.hub import Subscription
-from thingstash.web import admission, auth, metrics
+from thingstash.web import admission, auth, metrics, rulesguard
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 from thingstash.web.live import current as live
@@ -93,7 +93,9 @@ def watch_query(folder: Path, query: Query) -> Response:
     current = live()
     # Subscribed before the first answer is read, so no change falls in between.
     subscription = current.hub.subscribe(folder.text, True)
-    allowed = auth.still_allowed()
+    # Its key, and for a user the rules (query.* included), asked again as it goes.
+    judged_query = rulesguard.query_info(query) if rulesguard.is_judged() else None
+    allowed = rulesguard.still_allowed(folder.text, judged_query)
     gate = _gate()
     try:
         # its errors (400, 404) answer the request

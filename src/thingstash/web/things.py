@@ -36,7 +36,7 @@ from thingstash.core.model import (
 )
 from thingstash.core.paths import Path, is_reserved, parse_path
 from thingstash.core.pushids import push_id
-from thingstash.web import folders, preconditions, queries, queryargs, watch
+from thingstash.web import folders, preconditions, queries, queryargs, rulesguard, watch
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing
 from thingstash.web.routing import AnyPathConverter
@@ -213,11 +213,18 @@ def read(raw: str) -> Response:
     them in front of Flask (its _read and _list), the same way."""
     path = _path(raw)
     events = wants_events()
+    judged = rulesguard.is_judged()
     if path.is_folder:
         query = queries.asked()
         if query is not None:
+            if judged:  # rules are not filters: the query is read at the folder
+                rulesguard.check_read(path.text, rulesguard.query_info(query))
             return queries.watch_query(path, query) if events else queries.read_query(path, query)
+        if judged:
+            rulesguard.check_read(path.text)
         return watch.stream(path) if events else folders.read_folder(path)
+    if judged:
+        rulesguard.check_read(path.text)
     return watch.stream(path) if events else _read_thing(path)
 
 
@@ -243,6 +250,8 @@ def replace(raw: str) -> Response:
     path = _thing_path(raw, "PUT")
     doc = _body((JSON_TYPE,))
     ttl = _ttl(documents.pop_reserved(doc))
+    if rulesguard.is_judged():
+        rulesguard.check_write([(rulesguard.location(path.text), rulesguard.thing_value(doc))])
     return _write_whole(path, doc, ttl, _conditions(), "put")
 
 
@@ -272,6 +281,8 @@ def patch(raw: str) -> Response:
     path = _thing_path(raw, "PATCH")
     merge = _body(PATCH_TYPES)
     ttl = _ttl(documents.pop_reserved(merge))
+    if rulesguard.is_judged():  # judged as the writes of its leaves
+        rulesguard.check_write(rulesguard.patch_writes(path.text, merge))
     result, body = store().update(
         path.text, merge_patch_change(path.text, merge, ttl), _conditions(), "patch"
     )
@@ -303,6 +314,8 @@ def merge_patch_change(
 @bp.delete("/<anypath:raw>")
 def delete(raw: str) -> Response:
     path = _path(raw)
+    if rulesguard.is_judged():
+        rulesguard.check_write([(rulesguard.location(path.text), None)])
     if path.is_folder:
         return folders.delete_folder(path)
     store().delete(path.text, _conditions())
@@ -322,6 +335,8 @@ def push(raw: str) -> Response:
     doc = _body((JSON_TYPE,))
     ttl = _ttl(documents.pop_reserved(doc))
     path = Path(folder.text + push_id())
+    if rulesguard.is_judged():  # a write at the new child
+        rulesguard.check_write([(rulesguard.location(path.text), rulesguard.thing_value(doc))])
     response = _write_whole(path, doc, ttl, Conditions(if_none_match="*"), "put")
     response.status_code = 201
     response.headers["Location"] = "/" + path.text

@@ -19,7 +19,7 @@ from thingstash.core.paths import Path
 from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import BATCH, Ordering, Subscription, frame
-from thingstash.web import auth, metrics
+from thingstash.web import auth, metrics, rulesguard
 from thingstash.web.errors import Problem
 from thingstash.web.live import current as live
 from thingstash.web.live import last_event_id
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
-# The last thing a stream sends when its key was revoked (or an open store closed): a comment,
-# which clients ignore; the stream then ends, and a reconnect meets the 401.
+# The last thing a stream sends when its key was revoked (or an open store closed, or the rules
+# no longer let its user read there): a comment, which clients ignore; the stream then ends, and
+# a reconnect meets the 401 or 403.
 REVOKED = b": access revoked\n\n"
 
 
@@ -50,7 +51,8 @@ def stream(path: Path) -> Response:
     subscription = current.hub.subscribe(path.text, path.is_folder)
     # Checked as events are sent (below), so none queued before this line slips through.
     subscription.prefix = auth.current().prefix
-    allowed = auth.still_allowed()
+    # Its key, and for a user the rules, asked again as it goes: it ends when either refuses.
+    allowed = rulesguard.still_allowed(path.text)
     try:
         opening = _opening(current.hub.store, subscription, resume)
     except BaseException:

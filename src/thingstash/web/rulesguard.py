@@ -1,0 +1,181 @@
+"""The rules at the native face's doors: the checks its views make before they read or write
+(`check_read`, `check_write`), and the one a stream makes as it goes (`still_allowed`). Whether
+the store has a rules document at all is auth.py's (`has_rules`, remembered per process).
+
+Who is judged is auth.py's (`_check` sets web.users' `Judged`); a request the rules do not judge
+(an API key, the admin) is never stopped here. A native path is a location of the Firebase tree
+(docs/firebase.md): the thing `a/b` is ("a", "b"), the folder `a/` is ("a",), `` the root.
+
+Denied: `401` when the request sent no credential, `403` otherwise; problem+json titled
+`permission denied`, the verdict's reason as its detail. A judged request on a store with no
+rules document is judged as before rules existed: allowed on an open store, else denied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flask import request
+
+from thingstash.core import documents
+from thingstash.core.queries import Query
+from thingstash.firebase import judging
+from thingstash.firebase.mapping import Location
+from thingstash.rules.model import QueryInfo
+from thingstash.rules.ruleset import Ruleset
+from thingstash.web import auth
+from thingstash.web.context import settings, store
+from thingstash.web.errors import Problem
+from thingstash.web.users import Judged, book, judged
+
+TITLE = "permission denied"
+RECHECK_SECONDS = 1.0
+
+
+# -- paths and queries as the rules see them ----------------------------------------------------
+
+
+def location(path: str) -> Location:
+    """A native path's location: `a/b` is ("a", "b"), `a/` is ("a",), `` the root."""
+    return tuple(part for part in path.split("/") if part)
+
+
+def query_info(query: Query) -> QueryInfo:
+    """A native query as Firebase's `query.*`: order by name is orderByKey, by a field
+    orderByChild (its segments joined by `/`), `limit` limitToFirst (limitToLast with `desc`),
+    `start_at`, `end_at` and `equal_to` as sent; a count orders and limits nothing."""
+    if query.count or query.field is None:
+        return QueryInfo()
+    args = request.args
+
+    def given(name: str) -> Any:
+        raw = args.get(name)
+        return documents.loads(raw.encode("utf-8", "surrogatepass")) if raw is not None else None
+
+    field = query.field
+    child = None if field.is_name else ("/".join(field.segments) or field.text)
+    return QueryInfo(
+        order_by_key=field.is_name,
+        order_by_child=child,
+        start_at=given("start_at"),
+        end_at=given("end_at"),
+        equal_to=given("equal_to"),
+        limit_to_first=None if query.desc else query.limit,
+        limit_to_last=query.limit if query.desc else None,
+    )
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+def _denied(reason: str) -> Problem:
+    """401 when the request sent no credential (signing in may help), 403 otherwise."""
+    if request.environ.get("HTTP_AUTHORIZATION") is None:
+        return Problem(401, TITLE, reason, {"WWW-Authenticate": 'Bearer realm="thingstash"'})
+    return Problem(403, TITLE, reason)
+
+
+def _rules_or_deny() -> Ruleset | None:
+    """The rules to judge by; None when the request passes without them (an open store with no
+    rules document); a denial when it cannot (a closed one)."""
+    rules = book().current(store())
+    if rules is None:
+        if auth.store_is_open():
+            return None
+        raise _denied("this store has no rules document: only API keys may use it")
+    return rules
+
+
+def _tree() -> judging.StoreTree:
+    config = settings()
+    return judging.StoreTree(store(), config.firebase_max_read, config.firebase_max_folders)
+
+
+def check_read(path: str, query: QueryInfo | None = None) -> None:
+    """May this request read at `path` (a thing, or a folder: its listing, query or watch)?"""
+    who = judged()
+    if who is None:
+        return
+    rules = _rules_or_deny()
+    if rules is None:
+        return
+    verdict = judging.may_read(rules, _tree(), location(path), who.auth, query)
+    if not verdict.allowed:
+        raise _denied(verdict.reason or f"the rules do not allow reading /{path}")
+
+
+def check_write(writes: Sequence[tuple[Location, Any]]) -> None:
+    """May this request make `writes` ((location, new value or None) pairs: all or none)?"""
+    who = judged()
+    if who is None or not writes:
+        return
+    rules = _rules_or_deny()
+    if rules is None:
+        return
+    verdict = judging.may_write(rules, _tree(), writes, who.auth)
+    if not verdict.allowed:
+        where = "/" + "/".join(writes[0][0])
+        raise _denied(verdict.reason or f"the rules do not allow writing {where}")
+
+
+def is_judged() -> bool:
+    return judged() is not None
+
+
+def thing_value(doc: Mapping[str, Any]) -> Any:
+    """A thing's body (reserved fields taken out) as the Firebase value it is: a `.value`
+    wrapper unwrapped, an empty object null."""
+    if ".value" in doc:
+        return doc[".value"]
+    return dict(doc) or None
+
+
+def patch_writes(path: str, merge: Mapping[str, Any]) -> list[tuple[Location, Any]]:
+    """A merge patch of the thing at `path` as the writes of its leaves: each non-object member
+    (null deletes) at its place; what the merge leaves elsewhere is untouched."""
+    writes: list[tuple[Location, Any]] = []
+
+    def walk(at: Location, value: Mapping[str, Any]) -> None:
+        for key, member in value.items():
+            if isinstance(member, dict) and member and documents.SERVER_VALUE not in member:
+                walk((*at, key), member)
+            else:
+                writes.append(((*at, key), member))
+
+    walk(location(path), merge)
+    return writes
+
+
+def still_allowed(path: str, query: QueryInfo | None = None) -> Callable[[], bool]:
+    """For a stream of `path`, made during its request: its key still holds
+    (auth.still_allowed) and, for a judged request, the rules in force still let it read there
+    (asked again at most every RECHECK_SECONDS): a stream whose read is no longer allowed ends."""
+    keys = auth.still_allowed()
+    who: Judged | None = judged()
+    if who is None:
+        return keys
+    the_book, the_store, config = book(), store(), settings()
+    is_open = auth.store_is_open()
+    where, auth_value = location(path), who.auth
+    last = [time.monotonic(), True]
+
+    def allowed() -> bool:
+        if not keys():
+            return False
+        now = time.monotonic()
+        if now - float(last[0]) < RECHECK_SECONDS:
+            return bool(last[1])
+        rules = the_book.current(the_store)
+        if rules is None:
+            verdict = is_open
+        else:
+            tree = judging.StoreTree(
+                the_store, config.firebase_max_read, config.firebase_max_folders
+            )
+            verdict = judging.may_read(rules, tree, where, auth_value, query).allowed
+        last[0], last[1] = now, verdict
+        return verdict
+
+    return allowed
