@@ -9,6 +9,7 @@ import click
 
 from thingstash.cli.index import index
 from thingstash.cli.keys import keys
+from thingstash.cli.rules import rules
 from thingstash.cli.stores import redis_or_embedded, store_options_with
 from thingstash.core.config import ConfigError, Settings
 
@@ -107,6 +108,7 @@ def serve(
 
 main.add_command(keys)
 main.add_command(index)
+main.add_command(rules)
 
 
 def _add_client_commands() -> None:

@@ -21,6 +21,14 @@ is kept for KEY_PRESENCE_SECONDS per process, so an open store pays no Redis rou
 auth. The price: the first key created closes an open store up to that long later in processes
 that did not do it. Open watch streams check their key again as they go (`still_allowed`).
 
+Users and rules (API.md, "Users and rules"): a request with a user's ID token, or with no
+credential on a store that has a rules document, is judged by the rules at the doors
+(rulesguard.py), as is an admin acting as a user (`?auth_variable_override=`); `_check` says who.
+Whether the store has a rules document is kept like key presence, RULES_PRESENCE_SECONDS per
+process (RulesPresence), so a store without rules pays no round trip for them, here or in the
+fast path; the price: a first rules document is enforced on keyless requests up to that long
+after it is stored by another process (PUT /_rules makes its own process forget at once).
+
 A refusal (401, 403) is raised only after the rate limiter has counted the request
 (`init_enforcement`), so key guessing and unauthenticated floods are throttled like the rest.
 """
