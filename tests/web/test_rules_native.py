@@ -350,3 +350,9 @@ def test_the_fast_path_steps_aside_for_a_store_with_rules(
         assert answer.status_code == 401, answer.get_data(as_text=True)
     assert client.get("/users/ada/x", headers=OWNER).get_json()["v"] == 1
     assert client.get("/public/news").status_code == 404  # allowed, and missing
+
+
+def test_owner_is_the_admin_only_on_loopback(make_app: Callable[..., Flask]) -> None:
+    public = make_app(host="0.0.0.0", public=True).test_client()
+    assert public.put("/_rules", data=RULES_TEXT, headers=OWNER).status_code == 401
+    assert public.put("/users/ada/x", json={"v": 1}, headers=OWNER).status_code == 401

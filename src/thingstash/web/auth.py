@@ -277,7 +277,8 @@ def _check() -> None:
       everything; anonymous reads; closed store: 401);
     - `Bearer <JWT>` (not a `tsk_` key): the user's ID token, verified (401 saying why when
       bad) and judged as that user;
-    - `Bearer owner` on an open store: the admin (Firebase's emulator convention);
+    - `Bearer owner` on an open store served on loopback: the admin (Firebase's emulator
+      convention; never on a --public server, where anyone could send it);
     - an API key: its scope and prefix, not judged;
     an admin (the owner, or an admin key for the whole store) adding
     `?auth_variable_override=<JSON>` is judged as that auth."""
@@ -309,7 +310,7 @@ def _check() -> None:
         users.judge_as(users.Judged(user.auth))
         g.thingstash_access = JUDGED
         return
-    if key == OWNER and store_is_open():
+    if key == OWNER and is_loopback(settings().host) and store_is_open():
         access = OPEN
     else:
         access = check_key(key, scope, path)

@@ -32,8 +32,10 @@ REF_PROBLEM = {"$ref": "#/components/responses/Problem"}
 ERRORS = {
     "400": "Bad request: malformed JSON, an integer over 4,300 digits, a bad path, ttl, limit, "
     "cursor or precondition header, a query parameter given twice",
-    "401": "A key is needed, or the key sent is not valid (WWW-Authenticate: Bearer)",
-    "403": "The key may not do this here (scope or path prefix)",
+    "401": "A key is needed, or the key or ID token sent is not valid (WWW-Authenticate: "
+    "Bearer); or the rules deny a request that sent no credential (title `permission denied`)",
+    "403": "The key may not do this here (scope or path prefix); or the rules deny this user "
+    "(title `permission denied`, the reason in the detail)",
     "404": "The thing does not exist (title `thing doesn't exist`), or a reserved name",
     "405": "Method not allowed on this kind of path (Allow lists the ones that are)",
     "409": "The thing kept changing under this write: retry it (Retry-After); or an increment "
@@ -362,6 +364,21 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "properties": {"deleted": {"type": "integer", "minimum": 0}},
             "required": ["deleted"],
         },
+        "RulesStored": {
+            "type": "object",
+            "properties": {
+                "status": {"const": "ok"},
+                "indexes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"folder": {"type": "string"}, "field": {"type": "string"}},
+                        "required": ["folder", "field"],
+                    },
+                },
+            },
+            "required": ["status", "indexes"],
+        },
         "Imported": {
             "type": "object",
             "properties": {
@@ -613,6 +630,53 @@ def _page(summary: str, operation_id: str) -> dict[str, Any]:
     }
 
 
+def _rules_path(admin: dict[str, Any]) -> dict[str, Any]:
+    """GET and PUT /_rules (web/rulesdoc.py)."""
+    document = {JSON: {"schema": {"type": "object"}}}
+    return {
+        "get": {
+            "summary": "The store's rules document, as stored (admin)",
+            "operationId": "getRules",
+            "tags": ["rules"],
+            "responses": {
+                "200": {"description": "The rules document", "content": document},
+                **_errors("404"),
+                **admin,
+            },
+        },
+        "put": {
+            "summary": "Set the store's rules (admin)",
+            "description": "Firebase's Realtime Database rules, in its dialect of JSON (comments, "
+            "multi-line strings): `.read`, `.write`, `.validate`, `.indexOn` (which declare "
+            "query indexes). Once a store has a rules document, requests with a user's ID token, "
+            "and requests with no credential, are judged by it at every door; API keys are not. "
+            "A document that does not parse or type-check is 400 naming the place, and the "
+            "rules in force stay as they were.",
+            "operationId": "putRules",
+            "tags": ["rules"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "text/plain": {
+                        "schema": {"type": "string"},
+                        "example": '{"rules": {"users": {"$uid": {".read": "auth.uid == $uid", '
+                        '".write": "auth.uid == $uid"}}}}',
+                    },
+                    JSON: {"schema": {"type": "object"}},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Stored and in force; the indexes its `.indexOn`s declared",
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/RulesStored"}}},
+                },
+                **_errors("400", "413"),
+                **admin,
+            },
+        },
+    }
+
+
 def _service_paths() -> dict[str, Any]:
     admin = _errors("401", "403", "429", "503")
     key_ref = {JSON: {"schema": {"$ref": "#/components/schemas/Key"}}}
@@ -665,6 +729,7 @@ def _service_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/_rules": _rules_path(admin),
         "/_import": {
             "post": {
                 "summary": "Import things in bulk: the lines of `thingstash export`",
@@ -867,6 +932,7 @@ def build_document(settings: Settings | None = None) -> dict[str, Any]:
             {"name": "service", "description": "The service's own endpoints"},
             {"name": "keys", "description": "API keys (admin)"},
             {"name": "indexes", "description": "Query indexes (admin)"},
+            {"name": "rules", "description": "The store's rules document (admin)"},
         ],
         "security": [{}, {"bearer": []}],
         "paths": {
@@ -880,8 +946,11 @@ def build_document(settings: Settings | None = None) -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key (`thingstash keys create`); not needed while "
-                    "no key exists on a loopback server.",
+                    "description": "An API key (`thingstash keys create`; not needed while "
+                    "no key exists on a loopback server), or a user's ID token (a JWT from the "
+                    "configured identity provider), judged by the store's rules; on an open "
+                    "loopback store `owner` is the admin. An admin may add "
+                    "`?auth_variable_override=<JSON>` to be judged as that auth.",
                 }
             },
             "parameters": _parameters(settings),
