@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 import orjson
 import pytest
 from flask import Flask
@@ -356,3 +357,32 @@ def test_owner_is_the_admin_only_on_loopback(make_app: Callable[..., Flask]) -> 
     public = make_app(host="0.0.0.0", public=True).test_client()
     assert public.put("/_rules", data=RULES_TEXT, headers=OWNER).status_code == 401
     assert public.put("/users/ada/x", json={"v": 1}, headers=OWNER).status_code == 401
+
+
+def _token(claims: dict[str, Any]) -> dict[str, str]:
+    """An emulator's unsigned ID token (THINGSTASH_AUTH_EMULATOR), as Authorization."""
+    return {"Authorization": "Bearer " + jwt.encode(claims, None, algorithm="none")}
+
+
+def test_users_with_id_tokens_are_judged_as_themselves(make_app: Callable[..., Flask]) -> None:
+    client = make_app(auth_emulator=True).test_client()
+    assert client.put("/users/ada/x", json={"v": 1}, headers=OWNER).status_code == 201
+    assert client.put("/_rules", data=RULES_TEXT, headers=OWNER).status_code == 200
+    ada, bob = _token({"sub": "ada"}), _token({"sub": "bob"})
+    assert client.get("/users/ada/x", headers=ada).get_json()["v"] == 1
+    assert "users/ada/x" in denied(client.get("/users/ada/x", headers=bob), 403)
+    assert client.put("/users/ada/y", json={"v": 2}, headers=ada).status_code == 201
+    denied(client.put("/users/ada/z", json={"v": 2}, headers=bob), 403)
+    assert client.get("/users/ada/z", headers=OWNER).status_code == 404
+    # A token is for things: the service's admin endpoints want a key.
+    assert client.get("/_rules", headers=ada).status_code == 403
+    expired = _token({"sub": "ada", "exp": int(time.time()) - 3600})
+    answer = client.get("/users/ada/x", headers=expired)
+    assert answer.status_code == 401
+    assert "expired" in answer.get_json()["detail"]
+
+
+def test_without_an_identity_provider_every_token_is_401(ruled: FlaskClient) -> None:
+    answer = ruled.get("/users/ada/x", headers=_token({"sub": "ada"}))
+    assert answer.status_code == 401
+    assert "no identity provider" in answer.get_json()["detail"]

@@ -49,7 +49,7 @@ from thingstash.core.documents import BadDocument
 from thingstash.core.keys import SCOPES, is_loopback, verify
 from thingstash.core.store import Keys, Store
 from thingstash.firebase.reading import RULES_PATH
-from thingstash.users.tokens import TokenRejected
+from thingstash.users.tokens import ProviderUnavailable, TokenRejected
 from thingstash.web import accesslog, users
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
@@ -303,6 +303,10 @@ def _check() -> None:
         g.thingstash_access = NOBODY
         try:
             user = users.verifier().verify(key)
+        except ProviderUnavailable as unavailable:
+            raise Problem(
+                503, "identity provider unavailable", unavailable.reason, {"Retry-After": "5"}
+            ) from None
         except TokenRejected as rejected:
             raise _unauthorized(f"the ID token is not valid: {rejected.reason}", True) from None
         if not reaches_data:

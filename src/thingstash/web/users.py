@@ -13,7 +13,7 @@ from flask import Flask, current_app, g
 
 from thingstash.firebase.rules import RulesBook
 from thingstash.rules.ruleset import Ruleset
-from thingstash.users.tokens import Verifier
+from thingstash.users.tokens import TokenRejected, Verifier
 from thingstash.web.context import settings, store
 
 
@@ -54,7 +54,18 @@ def is_token(credential: str) -> bool:
 
 
 def verifier() -> Verifier:
+    """The app's ID token verifier (made on first use); TokenRejected when the settings
+    configure no identity provider (Verifier.from_settings gives None): no token is valid."""
     found: Verifier | None = current_app.extensions.get("thingstash.users")
     if found is None:
-        found = current_app.extensions["thingstash.users"] = Verifier.from_settings(settings())
+        found = Verifier.from_settings(settings())
+        if found is None:
+            raise TokenRejected(NO_PROVIDER)
+        current_app.extensions["thingstash.users"] = found
     return found
+
+
+NO_PROVIDER = (
+    "this server takes no ID tokens: no identity provider is configured "
+    "(THINGSTASH_AUTH_JWKS_URL, THINGSTASH_FIREBASE_PROJECT or THINGSTASH_AUTH_EMULATOR)"
+)
