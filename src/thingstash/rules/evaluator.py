@@ -231,7 +231,7 @@ def _member(obj: Fn, name: str) -> Fn:
 
     def member(env: Env) -> Any:
         value = obj(env)
-        if type(value) is dict:
+        if isinstance(value, dict):
             return value.get(name)
         if name == "length":
             if type(value) is not str:
@@ -252,7 +252,7 @@ def _index(obj: Fn, key: Fn) -> Fn:
         name = key(env)
         if type(name) is not str:
             raise _FAIL
-        if type(value) is dict:
+        if isinstance(value, dict):
             return value.get(name)
         if value is None or js_type(value) != "object":
             return None
