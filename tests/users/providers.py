@@ -95,6 +95,7 @@ class JwksServer:
     cache_control: str | None = "public, max-age=600"
     status: int = 200
     body: bytes | None = None  # answered instead of the key set (garbage)
+    delay: float = 0.0  # seconds before each answer (a slow provider)
     fetches: int = 0
     server: ThreadingHTTPServer | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
@@ -110,6 +111,7 @@ class JwksServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 owner.fetches += 1
+                time.sleep(owner.delay)
                 body = owner.body
                 if body is None:
                     body = json.dumps({"keys": [key.jwk for key in owner.keys]}).encode()

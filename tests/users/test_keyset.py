@@ -3,6 +3,10 @@ provider fails; fetched again (not too often) for a key id it does not hold."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.users.providers import Clock, JwksServer, Key, rsa_key
@@ -115,4 +119,32 @@ def test_unknown_key_ids_fetch_at_most_once_every_few_seconds(provider: JwksServ
     clock.now += 6
     with pytest.raises(UnknownKey):
         keys.key("made-up")
+    assert provider.fetches == 2
+
+
+def test_threads_asking_at_once_share_one_fetch(provider: JwksServer) -> None:
+    provider.delay = 0.3
+    keys = KeySet(provider.url)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: keys.key("ec-1").key_id, range(32)))
+    assert found == ["ec-1"] * 32
+    assert provider.fetches == 1
+
+
+def test_stale_keys_serve_while_one_thread_waits_on_a_slow_provider(
+    provider: JwksServer,
+) -> None:
+    clock = Clock()
+    keys = KeySet(provider.url, clock=clock)
+    keys.key("rsa-1")
+    clock.now += 10_000
+    provider.delay = 1.0
+    fetching = threading.Thread(target=keys.key, args=("rsa-1",))
+    fetching.start()
+    while provider.fetches < 2:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert keys.key("rsa-1").key_id == "rsa-1"  # the stale key, without waiting
+    assert time.monotonic() - started < 0.5
+    fetching.join()
     assert provider.fetches == 2
