@@ -95,7 +95,17 @@ def test_every_kind_of_bad_token_is_refused_saying_which(
     }
     for reason, token in cases.items():
         assert rejected(check, token) == reason
-    for garbage in ["garbage", "a.b.c", "", "eyJhbGciOiJSUzI1NiJ9.e30"]:
+    for garbage in [
+        "garbage",
+        "a.b.c",
+        "",
+        "eyJhbGciOiJSUzI1NiJ9.e30",
+        "\ud800.e30.e30",
+        "é.é.é",
+        "a.b.c.d",
+        "W10.e30.",
+        "e30.e30.e30" + "A" * 40_000,
+    ]:
         assert rejected(check, garbage).startswith("malformed token")
     # An ES256 token naming the RSA key's id: the key is bound to RS256.
     swapped = ec_key("rsa-1").sign(claims())
