@@ -3,6 +3,7 @@ provider fails; fetched again (not too often) for a key id it does not hold."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -148,3 +149,21 @@ def test_stale_keys_serve_while_one_thread_waits_on_a_slow_provider(
     assert time.monotonic() - started < 0.5
     fetching.join()
     assert provider.fetches == 2
+
+
+def test_shared_secrets_in_a_key_set_are_no_keys(provider: JwksServer) -> None:
+    secret = {"kty": "oct", "kid": "shared", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}
+    provider.body = json.dumps({"keys": [secret, provider.keys[0].jwk]}).encode()
+    keys = KeySet(provider.url, clock=Clock())
+    assert keys.key("rsa-1").key_id == "rsa-1"
+    with pytest.raises(UnknownKey):
+        keys.key("shared")
+    provider.body = json.dumps({"keys": [secret]}).encode()
+    with pytest.raises(KeysUnavailable, match="no public keys"):
+        KeySet(provider.url).key("shared")
+
+
+def test_an_unnamed_only_key_serves_tokens_naming_none(provider: JwksServer) -> None:
+    unnamed = {k: v for k, v in provider.keys[0].jwk.items() if k != "kid"}
+    provider.body = json.dumps({"keys": [unnamed]}).encode()
+    assert KeySet(provider.url).key(None).algorithm_name == "RS256"

@@ -50,6 +50,14 @@ def test_a_good_token_gives_its_user(
     )
 
 
+def test_many_tokens_one_fetch(provider: JwksServer, rsa1: Key, ec1: Key) -> None:
+    check = verifier(provider)
+    for number in range(20):
+        key = rsa1 if number % 2 else ec1
+        assert check.verify(key.sign(claims(sub=f"user-{number}"))).uid == f"user-{number}"
+    assert provider.fetches == 1
+
+
 def test_a_token_just_past_its_exp_passes_within_the_leeway(
     provider: JwksServer, rsa1: Key
 ) -> None:

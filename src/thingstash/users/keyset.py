@@ -31,6 +31,7 @@ REFETCH_INTERVAL = 5.0
 FETCH_TIMEOUT = 5.0
 # A key set larger than this is garbage, not keys.
 MAX_JWKS_BYTES = 1024 * 1024
+PUBLIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
@@ -147,9 +148,13 @@ class KeySet:
             parsed = PyJWKSet.from_dict(document)
         except (ValueError, PyJWKSetError, PyJWTError) as error:
             raise _FetchFailed(f"the key set does not parse: {error}") from None
-        keys = {key.key_id: key for key in parsed.keys if key.key_id is not None}
-        if len(parsed.keys) == 1 and parsed.keys[0].key_id is None:
-            keys[""] = parsed.keys[0]  # the only key, unnamed
+        # Public keys only: a shared secret ("oct") published in a key set is no one's proof.
+        usable = [key for key in parsed.keys if key.key_type in PUBLIC_KEY_TYPES]
+        if not usable:
+            raise _FetchFailed("the key set holds no public keys")
+        keys = {key.key_id: key for key in usable if key.key_id is not None}
+        if len(usable) == 1 and usable[0].key_id is None:
+            keys[""] = usable[0]  # the only key, unnamed
         expires = self._clock() + max_age(response.headers.get("cache-control"))
         return _Fetched(keys, expires)
 
