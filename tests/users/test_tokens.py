@@ -19,6 +19,7 @@ from tests.users.providers import (
     claims,
     ec_key,
     hs256_with,
+    key_for,
     rsa_key,
     unsigned,
 )
@@ -48,6 +49,13 @@ def test_a_good_token_gives_its_user(
     assert user == User(
         uid="user-1", claims=given, auth={"uid": "user-1", "provider": "custom", "token": given}
     )
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS256", "ES384", "ES512", "EdDSA"])
+def test_other_asymmetric_algorithms_pass(provider: JwksServer, alg: str) -> None:
+    key = key_for(alg, f"{alg}-key")
+    provider.keys = [key]
+    assert verifier(provider).verify(key.sign(claims())).uid == "user-1"
 
 
 def test_many_tokens_one_fetch(provider: JwksServer, rsa1: Key, ec1: Key) -> None:
