@@ -9,10 +9,12 @@ Core: stdlib only (the rate limit's syntax is checked by the `limits` library, l
 from __future__ import annotations
 
 import os
+import re
 import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_TTL = 31_104_000  # the original prototype's "one year": 360 days
 DEFAULT_MAX_TTL = 311_040_000
@@ -76,6 +78,14 @@ def open_files_limit() -> int:
 # connections a worker may open, from 64 to 4096.
 DEFAULT_MAX_STREAMS = min(4096, max(64, open_files_limit() // 8))
 
+# THINGSTASH_FIREBASE_PROJECT=<id>: Firebase Authentication's ID tokens, signed by these keys.
+FIREBASE_JWKS_URL = (
+    "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+)
+FIREBASE_ISSUER = "https://securetoken.google.com/"
+_PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
@@ -108,6 +118,16 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _check_jwks_url(url: str) -> None:
+    # Keys fetched over plain HTTP could be anyone's: only from this machine (tests, emulators).
+    parts = urlsplit(url)
+    loopback = (parts.hostname or "").lower() in _LOOPBACK_NAMES
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError(
+            f"THINGSTASH_AUTH_JWKS_URL must be an https:// URL (http:// on loopback), not {url!r}"
+        )
+
+
 def _check_rate_limit(rate: str) -> None:
     # The grammar is the `limits` library's (flask-limiter applies it): asked here, not copied.
     from limits import parse_many
@@ -118,6 +138,33 @@ def _check_rate_limit(rate: str) -> None:
         raise ConfigError(
             f"THINGSTASH_RATE_LIMIT must look like 100/minute or 10/second, not {rate!r}"
         ) from None
+
+
+def _auth(env: Mapping[str, str]) -> dict[str, Any]:
+    """The users' settings: the three THINGSTASH_AUTH_* or THINGSTASH_FIREBASE_PROJECT."""
+    jwks_url = env.get("THINGSTASH_AUTH_JWKS_URL") or None
+    issuer = env.get("THINGSTASH_AUTH_ISSUER") or None
+    audience = env.get("THINGSTASH_AUTH_AUDIENCE") or None
+    project = env.get("THINGSTASH_FIREBASE_PROJECT") or None
+    if project is not None:
+        if not _PROJECT_ID.fullmatch(project):
+            raise ConfigError(
+                "THINGSTASH_FIREBASE_PROJECT must be a Firebase project id (lowercase letters, "
+                f"digits and hyphens), not {project!r}"
+            )
+        if jwks_url or issuer or audience:
+            raise ConfigError(
+                "THINGSTASH_FIREBASE_PROJECT sets the THINGSTASH_AUTH_* settings: set one or "
+                "the other"
+            )
+        jwks_url, issuer, audience = FIREBASE_JWKS_URL, FIREBASE_ISSUER + project, project
+    return {
+        "auth_jwks_url": jwks_url,
+        "auth_issuer": issuer,
+        "auth_audience": audience,
+        "firebase_project": project,
+        "auth_emulator": _flag(env, "THINGSTASH_AUTH_EMULATOR"),
+    }
 
 
 @dataclass(frozen=True)
@@ -155,6 +202,14 @@ class Settings:
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
     max_bodies: int = DEFAULT_MAX_BODIES
     max_bodies_per_client: int = DEFAULT_MAX_BODIES_PER_CLIENT
+    # Users' ID tokens (users/tokens.py): verified against the keys at the JWKS URL, with this
+    # issuer and audience; THINGSTASH_FIREBASE_PROJECT fills the three for Firebase Authentication.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    firebase_project: str | None = None
+    # Unsigned tokens taken as given, as Firebase's emulators do: `serve` refuses it off loopback.
+    auth_emulator: bool = False
 
     def __post_init__(self) -> None:
         if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
@@ -164,6 +219,22 @@ class Settings:
             raise ConfigError("THINGSTASH_DEFAULT_TTL must not exceed THINGSTASH_MAX_TTL")
         if self.rate_limit:
             _check_rate_limit(self.rate_limit)
+        self._check_auth()
+
+    def _check_auth(self) -> None:
+        if self.auth_jwks_url:
+            _check_jwks_url(self.auth_jwks_url)
+            for name, value in (
+                ("THINGSTASH_AUTH_ISSUER", self.auth_issuer),
+                ("THINGSTASH_AUTH_AUDIENCE", self.auth_audience),
+            ):
+                if not value:
+                    raise ConfigError(f"{name} must be set with THINGSTASH_AUTH_JWKS_URL")
+        elif self.auth_issuer or self.auth_audience:
+            raise ConfigError(
+                "THINGSTASH_AUTH_JWKS_URL must be set with THINGSTASH_AUTH_ISSUER and "
+                "THINGSTASH_AUTH_AUDIENCE"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -209,6 +280,7 @@ class Settings:
             max_bodies_per_client=_int(
                 env, "THINGSTASH_MAX_BODIES_PER_CLIENT", DEFAULT_MAX_BODIES_PER_CLIENT
             ),
+            **_auth(env),
         )
 
     @property
