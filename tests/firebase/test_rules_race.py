@@ -19,12 +19,16 @@ RULES = {
         ".read": "true",
         "count": {
             ".write": "auth != null",
-            ".validate": f"newData.isNumber() && newData.val() == (data.exists() ? data.val() : 0) + 1 && newData.val() <= {LIMIT}",
+            ".validate": "newData.isNumber() && newData.val() <= "
+            + str(LIMIT)
+            + " && newData.val() == (data.exists() ? data.val() : 0) + 1",
         },
         "seats": {
             "$uid": {
                 ".write": "auth != null && auth.uid == $uid && !data.exists()",
-                ".validate": "newData.val() == true && newData.parent().parent().child('count').val() == (root.child('count').exists() ? root.child('count').val() : 0) + 1",
+                ".validate": "newData.val() == true"
+                " && newData.parent().parent().child('count').val()"
+                " == (root.child('count').exists() ? root.child('count').val() : 0) + 1",
             }
         },
     }
@@ -61,4 +65,6 @@ def test_racing_writers_never_pass_a_rule_that_would_deny_them(
     tree = httpx.get(f"{firebase.url}/.json", headers=OWNER).json()
     assert sum(seated) == LIMIT
     assert tree["count"] == LIMIT
-    assert sorted(tree["seats"]) == sorted(uid for uid, won in zip(uids, seated) if won)
+    assert sorted(tree["seats"]) == sorted(
+        uid for uid, won in zip(uids, seated, strict=True) if won
+    )

@@ -33,7 +33,7 @@ from thingstash.store.common import (
     encode_condition,
     unavailable_on_redis_errors,
 )
-from thingstash.store.folders import range_start, names_and_cursors
+from thingstash.store.folders import names_and_cursors, range_start
 from thingstash.store.indexes import Section
 
 

@@ -13,7 +13,7 @@ from flask import Flask, current_app, g
 
 from thingstash.firebase.rules import RulesBook
 from thingstash.rules.ruleset import Ruleset
-from thingstash.users.tokens import Verifier
+from thingstash.users.tokens import TokenRejected, Verifier
 from thingstash.web.context import settings, store
 
 
@@ -53,8 +53,16 @@ def is_token(credential: str) -> bool:
     return credential.count(".") == 2 and not credential.startswith("tsk_")
 
 
-def verifier() -> Verifier:
-    found: Verifier | None = current_app.extensions.get("thingstash.users")
-    if found is None:
-        found = current_app.extensions["thingstash.users"] = Verifier.from_settings(settings())
-    return found
+def verify(token: str) -> Any:
+    """The rules' `auth` of the user an ID token proves; TokenRejected saying why not (also when
+    the store is configured to verify none)."""
+    extensions = current_app.extensions
+    if "thingstash.users" not in extensions:
+        extensions["thingstash.users"] = Verifier.from_settings(settings())
+    verifier: Verifier | None = extensions["thingstash.users"]
+    if verifier is None:
+        raise TokenRejected(
+            "this store takes no ID tokens: set THINGSTASH_AUTH_JWKS_URL (with its issuer and "
+            "audience) or THINGSTASH_FIREBASE_PROJECT"
+        )
+    return verifier.verify(token).auth

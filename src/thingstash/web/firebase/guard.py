@@ -19,8 +19,8 @@ from thingstash.core import retry
 from thingstash.core.model import GuardChanged, TooMuchContention
 from thingstash.core.store import Store
 from thingstash.firebase import judging
-from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.errors import PermissionDenied
+from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.mapping import Location
 from thingstash.rules.ruleset import Ruleset
 from thingstash.web import auth
