@@ -68,3 +68,32 @@ def test_run_cases_counts_passes_and_names_failures() -> None:
     passed, failures = run_cases(["", broken])
     assert passed == 0
     assert failures == [("wrong", "step 1 get 'a': expected allow, got deny")]
+
+
+def test_lines_that_are_not_cases_fail_by_line_number() -> None:
+    bad_op = json.dumps({"id": "odd", "steps": [{"op": "post", "path": "a", "expect": "allow"}]})
+    bad_patch = json.dumps(
+        {"id": "patchy", "steps": [{"op": "patch", "path": "a", "value": 3, "auth": "admin"}]}
+    )
+    passed, failures = run_cases(["{not json", "[1]", bad_op, bad_patch])
+    assert passed == 0
+    assert [name for name, _ in failures] == ["line 1", "line 2", "odd", "patchy"]
+    assert "unknown op 'post'" in failures[2][1]
+    assert "malformed step" in failures[3][1]
+
+
+def test_admin_writes_follow_firebases_write_semantics() -> None:
+    steps: list[dict[str, Any]] = [
+        {"op": "rules", "rules": {"rules": {".read": "root.child('t').val() > 0"}}},
+        {"op": "put", "path": "", "value": {"a": {"b": 1, ".priority": 2}}, "auth": "admin"},
+        {
+            "op": "patch",
+            "path": "",
+            "value": {"a/b": None, "t": {".sv": "timestamp"}},
+            "auth": "admin",
+        },
+        {"op": "get", "path": "x", "auth": None, "expect": "allow"},
+        {"op": "delete", "path": "t", "auth": "admin"},
+        {"op": "get", "path": "x", "auth": None, "expect": "deny"},
+    ]
+    assert run_case({"id": "admin", "steps": steps}) is None

@@ -131,28 +131,42 @@ class Session:
 
 
 def run_case(case: dict[str, Any]) -> str | None:
-    """None when every step got what it expected, else what went wrong first."""
+    """None when every step got what it expected, else what went wrong first (a step that is
+    not well formed included)."""
     session = Session()
-    for i, step in enumerate(case["steps"]):
-        got = session.step(step)
+    for i, step in enumerate(case.get("steps") or []):
+        op = step.get("op") if isinstance(step, dict) else None
+        if op not in ("rules", "get", "put", "patch", "delete"):
+            return f"step {i}: unknown op {op!r}"
+        try:
+            got = session.step(step)
+        except (ValueError, TypeError, KeyError) as error:
+            return f"step {i} {op} {step.get('path', '')!r}: malformed step: {error}"
         expect = step.get("expect", "any")
         if expect != "any" and got != expect:
-            return f"step {i} {step['op']} {step.get('path', '')!r}: expected {expect}, got {got}"
+            return f"step {i} {op} {step.get('path', '')!r}: expected {expect}, got {got}"
     return None
 
 
 def run_cases(lines: Iterable[str]) -> tuple[int, list[tuple[str, str]]]:
     """Cases as JSON Lines (blank lines skipped): how many passed, and (id, problem) for each
-    that failed."""
+    that failed; a line that is not a case fails as `line N`."""
     passed = 0
     failures: list[tuple[str, str]] = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        case = json.loads(line)
+        try:
+            case = json.loads(line)
+        except ValueError as error:
+            failures.append((f"line {number}", f"not JSON: {error}"))
+            continue
+        if not isinstance(case, dict):
+            failures.append((f"line {number}", "a case is a JSON object"))
+            continue
         problem = run_case(case)
         if problem is None:
             passed += 1
         else:
-            failures.append((str(case.get("id", "?")), problem))
+            failures.append((str(case.get("id", f"line {number}")), problem))
     return passed, failures

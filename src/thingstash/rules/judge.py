@@ -174,14 +174,17 @@ def _granted_below(
 
 
 def _same(left: Any, right: Any) -> bool:
-    """JSON equality, telling booleans from numbers."""
+    """JSON equality, telling booleans from numbers and objects from the rest."""
+    if isinstance(left, dict) or isinstance(right, dict):
+        return (
+            isinstance(left, dict)
+            and isinstance(right, dict)
+            and left.keys() == right.keys()
+            and all(_same(left[key], right[key]) for key in left)
+        )
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_same, left, right))
-    return bool(left == right) and isinstance(left, dict) == isinstance(right, dict)
+    return bool(left == right)
 
 
 def _validated(ruleset: Ruleset, job: _Write, path: Path, value: Any) -> Verdict:
