@@ -148,25 +148,26 @@ def run_case(case: dict[str, Any]) -> str | None:
     return None
 
 
-def run_cases(lines: Iterable[str]) -> tuple[int, list[tuple[str, str]]]:
-    """Cases as JSON Lines (blank lines skipped): how many passed, and (id, problem) for each
-    that failed; a line that is not a case fails as `line N`."""
+def run_cases(lines: Iterable[str]) -> tuple[int, list[str]]:
+    """Cases as JSON Lines (blank lines skipped): how many passed, and `id: problem` for each
+    that failed (as run_yardstick.py prints them after `FAIL `); a line that is not a case
+    fails as `line N`."""
     passed = 0
-    failures: list[tuple[str, str]] = []
+    failures: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             case = json.loads(line)
         except ValueError as error:
-            failures.append((f"line {number}", f"not JSON: {error}"))
+            failures.append(f"line {number}: not JSON: {error}")
             continue
         if not isinstance(case, dict):
-            failures.append((f"line {number}", "a case is a JSON object"))
+            failures.append(f"line {number}: a case is a JSON object")
             continue
         problem = run_case(case)
         if problem is None:
             passed += 1
         else:
-            failures.append((str(case.get("id", f"line {number}")), problem))
+            failures.append(f"{case.get('id', f'line {number}')}: {problem}")
     return passed, failures
