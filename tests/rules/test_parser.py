@@ -128,6 +128,8 @@ def test_values_behave_as_in_firebase() -> None:
     assert run("'\\u00e9'.length == 1 && 'ab'.replace('b', 'c') == 'ac'") is True
     assert run("data.child('a/b').val() == 2", data={"users": {"bob": {"a": {"b": 2}}}}) is True
     assert run("-7 % 3 == -1 && 7 / 2 == 3.5") is True
+    assert run("'\\ud83d\\ude00' < '\\uffff' && '\\ud83d\\ude00'.length == 2") is True
+    assert run("9007199254740993 + '' == '9007199254740992'") is True
     with pytest.raises(Fail):
         run("data.val() > 1", data={"users": {"bob": "x"}})
     with pytest.raises(Fail):

@@ -15,8 +15,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "thingstash-tests"
@@ -31,7 +31,11 @@ class Key:
     @property
     def jwk(self) -> dict[str, Any]:
         public = self.private.public_key()
-        maker = RSAAlgorithm if self.alg.startswith(("RS", "PS")) else ECAlgorithm
+        maker: Any = ECAlgorithm
+        if self.alg.startswith(("RS", "PS")):
+            maker = RSAAlgorithm
+        elif self.alg == "EdDSA":
+            maker = OKPAlgorithm
         jwk = dict(maker.to_jwk(public, as_dict=True))
         return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
@@ -55,6 +59,16 @@ def rsa_key(kid: str) -> Key:
 
 def ec_key(kid: str) -> Key:
     return Key(kid, "ES256", ec.generate_private_key(ec.SECP256R1()))
+
+
+def key_for(alg: str, kid: str) -> Key:
+    """A new key for any asymmetric algorithm the verifier takes."""
+    if alg.startswith(("RS", "PS")):
+        return Key(kid, alg, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    if alg == "EdDSA":
+        return Key(kid, alg, ed25519.Ed25519PrivateKey.generate())
+    curve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}[alg]
+    return Key(kid, alg, ec.generate_private_key(curve))
 
 
 def claims(**changes: Any) -> dict[str, Any]:
@@ -95,6 +109,7 @@ class JwksServer:
     cache_control: str | None = "public, max-age=600"
     status: int = 200
     body: bytes | None = None  # answered instead of the key set (garbage)
+    delay: float = 0.0  # seconds before each answer (a slow provider)
     fetches: int = 0
     server: ThreadingHTTPServer | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
@@ -110,6 +125,7 @@ class JwksServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 owner.fetches += 1
+                time.sleep(owner.delay)
                 body = owner.body
                 if body is None:
                     body = json.dumps({"keys": [key.jwk for key in owner.keys]}).encode()

@@ -3,6 +3,11 @@ provider fails; fetched again (not too often) for a key id it does not hold."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.users.providers import Clock, JwksServer, Key, rsa_key
@@ -116,3 +121,49 @@ def test_unknown_key_ids_fetch_at_most_once_every_few_seconds(provider: JwksServ
     with pytest.raises(UnknownKey):
         keys.key("made-up")
     assert provider.fetches == 2
+
+
+def test_threads_asking_at_once_share_one_fetch(provider: JwksServer) -> None:
+    provider.delay = 0.3
+    keys = KeySet(provider.url)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: keys.key("ec-1").key_id, range(32)))
+    assert found == ["ec-1"] * 32
+    assert provider.fetches == 1
+
+
+def test_stale_keys_serve_while_one_thread_waits_on_a_slow_provider(
+    provider: JwksServer,
+) -> None:
+    clock = Clock()
+    keys = KeySet(provider.url, clock=clock)
+    keys.key("rsa-1")
+    clock.now += 10_000
+    provider.delay = 1.0
+    fetching = threading.Thread(target=keys.key, args=("rsa-1",))
+    fetching.start()
+    while provider.fetches < 2:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert keys.key("rsa-1").key_id == "rsa-1"  # the stale key, without waiting
+    assert time.monotonic() - started < 0.5
+    fetching.join()
+    assert provider.fetches == 2
+
+
+def test_shared_secrets_in_a_key_set_are_no_keys(provider: JwksServer) -> None:
+    secret = {"kty": "oct", "kid": "shared", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}
+    provider.body = json.dumps({"keys": [secret, provider.keys[0].jwk]}).encode()
+    keys = KeySet(provider.url, clock=Clock())
+    assert keys.key("rsa-1").key_id == "rsa-1"
+    with pytest.raises(UnknownKey):
+        keys.key("shared")
+    provider.body = json.dumps({"keys": [secret]}).encode()
+    with pytest.raises(KeysUnavailable, match="no public keys"):
+        KeySet(provider.url).key("shared")
+
+
+def test_an_unnamed_only_key_serves_tokens_naming_none(provider: JwksServer) -> None:
+    unnamed = {k: v for k, v in provider.keys[0].jwk.items() if k != "kid"}
+    provider.body = json.dumps({"keys": [unnamed]}).encode()
+    assert KeySet(provider.url).key(None).algorithm_name == "RS256"

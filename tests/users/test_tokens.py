@@ -19,6 +19,7 @@ from tests.users.providers import (
     claims,
     ec_key,
     hs256_with,
+    key_for,
     rsa_key,
     unsigned,
 )
@@ -48,6 +49,21 @@ def test_a_good_token_gives_its_user(
     assert user == User(
         uid="user-1", claims=given, auth={"uid": "user-1", "provider": "custom", "token": given}
     )
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS256", "ES384", "ES512", "EdDSA"])
+def test_other_asymmetric_algorithms_pass(provider: JwksServer, alg: str) -> None:
+    key = key_for(alg, f"{alg}-key")
+    provider.keys = [key]
+    assert verifier(provider).verify(key.sign(claims())).uid == "user-1"
+
+
+def test_many_tokens_one_fetch(provider: JwksServer, rsa1: Key, ec1: Key) -> None:
+    check = verifier(provider)
+    for number in range(20):
+        key = rsa1 if number % 2 else ec1
+        assert check.verify(key.sign(claims(sub=f"user-{number}"))).uid == f"user-{number}"
+    assert provider.fetches == 1
 
 
 def test_a_token_just_past_its_exp_passes_within_the_leeway(
@@ -95,7 +111,17 @@ def test_every_kind_of_bad_token_is_refused_saying_which(
     }
     for reason, token in cases.items():
         assert rejected(check, token) == reason
-    for garbage in ["garbage", "a.b.c", "", "eyJhbGciOiJSUzI1NiJ9.e30"]:
+    for garbage in [
+        "garbage",
+        "a.b.c",
+        "",
+        "eyJhbGciOiJSUzI1NiJ9.e30",
+        "\ud800.e30.e30",
+        "é.é.é",
+        "a.b.c.d",
+        "W10.e30.",
+        "e30.e30.e30" + "A" * 40_000,
+    ]:
         assert rejected(check, garbage).startswith("malformed token")
     # An ES256 token naming the RSA key's id: the key is bound to RS256.
     swapped = ec_key("rsa-1").sign(claims())

@@ -385,4 +385,4 @@ def test_users_with_id_tokens_are_judged_as_themselves(make_app: Callable[..., F
 def test_without_an_identity_provider_every_token_is_401(ruled: FlaskClient) -> None:
     answer = ruled.get("/users/ada/x", headers=_token({"sub": "ada"}))
     assert answer.status_code == 401
-    assert "no identity provider" in answer.get_json()["detail"]
+    assert "takes no ID tokens" in answer.get_json()["detail"]

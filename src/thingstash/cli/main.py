@@ -50,7 +50,7 @@ def serve(
     public: bool,
 ) -> None:
     """Serve the store over HTTP (with an embedded Redis unless --redis-url is given)."""
-    from thingstash.core.keys import OpenStoreRefused, check_bind
+    from thingstash.core.keys import OpenStoreRefused, check_bind, is_loopback
     from thingstash.core.model import StorageUnavailable
     from thingstash.serve import firebase, server
     from thingstash.serve.embedded import Watchdog
@@ -65,6 +65,11 @@ def serve(
         settings = Settings.from_env()  # refuse bad settings here, once, not in every worker
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    if settings.auth_emulator and not is_loopback(host):
+        raise click.UsageError(
+            f"THINGSTASH_AUTH_EMULATOR accepts unsigned tokens: it is for development on a "
+            f"loopback address only, not {host}"
+        )
     redis_url, embedded = redis_or_embedded(redis_url, data_dir, use_running=False)
     try:
         store = open_store(redis_url, settings.key_prefix)

@@ -35,6 +35,11 @@ class PreconditionFailed(Exception):
         self.current = current
 
 
+class GuardChanged(Exception):
+    """What a write's check read (its Guards) changed before the write could land: nothing was
+    written; the caller checks again on what is stored now."""
+
+
 class PartlyWritten(Exception):
     """`Store.write_together` on a Redis Cluster, which writes thing by thing: the change at
     index `done` found another version (`current`) after the changes before it were written.
@@ -193,6 +198,34 @@ class ThingWrite:
     ttl_seconds: int = 0
     conditions: Conditions = NO_CONDITIONS
     event: str = "put"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One folder listing a check read: `Store.list_names`' answer for (folder, after, limit)."""
+
+    folder: str
+    after: str | None
+    limit: int
+    names: tuple[str, ...]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """What a write's check read (the rules' data), to be unchanged as the write lands: the
+    versions of things (None: absent) and folder listings. `Store.write_together` checks them
+    in the step that writes (one Redis: under the same WATCH) and raises GuardChanged when one
+    differs."""
+
+    versions: tuple[tuple[str, str | None], ...] = ()
+    listings: tuple[Listing, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.listings)
+
+
+NO_GUARDS = Guards()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from thingstash.core.model import (
     Backlog,
     Conditions,
     Event,
+    Guards,
     KeyRecord,
     Page,
     Thing,
@@ -60,7 +61,9 @@ class Things(Protocol):
 
     def delete(self, path: str, conditions: Conditions = ...) -> str | None: ...
 
-    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]: ...
+    def write_together(
+        self, changes: Sequence[ThingWrite], guards: Guards = ...
+    ) -> list[WriteResult | None]: ...
 
     def update(
         self,

@@ -54,6 +54,10 @@ class StoreTree:
         return value
 
 
+# A read with no query is ordered by key, as Firebase shows it to the rules (`query.orderByKey`).
+PLAIN_READ = QueryInfo(order_by_key=True)
+
+
 def query_info(args: Mapping[str, Sequence[str]]) -> QueryInfo:
     """What a read's query parameters (already checked by firebase/query.py's parse_query) show
     the rules as `query.*`."""
@@ -64,7 +68,7 @@ def query_info(args: Mapping[str, Sequence[str]]) -> QueryInfo:
 
     order = given("orderBy")
     if order is None:
-        return QueryInfo()
+        return PLAIN_READ
     return QueryInfo(
         order_by_key=order == fbquery.KEY,
         order_by_value=order == fbquery.VALUE,
@@ -87,7 +91,7 @@ def may_read(
     auth: Any,
     query: QueryInfo | None = None,
 ) -> Verdict:
-    return judge.can_read(ruleset, location, auth, tree, documents.now_ms(), query or QueryInfo())
+    return judge.can_read(ruleset, location, auth, tree, documents.now_ms(), query or PLAIN_READ)
 
 
 def may_write(

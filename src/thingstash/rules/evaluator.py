@@ -108,7 +108,7 @@ def js_string(number: float) -> str:
         return "NaN"
     if number in (math.inf, -math.inf):
         return "Infinity" if number > 0 else "-Infinity"
-    if number == int(number) and abs(number) < 1e21:
+    if abs(number) < SAFE_INT and number == int(number):
         return str(int(number))
     text = repr(float(number))
     sign = "-" if text.startswith("-") else ""
@@ -221,7 +221,7 @@ def _name(name: str) -> Fn:
 
 
 def _utf16_length(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text) if text.isascii() else len(_utf16(text)) // 2
 
 
 def _member(obj: Fn, name: str) -> Fn:
@@ -231,7 +231,7 @@ def _member(obj: Fn, name: str) -> Fn:
 
     def member(env: Env) -> Any:
         value = obj(env)
-        if type(value) is dict:
+        if isinstance(value, dict):
             return value.get(name)
         if name == "length":
             if type(value) is not str:
@@ -252,7 +252,7 @@ def _index(obj: Fn, key: Fn) -> Fn:
         name = key(env)
         if type(name) is not str:
             raise _FAIL
-        if type(value) is dict:
+        if isinstance(value, dict):
             return value.get(name)
         if value is None or js_type(value) != "object":
             return None
@@ -378,9 +378,13 @@ def _binary(op: str, left: Fn, right: Fn) -> Fn:  # noqa: C901 - one branch per 
 
         def comparison(env: Env) -> Any:
             a, b = left(env), right(env)
-            if not ((_is_num(a) and _is_num(b)) or (type(a) is str and type(b) is str)):
+            if _is_num(a) and _is_num(b):
+                return compare(a, b)
+            if type(a) is not str or type(b) is not str:
                 raise _FAIL
-            return compare(a, b)
+            if a.isascii() and b.isascii():
+                return compare(a, b)
+            return compare(_utf16(a), _utf16(b))  # JavaScript's order: by UTF-16 code units
 
         return comparison
     if op == "+":
@@ -394,6 +398,10 @@ def _binary(op: str, left: Fn, right: Fn) -> Fn:  # noqa: C901 - one branch per 
         return arithmetic(a, b)
 
     return numbers
+
+
+def _utf16(text: str) -> bytes:
+    return text.encode("utf-16-be", "surrogatepass")
 
 
 def _plus(a: Any, b: Any) -> Any:

@@ -127,7 +127,7 @@ def _string(source: str, pos: int, tokens: list[Token]) -> int:
     while i < size:
         ch = source[i]
         if ch == quote:
-            tokens.append(Token("string", "".join(out), pos + 1))
+            tokens.append(Token("string", _pair_surrogates("".join(out)), pos + 1))
             return i + 1
         if ch in "\n\r":
             break
@@ -149,6 +149,13 @@ def _string(source: str, pos: int, tokens: list[Token]) -> int:
         out.append(ch)
         i += 1
     raise _fail("unterminated string", pos)
+
+
+def _pair_surrogates(text: str) -> str:
+    """`\\ud83d\\ude00` escapes as the one character JavaScript means; lone halves stay."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _regex(source: str, pos: int, tokens: list[Token]) -> int:

@@ -40,7 +40,10 @@ def compile_regex(pattern: str, flags: str) -> Callable[[str], bool]:
         raise RulesError(f"unsupported regular expression: {reason}") from None
 
     def test(text: str) -> bool:
-        return compiled.search(text) is not None
+        try:
+            return compiled.search(text) is not None
+        except UnicodeError:  # a lone surrogate: no UTF-8 for RE2, and nothing to match
+            return False
 
     return test
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thingstash.core.model import (
     NO_CONDITIONS,
+    NO_GUARDS,
     VERSION_LENGTH,
     Conditions,
+    GuardChanged,
+    Guards,
     PartlyWritten,
     PreconditionFailed,
     ThingMissing,
@@ -30,6 +33,12 @@ from thingstash.store.things import Things
 
 class ClusterThings(ClusterBase, Things):
     """Store's things on a cluster (a mixin of ClusterStore)."""
+
+    if TYPE_CHECKING:  # ClusterFolders' (the guards of write_together list folders)
+
+        def list_names(
+            self, starts: Sequence[tuple[str, str | None]], limit: int
+        ) -> list[tuple[list[str], str | None]]: ...
 
     @unavailable_on_redis_errors
     def put(
@@ -179,19 +188,31 @@ class ClusterThings(ClusterBase, Things):
         self._unindex([path])
         return event_id.decode()
 
-    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]:
+    def write_together(
+        self, changes: Sequence[ThingWrite], guards: Guards = NO_GUARDS
+    ) -> list[WriteResult | None]:
         """RedisStore.write_together thing by thing: the things live in different slots (most
         often on different nodes), which no MULTI or script spans. Every condition is checked
         first (one pipelined read): a conflict seen then writes nothing (PreconditionFailed).
         Then each change is its own put() or delete(), atomic and conditional for its thing, in
         order: a conflict that comes in between raises PartlyWritten (the changes before it
         stay written), and a failure or a crash part way leaves them written too. A reader may
-        see some changes before the others (docs/firebase.md)."""
+        see some changes before the others (docs/firebase.md).
+
+        `guards` are checked with the conditions, before the first write (GuardChanged: nothing
+        written), not in the same step: no step spans the slots they lie in (docs/rules.md)."""
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
             raise ValueError("write_together: each thing may be changed once")
         self.check_sizes(changes)
-        current = self.versions(paths)
+        current = self.versions([*paths, *(path for path, _ in guards.versions)])
+        if any(current[path] != version for path, version in guards.versions):
+            raise GuardChanged()
+        if guards.listings:
+            for listing in guards.listings:
+                names, cursor = self.list_names([(listing.folder, listing.after)], listing.limit)[0]
+                if tuple(names) != listing.names or cursor != listing.cursor:
+                    raise GuardChanged()
         for change in changes:
             if not change.conditions.holds_for(current[change.path]):
                 raise PreconditionFailed(current[change.path])

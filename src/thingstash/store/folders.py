@@ -20,7 +20,7 @@ from thingstash.store.common import (
 from thingstash.store.indexes import Section
 
 
-def _range_start(after: str | None) -> bytes:
+def range_start(after: str | None) -> bytes:
     """Where names after `after` start, as ZRANGE BYLEX takes it."""
     return b"(" + after.encode("utf-8", "surrogatepass") if after else b"-"
 
@@ -101,7 +101,7 @@ class Folders(StoreBase):
             return []
         replies = self._list_names(
             keys=[self.folder_key(folder) for folder, _ in starts],
-            args=[limit + 1, *(_range_start(after) for _, after in starts)],
+            args=[limit + 1, *(range_start(after) for _, after in starts)],
         )
         return names_and_cursors(replies, limit)
 

@@ -12,8 +12,11 @@ from redis.exceptions import WatchError
 from thingstash.core import retry
 from thingstash.core.model import (
     NO_CONDITIONS,
+    NO_GUARDS,
     VERSION_LENGTH,
     Conditions,
+    GuardChanged,
+    Guards,
     PreconditionFailed,
     Thing,
     ThingMissing,
@@ -30,6 +33,7 @@ from thingstash.store.common import (
     encode_condition,
     unavailable_on_redis_errors,
 )
+from thingstash.store.folders import names_and_cursors, range_start
 from thingstash.store.indexes import Section
 
 
@@ -174,7 +178,9 @@ class Things(StoreBase):
         return reply[1].decode() if reply[1] else None
 
     @unavailable_on_redis_errors
-    def write_together(self, changes: Sequence[ThingWrite]) -> list[WriteResult | None]:
+    def write_together(
+        self, changes: Sequence[ThingWrite], guards: Guards = NO_GUARDS
+    ) -> list[WriteResult | None]:
         """Write and delete several things as one: all or nothing, and no reader sees some of
         the changes without the others (Firebase's multi-path update, docs/firebase.md).
 
@@ -192,25 +198,33 @@ class Things(StoreBase):
         single writes, EXEC; a write to any of those keys in between makes EXEC do nothing, and
         it all starts again (with a short random pause; TooMuchContention after retry.ATTEMPTS).
         A Redis Cluster writes thing by thing instead (ClusterStore.write_together).
+
+        `guards` (what a rules check read) are watched too and checked after the WATCH, before
+        MULTI: a thing at another version, or a listing that reads otherwise, raises
+        GuardChanged and writes nothing; a change to them after that makes EXEC do nothing.
         """
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
             raise ValueError("write_together: each thing may be changed once")
-        if not changes:
+        if not changes and not guards:
             return []
         self.check_sizes(changes)
         keys = [self.thing_key(path) for path in paths]
+        guarded = [self.thing_key(path) for path, _ in guards.versions]
+        folders = [self.folder_key(listing.folder) for listing in guards.listings]
         for attempt in range(retry.ATTEMPTS):
             section = self.index_keeper.section()
             with self.client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(*keys, self.index_keeper.generation_key)
+                    pipe.watch(*keys, *guarded, *folders, self.index_keeper.generation_key)
                     *found, generation = self._versions(
-                        keys=[*keys, self.index_keeper.generation_key], client=pipe
+                        keys=[*keys, *guarded, self.index_keeper.generation_key], client=pipe
                     )
                     if generation.decode() != section.generation:
                         self.index_keeper.reload()  # stale declarations: a new section
                         continue
+                    found, seen = found[: len(keys)], found[len(keys) :]
+                    self._check_guards(guards, seen, pipe)
                     for change, raw in zip(changes, found, strict=True):
                         version = raw.decode("ascii") if raw else None
                         if not change.conditions.holds_for(version):
@@ -227,6 +241,24 @@ class Things(StoreBase):
                 for result, reply in zip(results, replies, strict=True)
             ]
         raise TooMuchContention(paths[0])
+
+    def _check_guards(self, guards: Guards, seen: list[Any], client: Any) -> None:
+        """GuardChanged unless the guarded things are at the versions read (`seen`, in the
+        guards' order) and the guarded listings read as they did."""
+        for (_, version), raw in zip(guards.versions, seen, strict=True):
+            if (raw.decode("ascii") if raw else None) != version:
+                raise GuardChanged()
+        if not guards.listings:
+            return
+        for listing in guards.listings:
+            reply = self._list_names(
+                keys=[self.folder_key(listing.folder)],
+                args=[listing.limit + 1, range_start(listing.after)],
+                client=client,
+            )
+            names, cursor = names_and_cursors(reply, listing.limit)[0]
+            if tuple(names) != listing.names or cursor != listing.cursor:
+                raise GuardChanged()
 
     def check_sizes(self, changes: Sequence[ThingWrite]) -> None:
         """TooLarge for the first change whose body is over max_thing_bytes."""

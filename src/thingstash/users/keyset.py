@@ -31,6 +31,7 @@ REFETCH_INTERVAL = 5.0
 FETCH_TIMEOUT = 5.0
 # A key set larger than this is garbage, not keys.
 MAX_JWKS_BYTES = 1024 * 1024
+PUBLIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
@@ -88,35 +89,48 @@ class KeySet:
         no such key.
         """
         fetched = self._fetched
-        if fetched is None or self._clock() >= fetched.expires or _pick(fetched, kid) is None:
-            fetched = self._refresh(kid)
+        known = fetched is not None and _pick(fetched, kid) is not None
+        if fetched is not None and known and self._clock() >= fetched.expires:
+            # Stale: one thread fetches; the others go on with the stale keys meanwhile, rather
+            # than all wait on a provider that may be slow to answer (or never).
+            if self._lock.acquire(blocking=False):
+                try:
+                    fetched = self._refresh(kid)
+                finally:
+                    self._lock.release()
+        elif not known:
+            with self._lock:
+                fetched = self._refresh(kid)
+        assert fetched is not None
         found = _pick(fetched, kid)
         if found is None:
             raise UnknownKey(kid)
         return found
 
     def _refresh(self, kid: str | None) -> _Fetched:
-        with self._lock:
-            fetched = self._fetched  # another thread may have fetched while this one waited
-            now = self._clock()
-            fresh = fetched is not None and now < fetched.expires
-            if fresh and fetched is not None and _pick(fetched, kid) is not None:
-                return fetched
-            recently = (
-                self._last_attempt is not None and now - self._last_attempt < self._refetch_interval
-            )
-            if not recently:
-                self._last_attempt = now
-                try:
-                    fetched = self._fetch()
-                    self._fetched = fetched
-                except _FetchFailed as failed:
-                    self._last_error = str(failed)
-            if fetched is None:
-                raise KeysUnavailable(
-                    f"the provider's keys could not be fetched from {self.url}: {self._last_error}"
-                )
+        """The key set, fetched again unless it is fresh and holds `kid` (another thread may
+        have fetched it while this one waited) or a fetch was tried under REFETCH_INTERVAL ago.
+        Called with the lock held."""
+        fetched = self._fetched
+        now = self._clock()
+        fresh = fetched is not None and now < fetched.expires
+        if fresh and fetched is not None and _pick(fetched, kid) is not None:
             return fetched
+        recently = (
+            self._last_attempt is not None and now - self._last_attempt < self._refetch_interval
+        )
+        if not recently:
+            self._last_attempt = now
+            try:
+                fetched = self._fetch()
+                self._fetched = fetched
+            except _FetchFailed as failed:
+                self._last_error = str(failed)
+        if fetched is None:
+            raise KeysUnavailable(
+                f"the provider's keys could not be fetched from {self.url}: {self._last_error}"
+            )
+        return fetched
 
     def _fetch(self) -> _Fetched:
         try:
@@ -134,9 +148,13 @@ class KeySet:
             parsed = PyJWKSet.from_dict(document)
         except (ValueError, PyJWKSetError, PyJWTError) as error:
             raise _FetchFailed(f"the key set does not parse: {error}") from None
-        keys = {key.key_id: key for key in parsed.keys if key.key_id is not None}
-        if len(parsed.keys) == 1 and parsed.keys[0].key_id is None:
-            keys[""] = parsed.keys[0]  # the only key, unnamed
+        # Public keys only: a shared secret ("oct") published in a key set is no one's proof.
+        usable = [key for key in parsed.keys if key.key_type in PUBLIC_KEY_TYPES]
+        if not usable:
+            raise _FetchFailed("the key set holds no public keys")
+        keys = {key.key_id: key for key in usable if key.key_id is not None}
+        if len(usable) == 1 and usable[0].key_id is None:
+            keys[""] = usable[0]  # the only key, unnamed
         expires = self._clock() + max_age(response.headers.get("cache-control"))
         return _Fetched(keys, expires)
 

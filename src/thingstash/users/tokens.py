@@ -18,9 +18,9 @@ as Firebase's emulators do: their claims are taken as given, but an expired one 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,9 @@ CACHE_SIZE = 10_000
 # What `auth.provider` is for a token that does not say (not Firebase's, or a custom token's).
 DEFAULT_PROVIDER = "custom"
 MAX_UID_LENGTH = 128  # Firebase's own limit on a uid
+MAX_TOKEN_LENGTH = 32 * 1024
+# A JWT in its compact form: three base64url parts joined by dots (an unsigned one's last empty).
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class TokenRejected(Exception):
@@ -86,7 +89,6 @@ class Verifier:
         keys: KeySet | None = None,
         leeway: float = LEEWAY,
         cache_size: int = CACHE_SIZE,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         if keys is None and jwks_url is not None:
             keys = KeySet(jwks_url)
@@ -98,7 +100,6 @@ class Verifier:
         self._firebase = firebase
         self._emulator = emulator
         self._leeway = leeway
-        self._clock = clock
         self._cache = _Cache(cache_size)
 
     @classmethod
@@ -118,8 +119,12 @@ class Verifier:
         """The User `token` proves, else TokenRejected saying why."""
         if not isinstance(token, str) or not token:
             raise TokenRejected("malformed token: empty")
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        now = self._clock()
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRejected(f"malformed token: longer than {MAX_TOKEN_LENGTH} characters")
+        if not _COMPACT.fullmatch(token):
+            raise TokenRejected("malformed token: not three base64url parts joined by dots")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        now = time.time()  # PyJWT's clock for exp, nbf and iat too
         cached = self._cache.get(digest, now - self._leeway)
         if cached is not None:
             return cached

@@ -302,7 +302,7 @@ def _check() -> None:
     if users.is_token(key):
         g.thingstash_access = NOBODY
         try:
-            user = users.verifier().verify(key)
+            user_auth = users.verify(key)
         except ProviderUnavailable as unavailable:
             raise Problem(
                 503, "identity provider unavailable", unavailable.reason, {"Retry-After": "5"}
@@ -311,7 +311,7 @@ def _check() -> None:
             raise _unauthorized(f"the ID token is not valid: {rejected.reason}", True) from None
         if not reaches_data:
             raise _forbidden("a user's ID token reaches things only; this needs an API key")
-        users.judge_as(users.Judged(user.auth))
+        users.judge_as(users.Judged(user_auth))
         g.thingstash_access = JUDGED
         return
     if key == OWNER and is_loopback(settings().host) and store_is_open():

@@ -16,7 +16,8 @@ from orjson import Fragment
 from thingstash.core.config import MAX_PAGE_VALUE_BYTES
 from thingstash.core.model import Page
 from thingstash.core.paths import Path
-from thingstash.web import auth, queryargs
+from thingstash.core.store import Store
+from thingstash.web import auth, queryargs, rulesguard
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
 
@@ -109,5 +110,12 @@ def delete_folder(folder: Path) -> Response:
             f"deleting the folder {folder.text or '/'} removes everything below it: "
             "add ?recursive=true to confirm",
         )
-    deleted = store().delete_tree(folder.text)
-    return Response(orjson.dumps({"deleted": deleted}), mimetype="application/json")
+
+    def plan(reading: Store) -> tuple[rulesguard.Writes, Callable[[Store], Response]]:
+        def make(writing: Store) -> Response:
+            deleted = writing.delete_tree(folder.text)
+            return Response(orjson.dumps({"deleted": deleted}), mimetype="application/json")
+
+        return [(rulesguard.location(folder.text), None)], make
+
+    return rulesguard.write(plan)  # a write of null at the folder, for the rules

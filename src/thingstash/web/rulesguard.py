@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
 
-from thingstash.core import documents
+from thingstash.core import documents, retry
+from thingstash.core.model import GuardChanged, TooMuchContention
 from thingstash.core.queries import Query
+from thingstash.core.store import Store
 from thingstash.firebase import judging
+from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.mapping import Location
 from thingstash.rules.model import QueryInfo
 from thingstash.rules.ruleset import Ruleset
@@ -30,6 +33,7 @@ from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 from thingstash.web.users import Judged, book, judged
 
+T = TypeVar("T")
 TITLE = "permission denied"
 RECHECK_SECONDS = 1.0
 
@@ -107,17 +111,59 @@ def check_read(path: str, query: QueryInfo | None = None) -> None:
 
 
 def check_write(writes: Sequence[tuple[Location, Any]]) -> None:
-    """May this request make `writes` ((location, new value or None) pairs: all or none)?"""
+    """May this request make `writes` ((location, new value or None) pairs: all or none)? For
+    a write that is not made in the step that checks (`write` makes the check and the write
+    one step)."""
     who = judged()
     if who is None or not writes:
         return
     rules = _rules_or_deny()
     if rules is None:
         return
-    verdict = judging.may_write(rules, _tree(), writes, who.auth)
+    _judge(rules, _tree(), writes, who.auth)
+
+
+def _judge(
+    rules: Ruleset, tree: judging.StoreTree, writes: Sequence[tuple[Location, Any]], auth: Any
+) -> None:
+    verdict = judging.may_write(rules, tree, writes, auth)
     if not verdict.allowed:
-        where = "/" + "/".join(writes[0][0])
+        where = "/" + "/".join(writes[0][0]) if writes else "/"
         raise _denied(verdict.reason or f"the rules do not allow writing {where}")
+
+
+Writes = list[tuple[Location, Any]]
+# What a write reads and would write, given a store to read through: the writes the rules judge,
+# and the write itself, made on the store it is given.
+Plan = Callable[[Store], tuple[Writes, Callable[[Store], T]]]
+
+
+def write(plan: Plan[T]) -> T:
+    """The write `plan` makes, if this request may: the check and the write are one step.
+    `plan` reads what the write is made from (a thing an increment or a merge starts from)
+    through the store it is given, which records it, as judging records what the rules read;
+    its write lands only if none of that changed meanwhile (firebase/guarding.py: the first
+    write carries the guards), else it is planned and judged again on what is stored now."""
+    who = judged()
+    rules = _rules_or_deny() if who is not None else None
+    if who is None or rules is None:
+        _, make = plan(store())
+        return make(store())
+    config = settings()
+    path = ""
+    for attempt in range(retry.ATTEMPTS):
+        recording = Recording(store())
+        writes, make = plan(recording.as_store())
+        path = "/".join(writes[0][0]) if writes else ""
+        tree = judging.StoreTree(
+            recording.as_store(), config.firebase_max_read, config.firebase_max_folders
+        )
+        _judge(rules, tree, writes, who.auth)
+        try:
+            return make(Guarded(store(), recording.guards()).as_store())
+        except GuardChanged:
+            retry.pause(attempt)
+    raise TooMuchContention(path)
 
 
 def is_judged() -> bool:

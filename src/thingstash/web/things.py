@@ -36,6 +36,7 @@ from thingstash.core.model import (
 )
 from thingstash.core.paths import Path, is_reserved, parse_path
 from thingstash.core.pushids import push_id
+from thingstash.core.store import Store
 from thingstash.web import folders, preconditions, queries, queryargs, rulesguard, watch
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem, thing_missing
@@ -250,14 +251,14 @@ def replace(raw: str) -> Response:
     path = _thing_path(raw, "PUT")
     doc = _body((JSON_TYPE,))
     ttl = _ttl(documents.pop_reserved(doc))
-    if rulesguard.is_judged():
-        rulesguard.check_write([(rulesguard.location(path.text), rulesguard.thing_value(doc))])
     return _write_whole(path, doc, ttl, _conditions(), "put")
 
 
 def _write_whole(
     path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions, event: str
 ) -> Response:
+    if rulesguard.is_judged():
+        return rulesguard.write(lambda reading: _judged_whole(reading, path, doc, ttl, conditions))
     body = documents.dumps(doc)
     # A server value's key shows in the serialised JSON as ".sv" (no letter is escaped), so
     # one substring search spares most bodies the walk through every value.
@@ -275,6 +276,25 @@ def _write_whole(
     return _written(store().put(path.text, body, ttl, conditions, event), body)
 
 
+def _judged_whole(
+    reading: Store, path: Path, doc: dict[str, Any], ttl: int, conditions: Conditions
+) -> tuple[rulesguard.Writes, Callable[[Store], Response]]:
+    """A whole thing's write as the rules judge it (rulesguard.write): its value, server
+    values resolved against what is stored (read through `reading`), written as a PUT."""
+    resolved = doc
+    if documents.SERVER_VALUE_KEY in documents.dumps(doc) and documents.has_server_values(doc):
+        current = reading.get(path.text) if documents.needs_current(doc) else None
+        stored = documents.loads(current.body) if current else None
+        resolved = documents.resolve_thing(doc, stored, documents.now_ms())
+    body = documents.dumps(resolved)
+    value = rulesguard.thing_value(resolved)
+
+    def make(writing: Store) -> Response:
+        return _written(writing.put(path.text, body, ttl, conditions, "put"), body)
+
+    return [(rulesguard.location(path.text), value)], make
+
+
 @bp.patch("/<anypath:raw>")
 def patch(raw: str) -> Response:
     """PATCH of a thing. Plain ones are answered by fastpath.FastPath._patch, the same way."""
@@ -282,23 +302,46 @@ def patch(raw: str) -> Response:
     merge = _body(PATCH_TYPES)
     ttl = _ttl(documents.pop_reserved(merge))
     if rulesguard.is_judged():  # judged as the writes of its leaves
-        rulesguard.check_write(rulesguard.patch_writes(path.text, merge))
+        conditions = _conditions()
+        return rulesguard.write(
+            lambda reading: _judged_patch(reading, path.text, merge, ttl, conditions)
+        )
     result, body = store().update(
         path.text, merge_patch_change(path.text, merge, ttl), _conditions(), "patch"
     )
     return _written(result, body)
 
 
+def _judged_patch(
+    reading: Store, path: str, merge: dict[str, Any], ttl: int, conditions: Conditions
+) -> tuple[rulesguard.Writes, Callable[[Store], Response]]:
+    """A PATCH as the rules judge it (rulesguard.write): the writes of its leaves (server
+    values resolved against the thing, read through `reading`), the merged thing written as a
+    PUT that lands only if the thing is still the one merged into."""
+    current = reading.get(path)
+    now = documents.now_ms()
+    body, _ = merge_patch_change(path, merge, ttl, now)(current)
+    assert current is not None  # else ThingMissing, above
+    resolved = documents.resolve_thing(merge, documents.loads(current.body), now)
+
+    def make(writing: Store) -> Response:
+        return _written(writing.put(path, body, ttl, conditions, "patch"), body)
+
+    return rulesguard.patch_writes(path, resolved), make
+
+
 def merge_patch_change(
-    path: str, merge: dict[str, Any], ttl: int
+    path: str, merge: dict[str, Any], ttl: int, now_ms: int | None = None
 ) -> Callable[[Thing | None], tuple[bytes, int]]:
-    """What a PATCH does to the stored thing, for Store.update (the fast path's PATCH too)."""
+    """What a PATCH does to the stored thing, for Store.update (the fast path's PATCH too);
+    server values get `now_ms` (the time of the change, unless given)."""
 
     def change(current: Thing | None) -> tuple[bytes, int]:
         if current is None:
             raise ThingMissing(path)
         stored = documents.loads(current.body)
-        resolved = documents.resolve_thing(merge, stored, documents.now_ms())
+        now = documents.now_ms() if now_ms is None else now_ms
+        resolved = documents.resolve_thing(merge, stored, now)
         merged = documents.merge_patch(stored, resolved)
         depth = documents.nesting_depth(merged)
         if depth > MAX_DEPTH:
@@ -314,12 +357,18 @@ def merge_patch_change(
 @bp.delete("/<anypath:raw>")
 def delete(raw: str) -> Response:
     path = _path(raw)
-    if rulesguard.is_judged():
-        rulesguard.check_write([(rulesguard.location(path.text), None)])
     if path.is_folder:
         return folders.delete_folder(path)
-    store().delete(path.text, _conditions())
-    return Response(status=204)
+    conditions = _conditions()
+
+    def plan(reading: Store) -> tuple[rulesguard.Writes, Callable[[Store], Response]]:
+        def make(writing: Store) -> Response:
+            writing.delete(path.text, conditions)
+            return Response(status=204)
+
+        return [(rulesguard.location(path.text), None)], make
+
+    return rulesguard.write(plan)
 
 
 @bp.post("/<anypath:raw>")
@@ -334,9 +383,7 @@ def push(raw: str) -> Response:
         )
     doc = _body((JSON_TYPE,))
     ttl = _ttl(documents.pop_reserved(doc))
-    path = Path(folder.text + push_id())
-    if rulesguard.is_judged():  # a write at the new child
-        rulesguard.check_write([(rulesguard.location(path.text), rulesguard.thing_value(doc))])
+    path = Path(folder.text + push_id())  # the rules judge a write at the new child
     response = _write_whole(path, doc, ttl, Conditions(if_none_match="*"), "put")
     response.status_code = 201
     response.headers["Location"] = "/" + path.text

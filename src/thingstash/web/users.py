@@ -53,19 +53,16 @@ def is_token(credential: str) -> bool:
     return credential.count(".") == 2 and not credential.startswith("tsk_")
 
 
-def verifier() -> Verifier:
-    """The app's ID token verifier (made on first use); TokenRejected when the settings
-    configure no identity provider (Verifier.from_settings gives None): no token is valid."""
-    found: Verifier | None = current_app.extensions.get("thingstash.users")
-    if found is None:
-        found = Verifier.from_settings(settings())
-        if found is None:
-            raise TokenRejected(NO_PROVIDER)
-        current_app.extensions["thingstash.users"] = found
-    return found
-
-
-NO_PROVIDER = (
-    "this server takes no ID tokens: no identity provider is configured "
-    "(THINGSTASH_AUTH_JWKS_URL, THINGSTASH_FIREBASE_PROJECT or THINGSTASH_AUTH_EMULATOR)"
-)
+def verify(token: str) -> Any:
+    """The rules' `auth` of the user an ID token proves; TokenRejected saying why not (also when
+    the store is configured to verify none)."""
+    extensions = current_app.extensions
+    if "thingstash.users" not in extensions:
+        extensions["thingstash.users"] = Verifier.from_settings(settings())
+    verifier: Verifier | None = extensions["thingstash.users"]
+    if verifier is None:
+        raise TokenRejected(
+            "this store takes no ID tokens: set THINGSTASH_AUTH_JWKS_URL (with its issuer and "
+            "audience) or THINGSTASH_FIREBASE_PROJECT"
+        )
+    return verifier.verify(token).auth

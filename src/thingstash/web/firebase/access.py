@@ -75,10 +75,10 @@ def authorize(scope: str, path: str | None) -> auth.Access:
         access = auth.OPEN if is_open else _keyless(scope, path)
     elif users.is_token(credential):
         try:
-            user = users.verifier().verify(credential)
+            user = users.verify(credential)
         except TokenRejected as rejected:
             raise PermissionDenied(f"Permission denied: {rejected.reason}") from None
-        judged = users.Judged(user.auth)
+        judged = users.Judged(user)
         access = auth.OPEN if is_open else JUDGED
     elif is_open:
         access = auth.OPEN

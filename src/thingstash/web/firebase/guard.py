@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
 
+from thingstash.core import retry
+from thingstash.core.model import GuardChanged, TooMuchContention
+from thingstash.core.store import Store
 from thingstash.firebase import judging
 from thingstash.firebase.errors import PermissionDenied
+from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.mapping import Location
 from thingstash.rules.ruleset import Ruleset
 from thingstash.web import auth
@@ -24,6 +28,7 @@ from thingstash.web.context import settings, store
 from thingstash.web.users import Judged, book, judged
 
 DENIED = "Permission denied"
+T = TypeVar("T")
 
 
 def _rules_or_deny(who: Judged) -> Ruleset | None:
@@ -56,17 +61,30 @@ def check_read(location: Location) -> None:
         raise PermissionDenied(DENIED)
 
 
-def check_write(writes: Sequence[tuple[Location, Any]]) -> None:
-    """May this request make `writes` (all of them: a multi-path update is all or nothing)?"""
+def write(writes: Sequence[tuple[Location, Any]], make: Callable[[Store], T]) -> T:
+    """`make(store)` (the write), if this request may make `writes` (all of them: a
+    multi-path update is all or nothing): the check and the write are one step. What the
+    rules read is recorded and guards the write's first step (firebase/guarding.py): if any of
+    it changed meanwhile, nothing is written and the rules judge again on what is now."""
     who = judged()
     if who is None:
-        return
+        return make(store())
     rules = _rules_or_deny(who)
     if rules is None:
-        return
-    verdict = judging.may_write(rules, _tree(), writes, who.auth)
-    if not verdict.allowed:
-        raise PermissionDenied(DENIED)
+        return make(store())
+    config = settings()
+    for attempt in range(retry.ATTEMPTS):
+        recording = Recording(store())
+        tree = judging.StoreTree(
+            recording.as_store(), config.firebase_max_read, config.firebase_max_folders
+        )
+        if not judging.may_write(rules, tree, writes, who.auth).allowed:
+            raise PermissionDenied(DENIED)
+        try:
+            return make(Guarded(store(), recording.guards()).as_store())
+        except GuardChanged:
+            retry.pause(attempt)
+    raise TooMuchContention("/".join(writes[0][0]) if writes else "")
 
 
 RECHECK_SECONDS = 1.0

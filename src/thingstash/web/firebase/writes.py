@@ -1,6 +1,7 @@
 """Writes: `PUT|POST|PATCH|DELETE /<path>.json` as Firebase's REST API answers them: set (with
 `if-match`), push (a new push id), update (multi-path PATCH) and delete, each with the lifetime
-the face's key check gives (access.py). The tree's writes are firebase/tree.py's."""
+the face's key check gives (access.py), each judged by the rules in the step that writes
+(guard.write). The tree's writes are firebase/tree.py's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from thingstash.core.pushids import push_id
 from thingstash.firebase import mapping, tree
 from thingstash.firebase.errors import BadRequest, NotAllowed
 from thingstash.firebase.mapping import Location
-from thingstash.web.context import settings, store
+from thingstash.web.context import settings
 from thingstash.web.firebase import guard
 from thingstash.web.firebase.access import lifetime
 from thingstash.web.firebase.protocol import METHODS, answer, body, if_match, wants_etag
@@ -23,28 +24,37 @@ def write(method: str, location: Location) -> Response:
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
-        guard.check_write([(location, None)])
-        written = tree.set_value(
-            store(), location, None, lifetime(), if_match(), settings().max_body
+        life, expected, limit = lifetime(), if_match(), settings().max_body
+        written = guard.write(
+            [(location, None)],
+            lambda store: tree.set_value(store, location, None, life, expected, limit),
         )
-        return answer(written, etag=if_match() is not None)
+        return answer(written, etag=expected is not None)
     if method == "POST":
         name = push_id()
         value = mapping.normalize(body())
-        guard.check_write([((*location, name), value)])
-        tree.push_value(store(), location, name, value, lifetime(), settings().max_body)
+        life, limit = lifetime(), settings().max_body
+        guard.write(
+            [((*location, name), value)],
+            lambda store: tree.push_value(store, location, name, value, life, limit),
+        )
         return answer({"name": name})
     if method != "PATCH":
         raise NotAllowed(f"{method} is not one of {', '.join(METHODS)}")
     patch = body()
-    guard.check_write(tree.plan_update(location, patch))
-    written = tree.update_values(store(), location, patch, lifetime(), settings().max_body)
+    life, limit = lifetime(), settings().max_body
+    written = guard.write(
+        tree.plan_update(location, patch),
+        lambda store: tree.update_values(store, location, patch, life, limit),
+    )
     return answer(written)
 
 
 def _put(location: Location) -> Response:
     value = mapping.normalize(body())
-    guard.check_write([(location, value)])
-    expected = if_match()
-    written = tree.set_value(store(), location, value, lifetime(), expected, settings().max_body)
+    life, expected, limit = lifetime(), if_match(), settings().max_body
+    written = guard.write(
+        [(location, value)],
+        lambda store: tree.set_value(store, location, value, life, expected, limit),
+    )
     return answer(written, etag=expected is not None or wants_etag())
