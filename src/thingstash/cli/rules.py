@@ -109,9 +109,10 @@ def test_(file: str, cases: Any) -> None:
     """Run the CASES (a file of JSON Lines, `-` for stdin) against the rules of FILE, offline.
 
     A case is the rules yardstick's: `{"id": ..., "steps": [...]}`, each step
-    `{"op": "put", "path": "users/ada", "value": {...}, "auth": "admin" | null | {"uid":
-    ...}, "expect": "allow" | "deny"}` or `{"op": "get", "path": ..., "auth": ...,
-    "query": {"orderByChild": ...}, "expect": ...}` (a put as the admin seeds the data). Every
+    `{"op": "put" | "patch" | "delete", "path": "users/ada", "value": {...}, "auth": "admin" |
+    null | {"uid": ...}, "expect": "allow" | "deny"}` or `{"op": "get", "path": ..., "auth":
+    ..., "query": {"limitToFirst": 10}, "expect": ...}` (a write as the admin seeds the
+    data; rules/cases.py has the whole format). Every
     `{"op": "rules", ...}` step is replaced by FILE's rules (a case without one starts with
     them), so the cases recorded against any rules test yours.
 
