@@ -267,6 +267,7 @@ def test_import_judges_every_line_before_writing_any(ruled: FlaskClient) -> None
     assert ruled.get("/users/ada/i1", headers=OWNER).status_code == 404
     allowed = ruled.post("/_import?" + as_user("ada"), data=lines.split(b"\n")[0], headers=headers)
     assert allowed.status_code == 200, allowed.get_data(as_text=True)
+    assert allowed.get_json() == {"imported": 1, "created": 1}
     assert ruled.get("/users/ada/i1", headers=OWNER).status_code == 200
     signed_out = ruled.post("/_import", data=lines, headers={"Content-Type": "application/jsonl"})
     denied(signed_out, 401)

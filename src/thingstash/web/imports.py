@@ -5,7 +5,9 @@ to write each path (auth.may_write), or for a user the rules (each line a write 
 its path: rulesguard.py); the first line that fails answers 400 (401/403 for a path the key or
 the rules do not allow) naming it, and nothing is stored. Then all are written through
 Store.put_many, each exactly as a PUT writes it (version, lifetime, folder indexes, feed
-event), so listings and watches see them. The body limit is the server's, as for any request:
+event), so listings and watches see them; a user's import through Store.write_together,
+guarded by what the rules read (the check and the write one step; a restored thing is held to
+the usual size limit there). The body limit is the server's, as for any request:
 the client sends a big file in batches under it.
 
 Every line `export` writes imports: a line sent alone may be longer than the body limit, by as
@@ -21,7 +23,7 @@ not be all-or-nothing, nor sent again safely after a lost answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,7 +31,8 @@ from flask import Blueprint, Flask, Response, request
 
 from thingstash.core import documents
 from thingstash.core.exportlines import Line, parse_line
-from thingstash.core.model import TooLarge
+from thingstash.core.model import ThingWrite, TooLarge
+from thingstash.core.store import Store
 from thingstash.web import auth, rulesguard
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
@@ -94,16 +97,36 @@ def _lines(raw: bytes) -> list[Line]:
     return lines
 
 
-def _judge(lines: list[Line]) -> None:
-    """The rules judge each line as a write of its thing at its path, all before any is
-    written: one denied line refuses the whole import (401/403 naming it)."""
-    for line in lines:
-        where = rulesguard.location(line.path)
-        try:
-            rulesguard.check_write([(where, rulesguard.thing_value(line.thing))])
-        except Problem as denied:
-            denied.detail = f"line {line.number}: {denied.detail}"
-            raise
+def _judged_import(lines: list[Line], now: int) -> Response:
+    """The import of a user the rules judge: each line judged alone as a write of its thing at
+    its path, all before any is written (a denied one refuses the whole import, 401/403 naming
+    its line), then all written together, guarded by what the rules read (rulesguard.write)."""
+    bodies = [_resolved(line, now) for line in lines]
+
+    def plan(reading: Store) -> tuple[rulesguard.Writes, Callable[[Store], Response]]:
+        writes = [
+            (rulesguard.location(line.path), rulesguard.thing_value(documents.loads(body)))
+            for line, body in zip(lines, bodies, strict=True)
+        ]
+
+        def make(writing: Store) -> Response:
+            changes = [
+                ThingWrite(line.path, body, line.ttl)
+                for line, body in zip(lines, bodies, strict=True)
+            ]
+            results = writing.write_together(changes)
+            created = sum(1 for result in results if result is not None and result.created)
+            return _answer(len(lines), created)
+
+        return writes, make
+
+    return rulesguard.write(plan, each=lambda number: f"line {lines[number].number}")
+
+
+def _answer(imported: int, created: int) -> Response:
+    return Response(
+        orjson.dumps({"imported": imported, "created": created}), mimetype="application/json"
+    )
 
 
 def _resolved(line: Line, now_ms: int) -> bytes:
@@ -117,15 +140,14 @@ def _resolved(line: Line, now_ms: int) -> bytes:
 def import_lines() -> Response:
     _check_type()
     lines = _lines(_read_body())
-    if rulesguard.is_judged():
-        _judge(lines)
     now = documents.now_ms()
+    if rulesguard.is_judged():
+        return _judged_import(lines, now)
     results = store().put_many(
         [(line.path, _resolved(line, now), line.ttl) for line in lines],
         max_thing_bytes=settings().max_restored_thing,
     )
-    body = {"imported": len(lines), "created": sum(result.created for result in results)}
-    return Response(orjson.dumps(body), mimetype="application/json")
+    return _answer(len(lines), sum(result.created for result in results))
 
 
 def with_import_bodies(usual: WSGIApplication, for_import: WSGIApplication) -> WSGIApplication:

@@ -138,12 +138,14 @@ Writes = list[tuple[Location, Any]]
 Plan = Callable[[Store], tuple[Writes, Callable[[Store], T]]]
 
 
-def write(plan: Plan[T]) -> T:
+def write(plan: Plan[T], each: Callable[[int], str] | None = None) -> T:
     """The write `plan` makes, if this request may: the check and the write are one step.
     `plan` reads what the write is made from (a thing an increment or a merge starts from)
     through the store it is given, which records it, as judging records what the rules read;
     its write lands only if none of that changed meanwhile (firebase/guarding.py: the first
-    write carries the guards), else it is planned and judged again on what is stored now."""
+    write carries the guards), else it is planned and judged again on what is stored now.
+    `each` given: every write is judged alone (a denial's detail begins with `each(i)`, naming
+    the i-th), not as one multi-location update."""
     who = judged()
     rules = _rules_or_deny() if who is not None else None
     if who is None or rules is None:
@@ -158,7 +160,15 @@ def write(plan: Plan[T]) -> T:
         tree = judging.StoreTree(
             recording.as_store(), config.firebase_max_read, config.firebase_max_folders
         )
-        _judge(rules, tree, writes, who.auth)
+        if each is None:
+            _judge(rules, tree, writes, who.auth)
+        else:
+            for number, one in enumerate(writes):
+                try:
+                    _judge(rules, tree, [one], who.auth)
+                except Problem as denied:
+                    denied.detail = f"{each(number)}: {denied.detail}"
+                    raise
         try:
             return make(Guarded(store(), recording.guards()).as_store())
         except GuardChanged:
