@@ -36,12 +36,13 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER) ## Install Chromium and its driver for the web console's test
 
-bench: $(STAMP) ## Measure speed and memory against the prototype and the floor, queries and Firebase pushes (minutes)
+bench: $(STAMP) ## Measure speed and memory against the prototype and the floor, queries, Firebase pushes and the rules (minutes)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/firebase_push.py
+	$(BIN)/python bench/rules.py
 
 lint: $(STAMP) ## Check style only
 	$(BIN)/ruff check src tests bench

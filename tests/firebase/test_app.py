@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -250,6 +251,7 @@ def test_the_firebase_port_setting() -> None:
 @pytest.mark.slow
 def test_serve_takes_the_port_from_the_environment_and_stops_it(
     redis_server: RedisServer,
+    redis_client: redis.Redis,  # an emptied store: no rules another test left
 ) -> None:
     port = free_port()
     served = start_firebase(redis_server.url, {"THINGSTASH_FIREBASE_PORT": str(port)}, flag=False)

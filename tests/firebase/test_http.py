@@ -218,13 +218,29 @@ def test_error_bodies(fb: httpx.Client) -> None:
     assert bad_path.status_code == 400 and error_of(bad_path).startswith("Invalid path")
     not_json = fb.get("/e")
     assert not_json.status_code == 404 and ".json" in error_of(not_json)
-    root_scalar = fb.put("/.json", json=5)
-    assert root_scalar.status_code == 400 and "root" in error_of(root_scalar)
     overlapping = fb.patch("/e.json", json={"a": 1, "a/b": 2})
     assert overlapping.status_code == 400 and "ancestor" in error_of(overlapping)
     too_big = fb.put("/e.json", content=b'"' + b"x" * (1024 * 1024 + 10) + b'"')
     assert too_big.status_code == 413 and error_of(too_big)
     assert fb.get("/e.json").json() is None  # nothing of any of them was stored
+
+
+def test_the_root_holds_a_scalar_until_entries_come(fb: httpx.Client) -> None:
+    fb.put("/a.json", json={"b": 1})
+    assert fb.put("/.json", json="bar").json() == "bar"  # replaces everything, as Firebase
+    assert fb.get("/.json").json() == "bar"
+    assert fb.get("/a.json").json() is None
+    assert fb.get("/.json", params={"shallow": "true"}).json() == "bar"
+    fb.put("/c.json", json=2)
+    assert fb.get("/.json").json() == {"c": 2}
+    fb.delete("/c.json")
+    assert fb.get("/.json").json() is None
+    fb.put("/.json", json=[1, 2])
+    assert fb.get("/.json").json() == [1, 2]
+    fb.put("/.json", json={"d": 3})
+    assert fb.get("/.json").json() == {"d": 3}
+    fb.delete("/.json")
+    assert fb.get("/.json").json() is None
 
 
 # -- one store, two faces ------------------------------------------------------------------------
@@ -376,7 +392,7 @@ def test_an_export_leaves_out_names_the_native_face_reserves(
     firebase: FirebaseServed,  # noqa: F811
 ) -> None:
     fb.put("/_sdk/python/x.json", json=1)  # allowed here, reserved on the native face
-    fb.put("/.settings/rules.json", json={"rules": {}})
+    fb.put("/.settings/rules.json", json={"rules": {".read": True, ".write": True}})
     fb.put("/plain/y.json", json={"n": 2})
     with Client(firebase.native.url) as native_client:
         exported = [record["path"] for record in native_client.walk("")]

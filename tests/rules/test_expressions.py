@@ -14,7 +14,8 @@ import pytest
 
 from thingstash.rules.evaluator import compile_expression
 from thingstash.rules.model import Env, Kind, QueryInfo, RulesError
-from thingstash.rules.snapshots import DictTree, TreeSnapshot, WriteTree, split_path
+from thingstash.rules.snapshots import DictTree, TreeSnapshot, split_path
+from thingstash.rules.written import WrittenTree
 
 
 def yardstick() -> Path:
@@ -117,7 +118,7 @@ def test_bolt_regexp_validations(case: dict[str, Any]) -> None:
         source = rules[path[0]][".validate"]
         rule = compile_expression(source, Kind.VALIDATE, [], f"rules/{path[0]}/.validate")
         base = DictTree(tree)
-        after = WriteTree(base, {path: step["value"]})
+        after = WrittenTree(base, [(path, step["value"])])
         env = Env(
             auth=step["auth"],
             now=int(time.time() * 1000),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from thingstash.rules.snapshots import DictTree, TreeSnapshot, WriteTree, split_path
+from thingstash.rules.snapshots import DictTree, TreeSnapshot, split_path
+from thingstash.rules.written import WrittenTree
 
 STORED: dict[str, Any] = {
     ".priority": 1,
@@ -75,18 +76,18 @@ def test_types() -> None:
 
 def test_the_tree_a_write_would_make() -> None:
     base = DictTree(STORED)
-    after = WriteTree(base, {("users", "bob", "age"): 41, ("users", "eve"): None})
+    after = WrittenTree(base, [(("users", "bob", "age"), 41), (("users", "eve"), None)])
     new = TreeSnapshot(after)
     assert new.child("users/bob").val() == {"name": "Bob", "age": 41}
     assert new.child("users/bob/name").get_priority() == 2.5  # untouched siblings keep theirs
     assert not new.child("users/eve").exists()
     assert new.child("users").val() == {"bob": {"name": "Bob", "age": 41}}
     assert TreeSnapshot(base, ("users", "bob", "age")).val() == 40  # the base is not changed
-    replaced = TreeSnapshot(WriteTree(base, {("users",): {"zed": {"a": 1}}}))
+    replaced = TreeSnapshot(WrittenTree(base, [(("users",), {"zed": {"a": 1}})]))
     assert replaced.child("users").val() == {"zed": {"a": 1}}
     assert replaced.child("users/zed/a").val() == 1
     assert replaced.child("ranks/1").val() == "a"
-    deeper = TreeSnapshot(WriteTree(base, {("users", "bob", "name", "first"): "B"}))
+    deeper = TreeSnapshot(WrittenTree(base, [(("users", "bob", "name", "first"), "B")]))
     assert deeper.child("users/bob/name").val() == {"first": "B"}  # a leaf became an object
-    gone = TreeSnapshot(WriteTree(DictTree({"a": {"b": 1}}), {("a", "b"): None}))
+    gone = TreeSnapshot(WrittenTree(DictTree({"a": {"b": 1}}), [(("a", "b"), None)]))
     assert not gone.child("a").exists() and gone.val() is None

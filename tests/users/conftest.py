@@ -1,4 +1,4 @@
-"""The users' tests' fixtures: two real keys and a provider serving them (providers.py)."""
+"""The users' tests' fixtures: two real keys and a provider serving them (support/tokens.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.users.providers import JwksServer, Key, ec_key, rsa_key
+from tests.support.tokens import JwksServer, Key, ec_key, rsa_key
 
 
 @pytest.fixture(scope="session")

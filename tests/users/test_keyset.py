@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.users.providers import Clock, JwksServer, Key, rsa_key
+from tests.support.tokens import Clock, JwksServer, Key, rsa_key
 from thingstash.users.keyset import (
     DEFAULT_MAX_AGE,
     MAX_MAX_AGE,

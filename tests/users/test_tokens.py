@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.users.providers import (
+from tests.support.tokens import (
     AUDIENCE,
     ISSUER,
     Clock,

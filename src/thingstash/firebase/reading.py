@@ -30,6 +30,10 @@ from thingstash.firebase.mapping import Location
 # Where the rules document lives: a thing whose name no Firebase key can have (a `.`), and
 # which the native face reserves (a leading `_`), so neither face reaches it as data.
 RULES_PATH = "_firebase.rules"
+# Where a scalar (or an array) at the root lives, `{".value": x}` (docs/firebase.md): named as
+# the rules document is, so neither face reaches it as data. Entries of the root win over it.
+ROOT_PATH = "_firebase.root"
+HIDDEN = frozenset({RULES_PATH, ROOT_PATH})
 TOO_LARGE = "Data requested exceeds the maximum size that can be accessed with a single request."
 TIMED_OUT = "The read took longer than the timeout the request gave"
 PAGE = 1000
@@ -100,12 +104,18 @@ def read_parts(store: Store, location: Location, budget: Budget | None = None) -
     """(own(location), value(location)), read together."""
     budget = budget or Budget(UNBOUNDED_BYTES)
     own = None
-    found = nearest_thing(store, location)
+    found = nearest_thing(store, location) if location else _root_thing(store)
     if found is not None:
         at, thing = found
         budget.spend(len(thing.body))
         own = mapping.get_member(mapping.thing_value(thing.body), location[len(at) :])
     return own, mapping.overlay(own, read_folder(store, mapping.folder_path(location), budget))
+
+
+def _root_thing(store: Store) -> tuple[Location, Thing] | None:
+    """The root's own value, a scalar or an array written at the root, as nearest_thing gives."""
+    thing = store.get(ROOT_PATH)
+    return ((), thing) if thing is not None else None
 
 
 def own_value(store: Store, location: Location) -> Any:
@@ -171,7 +181,7 @@ def _walk(store: Store, top: str, budget: Budget) -> _Tree:
                     if name.endswith("/"):
                         found.names[folder + name] = []
                         below.append(folder + name)
-                    elif folder == "" and name == RULES_PATH:
+                    elif folder == "" and name in HIDDEN:
                         continue
                     else:
                         things.append(folder + name)
@@ -232,7 +242,7 @@ def entries(
         for entry in page.entries:
             if entry.thing is None:
                 yield entry.name.rstrip("/"), None
-            elif not (folder == "" and entry.name == RULES_PATH):
+            elif not (folder == "" and entry.name in HIDDEN):
                 yield entry.name, entry.thing
         if page.next_cursor is None:
             return
@@ -249,4 +259,6 @@ def shallow_value(store: Store, location: Location, budget: Budget) -> Any:
     for name, _ in entries(store, mapping.folder_path(location), budget, False):
         budget.spend(len(name))
         names[name] = True
+    if not names and not location:
+        return read_value(store, location, budget)  # a scalar at the root, or nothing
     return names or None

@@ -34,6 +34,7 @@ from thingstash.firebase import layout, mapping, placement
 from thingstash.firebase.errors import BadRequest, Mismatch
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.reading import (
+    ROOT_PATH,
     UNBOUNDED_BYTES,
     Budget,
     nearest_thing,
@@ -176,6 +177,7 @@ def set_value(
     if value is None and expected is None:
         _delete_thing(store, path)
         store.delete_tree(folder)
+        _delete_thing(store, ROOT_PATH)  # a scalar the root held before its entries came
         return None
     if expected is None and not _has_server_values(value):
         # A plain write needs nothing of what is stored: one write, no read first.
@@ -235,16 +237,23 @@ def _delete_thing(store: Store, path: str) -> None:
 def _set_root(
     store: Store, value: Any, lifetime: Lifetime, expected: str | None, limit: int
 ) -> Any:
-    """The root holds no thing: its value is its children, each set in turn."""
+    """The root holds no thing of its own: an object is its children, each set in turn (and
+    the names it lacks deleted); a scalar or an array replaces them all, kept in the thing
+    ROOT_PATH (docs/firebase.md)."""
     if expected is not None:
         _check(expected, read_value(store, mapping.ROOT))
-    if value is None:
-        for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
-            set_value(store, (name,), None, lifetime, limit=limit)
-        return None
+    names = [name for name, _ in _entries(store, "", Budget(UNBOUNDED_BYTES), False)]
     if not isinstance(value, dict):
-        raise mapping.invalid_data("the root of the tree can only hold an object")
-    for name, _ in list(_entries(store, "", Budget(UNBOUNDED_BYTES), False)):
+        for name in names:
+            set_value(store, (name,), None, lifetime, limit=limit)
+        if value is None:
+            _delete_thing(store, ROOT_PATH)
+            return None
+        resolved = _resolve(value, read_value(store, mapping.ROOT))
+        store.put(ROOT_PATH, documents.dumps(mapping.wrap(resolved)), lifetime.seconds)
+        return resolved
+    _delete_thing(store, ROOT_PATH)
+    for name in names:
         if name not in value:
             set_value(store, (name,), None, lifetime, limit=limit)
     return {

@@ -5,7 +5,6 @@ leaves priorities out, as Firebase's does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .model import Snapshot
@@ -67,43 +66,6 @@ class DictTree:
 
     def value(self, path: Path) -> Any:
         return walk(self._value, path)
-
-
-def put(value: Any, path: Path, new: Any) -> Any:
-    """`value` with `new` set at `path` (None deletes), copying only the objects on the way;
-    a leaf on the way becomes an object."""
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    out = dict(value) if isinstance(value, dict) and ".value" not in value else {}
-    child = put(out.get(head), rest, new)
-    if child is None:
-        out.pop(head, None)
-    else:
-        out[head] = child
-    return out
-
-
-class WriteTree:
-    """The tree a write would make: `base` with each of `writes` (path -> new value, None
-    deleting) set in place, as `newData` and a write's `root` see it. A set is one write; a
-    multi-location update is several, at paths none of which lies under another."""
-
-    def __init__(self, base: Tree, writes: Mapping[Path, Any]) -> None:
-        self._base = base
-        self._writes = dict(writes)
-
-    def value(self, path: Path) -> Any:
-        covering = [w for w in self._writes if path[: len(w)] == w]
-        if covering:
-            top = max(covering, key=len)
-            return walk(self._writes[top], path[len(top) :])
-        value = self._base.value(path)
-        depth = len(path)
-        for where, new in self._writes.items():
-            if where[:depth] == path:
-                value = put(value, where[depth:], new)
-        return value
 
 
 class TreeSnapshot:

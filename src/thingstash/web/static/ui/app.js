@@ -66,7 +66,7 @@ let keyPrompt = null;
 function askKey(reason) {
   if (keyPrompt) return keyPrompt; // one dialog for every request that needs it
   const dialog = $("#key-dialog");
-  $("#key-reason").textContent = reason || "Give an API key for this server.";
+  $("#key-reason").textContent = reason || "Give an API key for this server, or a user's ID token.";
   $("#key-input").value = "";
   keyPrompt = new Promise((resolve) => {
     dialog.addEventListener(
@@ -747,7 +747,7 @@ function markCurrentInTree(path) {
 // -- start ------------------------------------------------------------------------------------
 
 $("#key-button").onclick = async () => {
-  if (await askKey("An API key for this server (kept in this tab only).")) {
+  if (await askKey("An API key for this server, or a user's ID token (kept in this tab only).")) {
     refreshTree();
     route();
   }
