@@ -15,6 +15,10 @@ import httpx
 import pytest
 import redis
 
+from thingstash.core import documents, keys
+from thingstash.firebase.reading import RULES_PATH
+from thingstash.store import open_store
+
 from ..support.clusters import LocalCluster
 from ..support.fbserve import FirebaseServed, start_firebase
 from ..support.servers import RedisServer
@@ -224,3 +228,37 @@ def test_a_stream_is_judged_at_its_start_and_ends_when_the_rules_deny_it(
             fb.put("/public/note.json", headers=OWNER, json="changed")
             kinds = [kind for kind, _ in events]
     assert "cancel" in kinds and ("put", {"path": "/note", "data": "changed"}) not in kinds
+
+
+def test_on_a_closed_store_keys_pass_and_the_rules_judge_the_rest(
+    fb: httpx.Client,
+    served: tuple[FirebaseServed, JwksServer],
+    redis_server: RedisServer | LocalCluster,
+    signer: Key,
+) -> None:
+    store = open_store(redis_server.url)
+    try:
+        admin = keys.create_key(store, "admin", "")[1]
+        store.put(RULES_PATH, documents.dumps(RULES), 3600)
+    finally:
+        store.close()
+    deadline = time.monotonic() + 5  # the open-store answer is kept a second per process
+    while fb.get("/todos/x.json", headers=OWNER).status_code != 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    item = {"title": "tea", "done": True}
+    assert fb.put("/todos/bob/x.json", params={"auth": admin}, json=item).json() == item
+    ada = as_user(signer)
+    assert fb.put("/todos/ada/tea.json", params=ada, json=item).json() == item
+    assert denied(fb.get("/todos/bob.json", params=ada))
+    assert fb.get("/public.json").json() is None  # signed out, judged: allowed, and empty
+    fb.put("/public/note.json", params={"auth": admin}, json="hi")
+    assert fb.get("/public.json").json() == {"note": "hi"}  # now the rules allow it
+    store = open_store(redis_server.url)
+    try:
+        store.delete(RULES_PATH)  # no rules: a closed store refuses users and nobody alike
+    finally:
+        store.close()
+    assert denied(fb.get("/todos/ada.json", params=ada))
+    assert denied(fb.get("/public.json"))
+    assert fb.get("/todos/ada.json", params={"auth": admin}).json() == {"tea": item}
