@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from thingstash.core import keys
 from thingstash.firebase import rules as firebase_rules
-from thingstash.web import auth, fastpath, rulesguard
+from thingstash.web import auth, fastpath, users
 from thingstash.web.context import store as current_store
 from thingstash.web.watch import REVOKED
 
@@ -75,7 +75,7 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def ruled(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     """An open loopback store with RULES_TEXT in force and some things the owner wrote."""
-    monkeypatch.setattr(rulesguard, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(users, "RECHECK_SECONDS", 0.0)
     for path, value in (
         ("users/ada/x", {"v": 1}),
         ("users/bob/x", {"v": 2}),
@@ -133,6 +133,15 @@ def test_rules_need_an_admin(app: Flask, client: FlaskClient) -> None:
     as_admin = {"Authorization": f"Bearer {admin}"}
     assert client.put("/_rules", data=RULES_TEXT, headers=as_admin).status_code == 200
     assert client.get("/_rules", headers=as_admin).status_code == 200
+
+
+def test_on_an_open_store_with_rules_only_the_owner_manages_it(ruled: FlaskClient) -> None:
+    wide_open = '{"rules": {".read": true, ".write": true}}'
+    assert ruled.get("/_rules").status_code == 401
+    assert ruled.put("/_rules", data=wide_open).status_code == 401
+    assert ruled.get("/_keys").status_code == 401
+    assert ruled.get("/_rules", headers=OWNER).status_code == 200
+    assert ruled.get("/users/ada/x").status_code == 401  # the rules in force are unchanged
 
 
 # -- who is judged -------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """A check and its write as one step: what the rules read is recorded (`Recording`, a Store
 that notes the versions of the things and the folder listings the reads saw), and the write
-that follows lands only if all of it is still so (`Guarded`, a Store whose first write carries
-those Guards into Store.write_together, checked in the step that writes: GuardChanged when any
+that follows lands only if all of it is still so (`Guarded`, a Store whose writes carry those
+Guards into Store.write_together, checked in the step that writes: GuardChanged when any
 differs, and the caller judges again on what is stored now).
 
-Only the first write of a request carries the guards: the one that lands the value (a write
-that lays out many things, or clears what lay below, writes its later steps after it, as
-without rules; docs/rules.md).
+The guards go with the writes until one lands (a write that met another writer and is retried
+is still guarded); the steps after it are not (clearing what lay below, the later things of a
+write of many: docs/rules.md).
 
 No Flask, no Redis: the faces wrap their store in these for a judged write.
 """
@@ -91,16 +91,19 @@ class Guarded(_Delegating):
         super().__init__(inner)
         self._guards = guards
 
-    def _take(self) -> Guards:
-        guards, self._guards = self._guards, NO_GUARDS
-        return guards
+    def _landed(self, changes: Sequence[ThingWrite], guards: Guards) -> list[WriteResult | None]:
+        """`changes` written under `guards` (the guards are done with once a write landed; one
+        that did not, a PreconditionFailed the caller retries, leaves them for the retry)."""
+        results = self._inner.write_together(changes, guards)
+        self._guards = NO_GUARDS
+        return results
 
     def write_together(
         self, changes: Sequence[ThingWrite], guards: Guards = NO_GUARDS
     ) -> list[WriteResult | None]:
-        taken = self._take()
-        merged = Guards(taken.versions + guards.versions, taken.listings + guards.listings)
-        return self._inner.write_together(changes, merged)
+        mine = self._guards
+        merged = Guards(mine.versions + guards.versions, mine.listings + guards.listings)
+        return self._landed(changes, merged)
 
     def put(
         self,
@@ -114,7 +117,7 @@ class Guarded(_Delegating):
         if not self._guards or version is not None:
             return self._inner.put(path, body, ttl_seconds, conditions, event, version)
         change = ThingWrite(path, body, ttl_seconds, conditions, event)
-        result = self._inner.write_together([change], self._take())[0]
+        result = self._landed([change], self._guards)[0]
         assert result is not None
         return result
 
@@ -123,7 +126,7 @@ class Guarded(_Delegating):
             return self._inner.delete(path, conditions)
         if self._inner.versions([path]).get(path) is None:
             raise ThingMissing(path)
-        self._inner.write_together([ThingWrite(path, None, 0, conditions)], self._take())
+        self._landed([ThingWrite(path, None, 0, conditions)], self._guards)
         return None
 
     def update(
@@ -141,5 +144,5 @@ class Guarded(_Delegating):
         """The guards checked, then the folder deleted (in batches, as without rules: not in
         the step that checks)."""
         if self._guards:
-            self._inner.write_together([], self._take())
+            self._landed([], self._guards)
         return self._inner.delete_tree(folder, batch)

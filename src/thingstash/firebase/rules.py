@@ -10,6 +10,7 @@ No Flask, no Redis: the web faces call these.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,35 +46,55 @@ def check_rules(document: Any) -> Ruleset:
         raise BadRequest(f"The rules do not compile: {error}") from None
 
 
+# How long a process goes on with the rules it last learned before asking the store again; a
+# deploy answers only after this long, so by then every process judges by the new document.
+CHECK_SECONDS = 0.05
+
+
 class RulesBook:
     """The rules in force, as this process knows them: compiled once per version of the stored
-    document, and the version asked of the store on every `current()` (one round trip), so a
-    new document is in force in every process from the next request on. A stored document that
-    no longer compiles (stored by an older version) denies everything it would judge."""
+    document, whose version is asked of the store at most every CHECK_SECONDS (one round trip
+    then, none on the requests between). `write_rules` answers only after CHECK_SECONDS, so a
+    deployed document is in force in every process by the time its deploy answers. A stored
+    document that no longer compiles (stored by an older version) denies everything it would
+    judge."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._checked_at = float("-inf")
         self._version: str | None = None
         self._rules: Ruleset | None = None
 
     def current(self, store: Store) -> Ruleset | None:
         """The rules in force; None when the store has no rules document."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked_at < CHECK_SECONDS:
+                return self._rules
         version = store.versions([RULES_PATH]).get(RULES_PATH)
         if version is None:
-            return None
+            compiled = None
+        elif version == self._version:
+            compiled = self._rules
+        else:
+            thing = store.get(RULES_PATH)
+            version = thing.version if thing is not None else None
+            compiled = _compiled(thing.body) if thing is not None else None
         with self._lock:
-            if version == self._version:
-                return self._rules
-        thing = store.get(RULES_PATH)
-        if thing is None:
-            return None
-        try:
-            compiled = compile_rules(documents.loads(thing.body))
-        except RulesError:
-            compiled = compile_rules({"rules": {}})  # nothing granted: every judged request denied
-        with self._lock:
-            self._version, self._rules = thing.version, compiled
+            self._version, self._rules, self._checked_at = version, compiled, now
         return compiled
+
+    def forget(self) -> None:
+        """Ask the store on the next `current()` (this process changed the rules)."""
+        with self._lock:
+            self._checked_at = float("-inf")
+
+
+def _compiled(body: bytes) -> Ruleset:
+    try:
+        return compile_rules(documents.loads(body))
+    except RulesError:
+        return compile_rules({"rules": {}})  # nothing granted: every judged request denied
 
 
 def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
@@ -110,4 +131,5 @@ def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, st
     store.put(RULES_PATH, documents.dumps(document), max_ttl)
     for folder, name in declared:
         store.create_index(folder, name)
+    time.sleep(CHECK_SECONDS)  # every process's RulesBook has asked again by now
     return declared

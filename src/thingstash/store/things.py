@@ -325,6 +325,9 @@ class Things(StoreBase):
         paths = list(paths)
         if not paths:
             return {}
+        if len(paths) == 1:  # one command: a pipeline's own work costs more than the call
+            raw: Any = self.client.getrange(self.thing_key(paths[0]), 0, VERSION_LENGTH - 1)
+            return {paths[0]: raw.decode("ascii") if raw else None}
         pipe = self.client.pipeline(transaction=False)
         for path in paths:
             pipe.getrange(self.thing_key(path), 0, VERSION_LENGTH - 1)

@@ -24,10 +24,10 @@ that did not do it. Open watch streams check their key again as they go (`still_
 Users and rules (API.md, "Users and rules"): a request with a user's ID token, or with no
 credential on a store that has a rules document, is judged by the rules at the doors
 (rulesguard.py), as is an admin acting as a user (`?auth_variable_override=`); `_check` says who.
-Whether the store has a rules document is kept like key presence, RULES_PRESENCE_SECONDS per
-process (RulesPresence), so a store without rules pays no round trip for them, here or in the
-fast path; the price: a first rules document is enforced on keyless requests up to that long
-after it is stored by another process (PUT /_rules makes its own process forget at once).
+Whether the store has a rules document is the app's RulesBook's (firebase/rules.py), which asks
+the store at most every RULES_PRESENCE_SECONDS per process, so a store without rules pays a
+round trip for them that often, not on every request, here or in the fast path; a deploy
+answers only once every process has asked again.
 
 A refusal (401, 403) is raised only after the rate limiter has counted the request
 (`init_enforcement`), so key guessing and unauthenticated floods are throttled like the rest.
@@ -48,14 +48,14 @@ from thingstash.core.config import Settings
 from thingstash.core.documents import BadDocument
 from thingstash.core.keys import SCOPES, is_loopback, verify
 from thingstash.core.store import Keys, Store
-from thingstash.firebase.reading import RULES_PATH
+from thingstash.firebase.rules import CHECK_SECONDS, RulesBook
 from thingstash.users.tokens import ProviderUnavailable, TokenRejected
 from thingstash.web import accesslog, users
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
 
 KEY_PRESENCE_SECONDS = 1.0
-RULES_PRESENCE_SECONDS = 1.0
+RULES_PRESENCE_SECONDS = CHECK_SECONDS
 RULES_EXTENSION = "thingstash.rules_presence"
 LAST_USED_EVERY_SECONDS = 60
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -139,28 +139,24 @@ class _KeyPresence:
 
 
 class RulesPresence:
-    """Whether the store has a rules document, asked of it at most every RULES_PRESENCE_SECONDS
-    per process (one EXISTS-like round trip): what lets a store without rules pay nothing for
-    them. The price: a first rules document takes up to that long to be enforced by processes
-    that did not store it (this one forgets at once: `forget`)."""
+    """Whether the store has a rules document: the app's RulesBook (firebase/rules.py) knows,
+    asking the store at most every RULES_PRESENCE_SECONDS per process, so a store without
+    rules pays one round trip for them that often, not one a request; a deploy answers only
+    once every process has asked again."""
 
-    def __init__(self, the_store: Store) -> None:
+    def __init__(self, app: Flask, the_store: Store) -> None:
+        self._app = app
         self._store = the_store
-        self._lock = threading.Lock()
-        self._checked_at = float("-inf")
-        self._present = False
+
+    def _book(self) -> RulesBook:
+        book: RulesBook = self._app.extensions["thingstash.rules"]
+        return book
 
     def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked_at > RULES_PRESENCE_SECONDS:
-            present = self._store.versions([RULES_PATH]).get(RULES_PATH) is not None
-            with self._lock:
-                self._present, self._checked_at = present, now
-        return self._present
+        return self._book().current(self._store) is not None
 
     def forget(self) -> None:
-        with self._lock:
-            self._checked_at = float("-inf")
+        self._book().forget()
 
 
 def rules_presence(app: Flask | None = None) -> RulesPresence:
@@ -289,7 +285,9 @@ def _check() -> None:
     header = request.environ.get("HTTP_AUTHORIZATION")
     reaches_data = path is not None or request.path[1:] in _EACH_PATH_CHECKED
     if header is None:
-        if reaches_data and has_rules():
+        if (reaches_data or scope == "admin") and has_rules():
+            if not reaches_data:  # the rules, keys, indexes, metrics: the admin's alone
+                raise _unauthorized("this store has rules: managing it needs the admin", False)
             users.judge_as(users.Judged(None))
             g.thingstash_access = JUDGED
             return
@@ -299,6 +297,9 @@ def _check() -> None:
     key = key.strip()
     if kind.lower() != "bearer" or not key:
         raise _unauthorized("send the API key as Authorization: Bearer KEY", True)
+    if users.is_token(key) and reaches_data and store_is_open() and not has_rules():
+        g.thingstash_access = OPEN  # an open store with no rules: anyone, as before
+        return
     if users.is_token(key):
         g.thingstash_access = NOBODY
         try:
@@ -391,7 +392,7 @@ def check_keyless(scope: str, path: str | None) -> Access:
 def install(app: Flask) -> None:
     """What the checks above need on an app that does not run `_identify` (the Firebase face)."""
     app.extensions["thingstash.keys"] = _KeyPresence()
-    app.extensions[RULES_EXTENSION] = RulesPresence(app.extensions["thingstash.store"])
+    app.extensions[RULES_EXTENSION] = RulesPresence(app, app.extensions["thingstash.store"])
 
 
 def _identify_with(check: Callable[[], None]) -> None:

@@ -13,7 +13,6 @@ rules document is judged as before rules existed: allowed on an open store, else
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -28,14 +27,13 @@ from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.mapping import Location
 from thingstash.rules.model import QueryInfo
 from thingstash.rules.ruleset import Ruleset
-from thingstash.web import auth
+from thingstash.web import auth, users
 from thingstash.web.context import settings, store
 from thingstash.web.errors import Problem
-from thingstash.web.users import Judged, book, judged
+from thingstash.web.users import book, judged
 
 T = TypeVar("T")
 TITLE = "permission denied"
-RECHECK_SECONDS = 1.0
 
 
 # -- paths and queries as the rules see them ----------------------------------------------------
@@ -205,33 +203,6 @@ def patch_writes(path: str, merge: Mapping[str, Any]) -> list[tuple[Location, An
 
 
 def still_allowed(path: str, query: QueryInfo | None = None) -> Callable[[], bool]:
-    """For a stream of `path`, made during its request: its key still holds
-    (auth.still_allowed) and, for a judged request, the rules in force still let it read there
-    (asked again at most every RECHECK_SECONDS): a stream whose read is no longer allowed ends."""
-    keys = auth.still_allowed()
-    who: Judged | None = judged()
-    if who is None:
-        return keys
-    the_book, the_store, config = book(), store(), settings()
-    is_open = auth.store_is_open()
-    where, auth_value = location(path), who.auth
-    last = [time.monotonic(), True]
-
-    def allowed() -> bool:
-        if not keys():
-            return False
-        now = time.monotonic()
-        if now - float(last[0]) < RECHECK_SECONDS:
-            return bool(last[1])
-        rules = the_book.current(the_store)
-        if rules is None:
-            verdict = is_open
-        else:
-            tree = judging.StoreTree(
-                the_store, config.firebase_max_read, config.firebase_max_folders
-            )
-            verdict = judging.may_read(rules, tree, where, auth_value, query).allowed
-        last[0], last[1] = now, verdict
-        return verdict
-
-    return allowed
+    """For a stream of `path`, made during its request: users.still_reads (its key still holds;
+    for a judged request, its token unexpired and the rules still letting it read there)."""
+    return users.still_reads(location(path), query, auth.still_allowed(), auth.store_is_open())

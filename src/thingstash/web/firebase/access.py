@@ -13,8 +13,9 @@ from flask import g, request
 
 from thingstash.core import documents
 from thingstash.core.documents import BadDocument
-from thingstash.firebase import tree
+from thingstash.firebase import mapping, tree
 from thingstash.firebase.errors import BadRequest, PermissionDenied
+from thingstash.firebase.mapping import Location
 from thingstash.users.tokens import TokenRejected
 from thingstash.web import auth, users
 from thingstash.web.context import settings
@@ -73,6 +74,8 @@ def authorize(scope: str, path: str | None) -> auth.Access:
     if credential is None:
         judged = users.Judged(None)
         access = auth.OPEN if is_open else _keyless(scope, path)
+    elif users.is_token(credential) and is_open and users.rules_in_force() is None:
+        access = auth.OPEN  # no rules on an open store: as before, anyone does everything
     elif users.is_token(credential):
         try:
             user = users.verify(credential)
@@ -109,24 +112,31 @@ def _keyless(scope: str, path: str | None) -> auth.Access:
         return JUDGED
 
 
-def lifetime() -> tree.Lifetime:
-    """The lifetime of the things this write writes: `?ttl=` or the default. A thing lying
-    outside the key's prefix (a plain string prefix of paths, as auth checks it) keeps its own,
-    to the second: a key limited to `users/ada` may change its place inside the thing `users`,
-    but not when `users` ends; and a write that asked for a lifetime itself (`?ttl=`) is
-    refused there (PermissionDenied)."""
+def lifetime(location: Location) -> tree.Lifetime:
+    """The lifetime of the things a write at `location` writes: `?ttl=` or the default. A thing
+    lying outside the key's prefix (a plain string prefix of paths, as auth checks it) keeps its
+    own, to the second: a key limited to `users/ada` may change its place inside the thing
+    `users`, but not when `users` ends; and a write that asked for a lifetime itself (`?ttl=`)
+    is refused there (PermissionDenied). For a request the rules judge, the same holds of the
+    things above `location`: the rules let it write there, not end its neighbours' data."""
     config = settings()
     given = arg("ttl")
     seconds = documents.resolve_ttl(None, given, config.default_ttl, config.max_ttl)
     prefix = auth.current().prefix
+    if users.judged() is not None and location and users.rules_in_force() is not None:
+        own = mapping.thing_path(location)
+        prefix = own + "/"
+        mine = own
+    else:
+        mine = None
 
     def renews(path: str) -> bool:
-        if path.startswith(prefix):
+        if path.startswith(prefix) or path == mine:
             return True
         if given is not None:
             raise PermissionDenied(
-                f"Permission denied: this key may not set the lifetime of {path!r}, which lies "
-                f"outside its prefix {prefix!r}"
+                f"Permission denied: this request may not set the lifetime of {path!r}, which "
+                f"lies outside {prefix!r}"
             )
         return False
 

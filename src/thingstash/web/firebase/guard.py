@@ -9,7 +9,6 @@ rules document is judged as before rules existed: allowed on an open store, else
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +22,7 @@ from thingstash.firebase.errors import PermissionDenied
 from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.mapping import Location
 from thingstash.rules.ruleset import Ruleset
-from thingstash.web import auth
+from thingstash.web import auth, users
 from thingstash.web.context import settings, store
 from thingstash.web.users import Judged, book, judged
 
@@ -45,6 +44,14 @@ def _rules_or_deny(who: Judged) -> Ruleset | None:
 def _tree() -> judging.StoreTree:
     config = settings()
     return judging.StoreTree(store(), config.firebase_max_read, config.firebase_max_folders)
+
+
+def check_admin() -> None:
+    """Only the admin (not judged) may do this once the store has rules; before, an open store
+    lets anyone, as it always did."""
+    who = judged()
+    if who is not None and _rules_or_deny(who) is not None:
+        raise PermissionDenied(DENIED)
 
 
 def check_read(location: Location) -> None:
@@ -87,38 +94,9 @@ def write(writes: Sequence[tuple[Location, Any]], make: Callable[[Store], T]) ->
     raise TooMuchContention("/".join(writes[0][0]) if writes else "")
 
 
-RECHECK_SECONDS = 1.0
-
-
 def still_allowed(location: Location) -> Callable[[], bool]:
-    """For a stream of `location`, made during its request: a check that its key still holds
-    (auth.still_allowed) and, for a judged request, that the rules in force still let it read
-    there (asked again at most every RECHECK_SECONDS): a stream whose read is no longer allowed
-    ends."""
-    keys = auth.still_allowed()
-    who = judged()
-    if who is None:
-        return keys
-    the_book, the_store, config = book(), store(), settings()
-    is_open = auth.store_is_open()
+    """For a stream of `location`, made during its request: users.still_reads (its key still
+    holds; for a judged request, its token unexpired and the rules still letting it read
+    there, with the query its parameters ask)."""
     query = judging.query_info(request.args.to_dict(flat=False))
-    last = [time.monotonic(), True]
-
-    def allowed() -> bool:
-        if not keys():
-            return False
-        now = time.monotonic()
-        if now - last[0] < RECHECK_SECONDS:
-            return bool(last[1])
-        rules = the_book.current(the_store)
-        if rules is None:
-            verdict = is_open
-        else:
-            tree = judging.StoreTree(
-                the_store, config.firebase_max_read, config.firebase_max_folders
-            )
-            verdict = judging.may_read(rules, tree, location, who.auth, query).allowed
-        last[0], last[1] = now, verdict
-        return verdict
-
-    return allowed
+    return users.still_reads(location, query, auth.still_allowed(), auth.store_is_open())

@@ -17,10 +17,11 @@ from thingstash.web.firebase.protocol import answer, budget, flag, wants_etag
 
 
 def get(location: Location) -> Response:
+    # The query is checked first, so that a bad one gets its own words, whoever asks.
+    query = fbquery.parse_query(request.args.to_dict(flat=False))
     guard.check_read(location)
     if "text/event-stream" in request.environ.get("HTTP_ACCEPT", ""):
         return stream.respond(location)
-    query = fbquery.parse_query(request.args.to_dict(flat=False))
     shallow = flag("shallow")
     within = budget()
     if shallow:

@@ -9,10 +9,14 @@ from flask import Response
 from thingstash.firebase import rules
 from thingstash.firebase.errors import NotAllowed
 from thingstash.web.context import settings, store
+from thingstash.web.firebase import guard
 from thingstash.web.firebase.protocol import answer, raw_text
 
 
 def rules_document(method: str) -> Response:
+    """GET or PUT the rules document: the admin's (a key, `owner`), never a user's, nor anyone's
+    the rules judge (who may change the rules once there are some)."""
+    guard.check_admin()
     if method == "GET":
         return answer(rules.read_rules(store()))
     if method != "PUT":

@@ -24,7 +24,7 @@ def write(method: str, location: Location) -> Response:
     if method == "PUT":
         return _put(location)
     if method == "DELETE":
-        life, expected, limit = lifetime(), if_match(), settings().max_body
+        life, expected, limit = lifetime(location), if_match(), settings().max_body
         written = guard.write(
             [(location, None)],
             lambda store: tree.set_value(store, location, None, life, expected, limit),
@@ -33,7 +33,7 @@ def write(method: str, location: Location) -> Response:
     if method == "POST":
         name = push_id()
         value = mapping.normalize(body())
-        life, limit = lifetime(), settings().max_body
+        life, limit = lifetime(location), settings().max_body
         guard.write(
             [((*location, name), value)],
             lambda store: tree.push_value(store, location, name, value, life, limit),
@@ -42,7 +42,7 @@ def write(method: str, location: Location) -> Response:
     if method != "PATCH":
         raise NotAllowed(f"{method} is not one of {', '.join(METHODS)}")
     patch = body()
-    life, limit = lifetime(), settings().max_body
+    life, limit = lifetime(location), settings().max_body
     written = guard.write(
         tree.plan_update(location, patch),
         lambda store: tree.update_values(store, location, patch, life, limit),
@@ -52,7 +52,7 @@ def write(method: str, location: Location) -> Response:
 
 def _put(location: Location) -> Response:
     value = mapping.normalize(body())
-    life, expected, limit = lifetime(), if_match(), settings().max_body
+    life, expected, limit = lifetime(location), if_match(), settings().max_body
     written = guard.write(
         [(location, value)],
         lambda store: tree.set_value(store, location, value, life, expected, limit),
