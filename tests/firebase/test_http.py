@@ -342,7 +342,9 @@ def test_a_prefixed_key_writing_inside_a_thing_above_its_prefix_leaves_its_lifet
         # The thing `users` holds bob too: ada's key may not decide when it ends.
         refused = client.put("/users/ada/x.json", params={"auth": ada, "ttl": "1"}, json=2)
         assert refused.status_code == 401
-        assert error_of(refused).startswith("Permission denied: this request may not set the lifetime")
+        assert error_of(refused).startswith(
+            "Permission denied: this request may not set the lifetime"
+        )
         assert client.put("/users/ada/x.json", params={"auth": ada}, json=2).status_code == 200
         patched = client.patch("/users/ada.json", params={"auth": ada}, json={"y": 3})
         assert patched.status_code == 200
