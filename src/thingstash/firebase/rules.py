@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from thingstash.core import documents, ordering
+from thingstash.core.model import StorageUnavailable
 from thingstash.core.store import Store
 from thingstash.firebase.errors import BadRequest
 from thingstash.firebase.reading import RULES_PATH
@@ -71,7 +72,15 @@ class RulesBook:
         with self._lock:
             if now - self._checked_at < CHECK_SECONDS:
                 return self._rules
-        version = store.versions([RULES_PATH]).get(RULES_PATH)
+        try:
+            version = store.versions([RULES_PATH]).get(RULES_PATH)
+        except StorageUnavailable:
+            with self._lock:
+                # Redis away: this request fails (503); the others of the next CHECK_SECONDS go
+                # on with what was known rather than each waiting on Redis here first.
+                if self._checked_at != float("-inf"):
+                    self._checked_at = now
+            raise
         if version is None:
             compiled = None
         elif version == self._version:

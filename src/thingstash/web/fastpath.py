@@ -49,7 +49,7 @@ from flask import Flask, Response
 from thingstash.core import documents
 from thingstash.core.config import MAX_DEPTH, MAX_PAGE_VALUE_BYTES, Settings
 from thingstash.core.documents import BadDocument
-from thingstash.core.model import NO_CONDITIONS, WriteResult, version_time_ms
+from thingstash.core.model import NO_CONDITIONS, StorageUnavailable, WriteResult, version_time_ms
 from thingstash.core.paths import BadPath, parse_path
 from thingstash.core.store import Store
 from thingstash.web import errors, folders
@@ -127,8 +127,11 @@ class FastPath:
             respond = self._patch
         else:
             return self.app(environ, start_response)
-        if self.has_rules():  # the rules judge keyless requests: the app's doors do
-            return self.app(environ, start_response)
+        try:
+            if self.has_rules():  # the rules judge keyless requests: the app's doors do
+                return self.app(environ, start_response)
+        except StorageUnavailable as error:  # Redis away: the app's 503, without asking again
+            return self._error(error, environ, start_response)
         path = self._plain_path(environ, folder)
         if path is None:
             return self.app(environ, start_response)
