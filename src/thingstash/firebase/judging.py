@@ -17,10 +17,9 @@ from typing import Any
 from thingstash.core import documents
 from thingstash.core.store import Store
 from thingstash.firebase import mapping
-from thingstash.firebase import query as fbquery
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.reading import Budget, read_value
-from thingstash.rules import judge
+from thingstash.rules import cases, judge
 from thingstash.rules.judge import Verdict
 from thingstash.rules.model import QueryInfo
 from thingstash.rules.ruleset import Ruleset
@@ -60,28 +59,8 @@ PLAIN_READ = QueryInfo(order_by_key=True)
 
 def query_info(args: Mapping[str, Sequence[str]]) -> QueryInfo:
     """What a read's query parameters (already checked by firebase/query.py's parse_query) show
-    the rules as `query.*`."""
-
-    def given(name: str) -> Any:
-        values = args.get(name) or []
-        return documents.loads(values[0].encode("utf-8", "surrogatepass")) if values else None
-
-    order = given("orderBy")
-    if order is None:
-        return PLAIN_READ
-    return QueryInfo(
-        order_by_key=order == fbquery.KEY,
-        order_by_value=order == fbquery.VALUE,
-        order_by_priority=order == fbquery.PRIORITY,
-        order_by_child=None if order in (fbquery.KEY, fbquery.VALUE, fbquery.PRIORITY) else order,
-        start_at=given("startAt"),
-        start_after=given("startAfter"),
-        end_at=given("endAt"),
-        end_before=given("endBefore"),
-        equal_to=given("equalTo"),
-        limit_to_first=given("limitToFirst"),
-        limit_to_last=given("limitToLast"),
-    )
+    the rules as `query.*`: as the offline cases read them (rules/cases.py), one mapping."""
+    return cases.query_info({name: values[0] for name, values in args.items() if values})
 
 
 def may_read(
