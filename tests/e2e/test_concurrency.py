@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
+from thingstash.firebase.rules import CHECK_SECONDS
+
 from ..support.servers import Served
+
+
+@pytest.fixture(autouse=True)
+def _emptied(redis_client: redis.Redis) -> None:
+    """The shared server's store emptied (redis_client flushes it): no rules or data another
+    test left; the server learns there are no rules within RulesBook's CHECK_SECONDS."""
+    time.sleep(CHECK_SECONDS * 2)
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
