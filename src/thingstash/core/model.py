@@ -220,9 +220,13 @@ class Guards:
 
     versions: tuple[tuple[str, str | None], ...] = ()
     listings: tuple[Listing, ...] = ()
+    # A judged write made outside the judged writes' turn (Store.writing_turn): on one Redis it
+    # waits, in the same WATCH, while another write holds the turn (so none lands between the
+    # steps of a write of many steps).
+    outside_turn: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.versions or self.listings)
+        return bool(self.versions or self.listings or self.outside_turn)
 
 
 NO_GUARDS = Guards()

@@ -77,6 +77,17 @@ class Things(Protocol):
 
     def read_many(self, paths: Sequence[str], values: bool, budget: int) -> list[Thing | None]: ...
 
+    # Whether write_together checks its guards in the step that writes (one Redis), rather than
+    # just before its first write (a Redis Cluster: a judged write there holds the turn).
+    guards_in_step: bool
+
+    # The judged writes' turn (a lock of the store), held for the block.
+    def writing_turn(self) -> AbstractContextManager[None]: ...
+
+    # A write of many steps follows, in the block: a judged write's store (firebase/guarding.py)
+    # holds the turn for them; the store itself does nothing.
+    def many_steps(self) -> AbstractContextManager[None]: ...
+
 
 class Folders(Protocol):
     """Folders: listed page by page, their names level by level, deleted whole."""

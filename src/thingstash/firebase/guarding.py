@@ -5,8 +5,11 @@ Guards into Store.write_together, checked in the step that writes: GuardChanged 
 differs, and the caller judges again on what is stored now).
 
 The guards go with the writes until one lands (a write that met another writer and is retried
-is still guarded); the steps after it are not (clearing what lay below, the later things of a
-write of many: docs/rules.md).
+is still guarded). That step also waits while another judged write holds the store's turn; on a
+Redis Cluster, where no step can check the guards as it writes, every judged write holds the
+turn (Store.writing_turn) from that check to its last step, so none lands in between. On one
+Redis the steps after the first (clearing what lay below, the later things of a write of many)
+are not guarded (docs/rules.md).
 
 No Flask, no Redis: the faces wrap their store in these for a judged write.
 """
@@ -14,6 +17,7 @@ No Flask, no Redis: the faces wrap their store in these for a judged write.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any, cast
 
 from thingstash.core.model import (
@@ -85,25 +89,57 @@ class Recording(_Delegating):
 
 
 class Guarded(_Delegating):
-    """A Store whose first write lands only if `guards` still hold (else GuardChanged)."""
+    """A Store whose first write lands only if `guards` still hold (else GuardChanged), and on
+    which no other judged write lands meanwhile: where the store checks guards in the step
+    that writes (one Redis), that step also waits while another write holds the judged writes'
+    turn; where it cannot (a Redis Cluster), this write holds the turn from its first write to
+    the end of the `with` block, which must enclose its use."""
 
     def __init__(self, inner: Store, guards: Guards) -> None:
         super().__init__(inner)
-        self._guards = guards
+        self._guards: Guards | None = guards  # None once a write landed
+        self._turn = ExitStack()
+        self._holding = False
 
-    def _landed(self, changes: Sequence[ThingWrite], guards: Guards) -> list[WriteResult | None]:
-        """`changes` written under `guards` (the guards are done with once a write landed; one
-        that did not, a PreconditionFailed the caller retries, leaves them for the retry)."""
-        results = self._inner.write_together(changes, guards)
-        self._guards = NO_GUARDS
+    def __enter__(self) -> Guarded:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._turn.close()
+
+    def many_steps(self) -> AbstractContextManager[None]:
+        """A write of many steps follows: the judged writes' turn, taken now and held to the
+        end of the `with` block of this Guarded (no other judged write lands between them)."""
+        self._hold()
+        return nullcontext()
+
+    def _hold(self) -> None:
+        if not self._holding:
+            self._turn.enter_context(self._inner.writing_turn())
+            self._holding = True
+
+    def _landed(self, changes: Sequence[ThingWrite], extra: Guards) -> list[WriteResult | None]:
+        """`changes` written, the first time under the guards (they are done with once a write
+        landed; one that did not, a PreconditionFailed the caller retries, leaves them for the
+        retry)."""
+        mine = self._guards
+        if mine is None:
+            return self._inner.write_together(changes, extra)
+        if not self._inner.guards_in_step:
+            self._hold()
+        merged = Guards(
+            mine.versions + extra.versions,
+            mine.listings + extra.listings,
+            outside_turn=not self._holding,
+        )
+        results = self._inner.write_together(changes, merged)
+        self._guards = None
         return results
 
     def write_together(
         self, changes: Sequence[ThingWrite], guards: Guards = NO_GUARDS
     ) -> list[WriteResult | None]:
-        mine = self._guards
-        merged = Guards(mine.versions + guards.versions, mine.listings + guards.listings)
-        return self._landed(changes, merged)
+        return self._landed(changes, guards)
 
     def put(
         self,
@@ -114,19 +150,19 @@ class Guarded(_Delegating):
         event: str = "put",
         version: str | None = None,
     ) -> WriteResult:
-        if not self._guards or version is not None:
+        if self._guards is None or version is not None:
             return self._inner.put(path, body, ttl_seconds, conditions, event, version)
         change = ThingWrite(path, body, ttl_seconds, conditions, event)
-        result = self._landed([change], self._guards)[0]
+        result = self._landed([change], NO_GUARDS)[0]
         assert result is not None
         return result
 
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
-        if not self._guards:
+        if self._guards is None:
             return self._inner.delete(path, conditions)
         if self._inner.versions([path]).get(path) is None:
             raise ThingMissing(path)
-        self._landed([ThingWrite(path, None, 0, conditions)], self._guards)
+        self._landed([ThingWrite(path, None, 0, conditions)], NO_GUARDS)
         return None
 
     def update(
@@ -136,13 +172,13 @@ class Guarded(_Delegating):
         conditions: Conditions = NO_CONDITIONS,
         event: str = "put",
     ) -> tuple[WriteResult, bytes]:
-        if not self._guards:
+        if self._guards is None:
             return self._inner.update(path, change, conditions, event)
         raise NotImplementedError("a guarded update: the Firebase writes use put and delete")
 
     def delete_tree(self, folder: str, batch: int = 500) -> int:
         """The guards checked, then the folder deleted (in batches, as without rules: not in
         the step that checks)."""
-        if self._guards:
-            self._landed([], self._guards)
+        if self._guards is not None:
+            self._landed([], NO_GUARDS)
         return self._inner.delete_tree(folder, batch)

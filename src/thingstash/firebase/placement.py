@@ -54,9 +54,12 @@ def write(store: Store, changes: list[ThingWrite]) -> None:
     """Write a laid-out value's changes: together when there are at most BATCH, else those
     without conditions (the things of their own) in batches first, then the rest together."""
     if len(changes) > BATCH:
-        write_in_batches(store, [change for change in changes if unconditional(change)])
-        changes = [change for change in changes if not unconditional(change)]
-    if changes:
+        with store.many_steps():  # many steps: no judged write lands between them
+            write_in_batches(store, [change for change in changes if unconditional(change)])
+            changes = [change for change in changes if not unconditional(change)]
+            if changes:
+                store.write_together(changes)
+    elif changes:
         store.write_together(changes)
 
 

@@ -240,6 +240,13 @@ def _set_root(
     """The root holds no thing of its own: an object is its children, each set in turn (and
     the names it lacks deleted); a scalar or an array replaces them all, kept in the thing
     ROOT_PATH (docs/firebase.md)."""
+    with store.many_steps():
+        return _set_root_in_turn(store, value, lifetime, expected, limit)
+
+
+def _set_root_in_turn(
+    store: Store, value: Any, lifetime: Lifetime, expected: str | None, limit: int
+) -> Any:
     if expected is not None:
         _check(expected, read_value(store, mapping.ROOT))
     names = [name for name, _ in _entries(store, "", Budget(UNBOUNDED_BYTES), False)]
@@ -313,13 +320,15 @@ def update_values(
     for attempt in range(retry.ATTEMPTS):
         values, changes = _plan_writes(store, remaining, lifetime, limit)
         if len(changes) > placement.BATCH:
-            # The things of their own (no place's key, no condition) first, in batches.
+            # The things of their own (no place's key, no condition) first, in batches (many
+            # steps: a judged write's store holds the turn from here to its end).
             free: list[tuple[ThingWrite, list[str]]] = []
             rest: list[tuple[ThingWrite, list[str]]] = []
             for change, keys in changes:
                 alone = not keys and placement.unconditional(change)
                 (free if alone else rest).append((change, keys))
-            placement.write_in_batches(store, [change for change, _ in free])
+            with store.many_steps():
+                placement.write_in_batches(store, [change for change, _ in free])
             kept.update(_paths_written(free))
             changes = rest
         try:

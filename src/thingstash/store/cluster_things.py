@@ -34,6 +34,9 @@ from thingstash.store.things import Things
 class ClusterThings(ClusterBase, Things):
     """Store's things on a cluster (a mixin of ClusterStore)."""
 
+    # write_together checks guards before its first write: a judged write holds the turn.
+    guards_in_step = False
+
     if TYPE_CHECKING:  # ClusterFolders' (the guards of write_together list folders)
 
         def list_names(
@@ -200,7 +203,9 @@ class ClusterThings(ClusterBase, Things):
         see some changes before the others (docs/firebase.md).
 
         `guards` are checked with the conditions, before the first write (GuardChanged: nothing
-        written), not in the same step: no step spans the slots they lie in (docs/rules.md)."""
+        written), not in the same step: no step spans the slots they lie in. A judged write
+        holds the judged writes' turn meanwhile (turn.py, firebase/guarding.py), so no other
+        judged write lands in between (docs/rules.md)."""
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
             raise ValueError("write_together: each thing may be changed once")

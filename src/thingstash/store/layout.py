@@ -79,6 +79,7 @@ class Layout:
         self.cluster = cluster
         self.schedule_shards = SCHEDULE_SHARDS if cluster else 1
         self.feed_key = f"{prefix}:feed"
+        self.turn_key = f"{prefix}:turn"  # the judged writes' turn (turn.py)
         self.keys_key = f"{prefix}:k"
         self.keys_used_key = f"{prefix}:k:used"
         self.closed_key = f"{prefix}:k:closed"

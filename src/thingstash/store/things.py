@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -26,6 +27,7 @@ from thingstash.core.model import (
     check_size,
     new_version,
 )
+from thingstash.store import turn
 from thingstash.store.base import StoreBase
 from thingstash.store.common import (
     PUT_MANY_CHUNK,
@@ -39,6 +41,15 @@ from thingstash.store.indexes import Section
 
 class Things(StoreBase):
     """Store's things on one Redis (a mixin of RedisStore)."""
+
+    guards_in_step = True  # write_together checks them under its WATCH
+
+    def writing_turn(self) -> AbstractContextManager[None]:
+        """The judged writes' turn, held for the block (turn.py)."""
+        return turn.writing_turn(self.client, self.layout.turn_key)
+
+    def many_steps(self) -> AbstractContextManager[None]:
+        return nullcontext()  # not judged: no turn to hold
 
     @unavailable_on_redis_errors
     def get(self, path: str) -> Thing | None:
@@ -202,6 +213,8 @@ class Things(StoreBase):
         `guards` (what a rules check read) are watched too and checked after the WATCH, before
         MULTI: a thing at another version, or a listing that reads otherwise, raises
         GuardChanged and writes nothing; a change to them after that makes EXEC do nothing.
+        With `guards.outside_turn` the judged writes' turn is watched too, and the write waits
+        while another holds it (turn.py).
         """
         paths = [change.path for change in changes]
         if len(set(paths)) != len(paths):
@@ -211,6 +224,8 @@ class Things(StoreBase):
         self.check_sizes(changes)
         keys = [self.thing_key(path) for path in paths]
         guarded = [self.thing_key(path) for path, _ in guards.versions]
+        if guards.outside_turn:
+            guarded.append(self.layout.turn_key)  # held (a value there): wait
         folders = [self.folder_key(listing.folder) for listing in guards.listings]
         for attempt in range(retry.ATTEMPTS):
             section = self.index_keeper.section()
@@ -224,6 +239,9 @@ class Things(StoreBase):
                         self.index_keeper.reload()  # stale declarations: a new section
                         continue
                     found, seen = found[: len(keys)], found[len(keys) :]
+                    if guards.outside_turn and seen.pop():
+                        retry.pause(attempt)  # another judged write holds the turn
+                        continue
                     self._check_guards(guards, seen, pipe)
                     for change, raw in zip(changes, found, strict=True):
                         version = raw.decode("ascii") if raw else None

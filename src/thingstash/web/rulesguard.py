@@ -168,7 +168,8 @@ def write(plan: Plan[T], each: Callable[[int], str] | None = None) -> T:
                     denied.detail = f"{each(number)}: {denied.detail}"
                     raise
         try:
-            return make(Guarded(store(), recording.guards()).as_store())
+            with Guarded(store(), recording.guards()) as guarded:
+                return make(guarded.as_store())
         except GuardChanged:
             retry.pause(attempt)
     raise TooMuchContention(path)

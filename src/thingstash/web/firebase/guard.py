@@ -88,7 +88,8 @@ def write(writes: Sequence[tuple[Location, Any]], make: Callable[[Store], T]) ->
         if not judging.may_write(rules, tree, writes, who.auth).allowed:
             raise PermissionDenied(DENIED)
         try:
-            return make(Guarded(store(), recording.guards()).as_store())
+            with Guarded(store(), recording.guards()) as guarded:
+                return make(guarded.as_store())
         except GuardChanged:
             retry.pause(attempt)
     raise TooMuchContention("/".join(writes[0][0]) if writes else "")
