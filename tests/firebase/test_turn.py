@@ -16,7 +16,7 @@ import redis
 
 from thingstash.core import documents
 from thingstash.core.model import GuardChanged
-from thingstash.firebase import mapping
+from thingstash.firebase import mapping, tree
 from thingstash.firebase.guarding import Guarded, Recording
 from thingstash.firebase.reading import read_value
 from thingstash.store import open_store
@@ -78,6 +78,102 @@ def test_no_judged_write_lands_between_a_check_and_its_write(
             assert landed["box"] < landed["revoke"]
         else:
             assert read_value(other, ("box",)) is None  # nothing of it written
+    finally:
+        slow.close()
+        other.close()
+
+
+def test_a_judged_write_waits_while_another_holds_the_turn(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """A write of many steps holds the turn (here: taken by hand for PAUSE_S); a judged write
+    that read nothing (one Redis: put.lua after turn.lua) lands only after it is let go."""
+    holder, other = open_store(redis_server.url), open_store(redis_server.url)
+    try:
+        times: dict[str, float] = {}
+        taken = threading.Event()
+
+        def hold() -> None:
+            with holder.writing_turn():
+                taken.set()
+                time.sleep(PAUSE_S)
+                times["let go"] = time.monotonic()
+
+        holding = threading.Thread(target=hold)
+        holding.start()
+        taken.wait(5)
+        with Guarded(other, Recording(other).guards()) as judged:
+            judged.as_store().put("box", _body({"by": "ada"}), 3600)
+        times["landed"] = time.monotonic()
+        holding.join()
+        assert times["landed"] > times["let go"]
+        assert read_value(other, ("box", "by")) == "ada"
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_what_a_write_clears_below_it_is_cleared_in_its_turn(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """A judged set at a location with things below it clears them in a later step, slow here
+    (a fault: a pause before the clearing); a judged push racing in below (a thing of its own)
+    lands after that step, never before it to be cleared by it."""
+    slow, other = open_store(redis_server.url), open_store(redis_server.url)
+    try:
+        tree.set_value(slow, ("box", "a", "deep"), {"x": 1}, tree.Lifetime(3600))  # below
+        clear = slow.delete_tree
+
+        def slow_clear(*args: Any) -> int:
+            time.sleep(PAUSE_S)
+            return clear(*args)
+
+        def race_in() -> None:
+            time.sleep(PAUSE_S / 3)
+            with Guarded(other, Recording(other).guards()) as judged:
+                store = judged.as_store()  # a push: a thing of its own below box/a
+                tree.push_value(store, ("box", "a"), "new", 2, tree.Lifetime(3600), 1 << 20)
+
+        racing = threading.Thread(target=race_in)
+        slow.delete_tree = slow_clear  # type: ignore[method-assign]
+        racing.start()
+        with Guarded(slow, Recording(slow).guards()) as judged:
+            tree.set_value(judged.as_store(), ("box", "a"), {"own": 1}, tree.Lifetime(3600))
+        racing.join()
+        assert read_value(other, ("box", "a")) == {"own": 1, "new": 2}
+    finally:
+        slow.close()
+        other.close()
+
+
+def test_a_write_that_found_nothing_below_it_clears_nothing_written_after_it(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """A judged set at a location with nothing below (so seen, and guarded so as it lands)
+    holds no turn; a push below it that lands after it (a fault: a pause once it landed) is
+    another write's, and stays."""
+    slow, other = open_store(redis_server.url), open_store(redis_server.url)
+    try:
+        write_together = slow.write_together
+
+        def then_pause(*args: Any) -> Any:
+            done = write_together(*args)
+            time.sleep(PAUSE_S)
+            return done
+
+        def push_in() -> None:
+            time.sleep(PAUSE_S / 3)
+            with Guarded(other, Recording(other).guards()) as judged:
+                store = judged.as_store()
+                tree.push_value(store, ("box", "a"), "new", 2, tree.Lifetime(3600), 1 << 20)
+
+        pushing = threading.Thread(target=push_in)
+        slow.write_together = then_pause  # type: ignore[method-assign]
+        pushing.start()
+        with Guarded(slow, Recording(slow).guards()) as judged:
+            tree.set_value(judged.as_store(), ("box", "a"), {"own": 1}, tree.Lifetime(3600))
+        pushing.join()
+        assert read_value(other, ("box", "a")) == {"own": 1, "new": 2}
     finally:
         slow.close()
         other.close()

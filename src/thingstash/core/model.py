@@ -230,6 +230,7 @@ class Guards:
 
 
 NO_GUARDS = Guards()
+OUTSIDE_TURN = Guards(outside_turn=True)  # a judged write that read nothing
 
 
 @dataclass(frozen=True, slots=True)

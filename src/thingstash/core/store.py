@@ -84,9 +84,10 @@ class Things(Protocol):
     # The judged writes' turn (a lock of the store), held for the block.
     def writing_turn(self) -> AbstractContextManager[None]: ...
 
-    # A write of many steps follows, in the block: a judged write's store (firebase/guarding.py)
-    # holds the turn for them; the store itself does nothing.
-    def many_steps(self) -> AbstractContextManager[None]: ...
+    # A write of many steps follows, in the block (with `folders`: if what it clears there is
+    # not nothing): a judged write's store (firebase/guarding.py) holds the turn for them; the
+    # store itself does nothing.
+    def many_steps(self, *folders: str) -> AbstractContextManager[None]: ...
 
 
 class Folders(Protocol):

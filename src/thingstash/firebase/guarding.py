@@ -7,9 +7,9 @@ differs, and the caller judges again on what is stored now).
 The guards go with the writes until one lands (a write that met another writer and is retried
 is still guarded). That step also waits while another judged write holds the store's turn; on a
 Redis Cluster, where no step can check the guards as it writes, every judged write holds the
-turn (Store.writing_turn) from that check to its last step, so none lands in between. On one
-Redis the steps after the first (clearing what lay below, the later things of a write of many)
-are not guarded (docs/rules.md).
+turn (Store.writing_turn) from that check to its last step, so none lands in between; on both,
+so does a write of many steps (Store.many_steps: the root, batches, clearing what lay below:
+docs/rules.md).
 
 No Flask, no Redis: the faces wrap their store in these for a judged write.
 """
@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any, cast
 
+from thingstash.core.config import MAX_PAGE_VALUE_BYTES
 from thingstash.core.model import (
     NO_CONDITIONS,
     NO_GUARDS,
     Conditions,
     Guards,
     Listing,
+    Page,
     Thing,
     ThingMissing,
     ThingWrite,
@@ -100,6 +102,7 @@ class Guarded(_Delegating):
         self._guards: Guards | None = guards  # None once a write landed
         self._turn = ExitStack()
         self._holding = False
+        self._empty: set[str] = set()  # folders seen empty, guarded so as the write landed
 
     def __enter__(self) -> Guarded:
         return self
@@ -107,11 +110,43 @@ class Guarded(_Delegating):
     def __exit__(self, *_: object) -> None:
         self._turn.close()
 
-    def many_steps(self) -> AbstractContextManager[None]:
+    def many_steps(self, *folders: str) -> AbstractContextManager[None]:
         """A write of many steps follows: the judged writes' turn, taken now and held to the
-        end of the `with` block of this Guarded (no other judged write lands between them)."""
+        end of the `with` block of this Guarded (no other judged write lands between them).
+
+        With `folders` (what the write clears after it lands), only if one of them holds
+        anything: they are read now, and their listings guard the first write, so a folder
+        seen empty is still empty as that write lands; what comes into it later is another
+        write's, and this one reads it as empty and clears nothing there."""
+        if folders and self._guards is not None and not self._holding:
+            found = self._inner.list_names([(folder, None) for folder in folders], 1)
+            listings = tuple(
+                Listing(folder, None, 1, tuple(names), cursor)
+                for folder, (names, cursor) in zip(folders, found, strict=True)
+            )
+            self._guards = Guards(self._guards.versions, self._guards.listings + listings)
+            empty = {folder for folder, (names, _) in zip(folders, found, strict=True) if not names}
+            self._empty.update(empty)
+            if len(empty) == len(folders):
+                return nullcontext()
         self._hold()
         return nullcontext()
+
+    def _seen_empty(self, folder: str) -> bool:
+        """Whether `folder` lies in one seen empty as the first write landed."""
+        return self._guards is None and any(folder.startswith(empty) for empty in self._empty)
+
+    def list_folder(
+        self,
+        folder: str,
+        after: str | None,
+        limit: int,
+        values: bool = False,
+        max_value_bytes: int = MAX_PAGE_VALUE_BYTES,
+    ) -> Page:
+        if self._seen_empty(folder):
+            return Page([], [], [], [] if values else None, [], None)
+        return self._inner.list_folder(folder, after, limit, values, max_value_bytes)
 
     def _hold(self) -> None:
         if not self._holding:
@@ -181,4 +216,6 @@ class Guarded(_Delegating):
         the step that checks)."""
         if self._guards is not None:
             self._landed([], NO_GUARDS)
+        elif self._seen_empty(folder):
+            return 0
         return self._inner.delete_tree(folder, batch)

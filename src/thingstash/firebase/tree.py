@@ -149,6 +149,19 @@ def set_value(
     The things written are laid out by firebase/layout.py for the thing size `limit`."""
     if not location:
         return _set_root(store, value, lifetime, expected, limit)
+    # Many steps when there is something below to clear (a judged write then holds the turn).
+    with store.many_steps(mapping.folder_path(location)):
+        return _set_below_root(store, location, value, lifetime, expected, limit)
+
+
+def _set_below_root(
+    store: Store,
+    location: Location,
+    value: Any,
+    lifetime: Lifetime,
+    expected: str | None,
+    limit: int,
+) -> Any:
     kept: set[str] = set()
     folder = mapping.folder_path(location)
     below: dict[str, Any] | None = None
@@ -314,6 +327,19 @@ def update_values(
     targets = plan_update(location, patch)
     if not targets:
         return {}
+    # Many steps when there is something below a place to clear (a judged write then holds
+    # the turn for them).
+    with store.many_steps(*(mapping.folder_path(target) for target, _ in targets)):
+        return _update_places(store, patch, targets, lifetime, limit)
+
+
+def _update_places(
+    store: Store,
+    patch: Any,
+    targets: list[tuple[Location, Any]],
+    lifetime: Lifetime,
+    limit: int,
+) -> dict[str, Any]:
     remaining = [(key, target, value) for key, (target, value) in zip(patch, targets, strict=True)]
     written: dict[str, Any] = {}
     kept: set[str] = set()

@@ -56,6 +56,7 @@ class StoreBase:
         self._get_many = read_script(client, load_script("get_many.lua"))
         # The scripts that write or remove things keep the query indexes too (indexes.lua).
         self._put = write_script(client, "put.lua")
+        self._put_outside = write_script(client, "put.lua", "turn.lua")  # one Redis only
         self._put_many = write_script(client, "put_many.lua")
         self._delete = write_script(client, "delete.lua")
         self._position = read_script(

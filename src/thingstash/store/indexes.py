@@ -73,11 +73,13 @@ class IndexedStore(Protocol):
     def record_expiries(self, paths: Sequence[str]) -> int: ...
 
 
-def write_script(client: Any, name: str) -> Any:
+def write_script(client: Any, name: str, *checks: str) -> Any:
     """A write script with its preludes before it: scripts/folders.lua (folder indexes and
-    their sub-folder sets) and scripts/indexes.lua (the index section)."""
+    their sub-folder sets) and scripts/indexes.lua (the index section), then `checks` (scripts
+    that may answer before it writes)."""
+    checked = "".join(load_script(check) for check in checks)
     return client.register_script(
-        load_script("folders.lua") + load_script("indexes.lua") + load_script(name)
+        load_script("folders.lua") + load_script("indexes.lua") + checked + load_script(name)
     )
 
 

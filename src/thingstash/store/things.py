@@ -14,6 +14,7 @@ from thingstash.core import retry
 from thingstash.core.model import (
     NO_CONDITIONS,
     NO_GUARDS,
+    OUTSIDE_TURN,
     VERSION_LENGTH,
     Conditions,
     GuardChanged,
@@ -48,7 +49,7 @@ class Things(StoreBase):
         """The judged writes' turn, held for the block (turn.py)."""
         return turn.writing_turn(self.client, self.layout.turn_key)
 
-    def many_steps(self) -> AbstractContextManager[None]:
+    def many_steps(self, *folders: str) -> AbstractContextManager[None]:
         return nullcontext()  # not judged: no turn to hold
 
     @unavailable_on_redis_errors
@@ -72,19 +73,37 @@ class Things(StoreBase):
         """Store `body` (a serialised JSON object) at `path`, replacing any thing there whole.
         Raises TooLarge past max_thing_bytes, as every write does."""
         check_size(path, body, self.max_thing_bytes)
+        change = ThingWrite(path, body, ttl_seconds, conditions, event)
+        result = self._put_with(self._put, change, version)
+        assert result is not None
+        return result
+
+    def _put_with(
+        self, script: Any, change: ThingWrite, version: str | None = None
+    ) -> WriteResult | None:
+        """put.lua (or `script`: turn.lua before it) for `change`; None when the turn is held."""
+        path, body = change.path, change.body
+        assert body is not None
         now_ms = time.time_ns() // 1_000_000
         version = version or new_version(now_ms)
-        ttl_ms = ttl_seconds * 1000
+        ttl_ms = change.ttl_seconds * 1000
         keys, names = self._indexed_keys(path)
         args = self._put_args(
-            conditions, version.encode("ascii") + body, ttl_ms, event, path, now_ms + ttl_ms
+            change.conditions,
+            version.encode("ascii") + body,
+            ttl_ms,
+            change.event,
+            path,
+            now_ms + ttl_ms,
         )
 
         def write(section: Section) -> Any:
             section.put(path, body, version)
-            return self._put(keys=[*keys, *section.keys], args=[*args, *names, *section.args()])
+            return script(keys=[*keys, *section.keys], args=[*args, *names, *section.args()])
 
         status, detail = self.index_keeper.run(write)
+        if status == -1:
+            return None
         if status == 0:
             raise PreconditionFailed(detail.decode("ascii") if detail else None)
         return WriteResult(status == 1, version, ttl_ms, detail.decode() if detail else None)
@@ -222,6 +241,8 @@ class Things(StoreBase):
         if not changes and not guards:
             return []
         self.check_sizes(changes)
+        if len(changes) == 1 and changes[0].body is not None and guards == OUTSIDE_TURN:
+            return [self._put_outside_turn(changes[0])]
         keys = [self.thing_key(path) for path in paths]
         guarded = [self.thing_key(path) for path, _ in guards.versions]
         if guards.outside_turn:
@@ -259,6 +280,16 @@ class Things(StoreBase):
                 for result, reply in zip(results, replies, strict=True)
             ]
         raise TooMuchContention(paths[0])
+
+    def _put_outside_turn(self, change: ThingWrite) -> WriteResult:
+        """A judged thing's write that read nothing else (the guards only keep it outside the
+        turn): put.lua after turn.lua, one round trip, again while another holds the turn."""
+        for attempt in range(retry.ATTEMPTS):
+            result = self._put_with(self._put_outside, change)
+            if result is not None:
+                return result
+            retry.pause(attempt)
+        raise TooMuchContention(change.path)
 
     def _check_guards(self, guards: Guards, seen: list[Any], client: Any) -> None:
         """GuardChanged unless the guarded things are at the versions read (`seen`, in the

@@ -21,7 +21,7 @@ from thingstash.store.common import UNAVAILABLE_ERRORS
 
 # The longest a turn is held: a holder that died lets it go then.
 HOLD_SECONDS: Final = 30.0
-# How long a write waits for the turn (then TooMuchContention: the app's 503, try again).
+# How long a write waits for the turn (then TooMuchContention: a 409, retry it).
 WAIT_SECONDS: Final = 5.0
 # Letting go can fail only harmlessly: held past HOLD_SECONDS (another may hold it now), or
 # Redis away; either way the turn is free when its time is up.
@@ -46,7 +46,7 @@ def writing_turn(client: Any, key: str) -> Iterator[None]:
     except UNAVAILABLE_ERRORS as error:
         raise StorageUnavailable(str(error)) from error
     if not taken:
-        raise TooMuchContention(key)
+        raise TooMuchContention("the judged writes' turn")
     try:
         yield
     finally:
