@@ -212,10 +212,13 @@ class Guarded(_Delegating):
         raise NotImplementedError("a guarded update: the Firebase writes use put and delete")
 
     def delete_tree(self, folder: str, batch: int = 500) -> int:
-        """The guards checked, then the folder deleted (in batches, as without rules: not in
-        the step that checks)."""
-        if self._guards is not None:
-            self._landed([], NO_GUARDS)
-        elif self._seen_empty(folder):
+        """The guards checked, then the folder deleted in batches (as without rules), holding
+        the turn; nothing, when it lies in a folder seen empty (many_steps)."""
+        if any(folder.startswith(empty) for empty in self._empty):
+            if self._guards is not None:
+                self._landed([], NO_GUARDS)  # still empty as this lands
             return 0
+        if self._guards is not None:
+            self._hold()
+            self._landed([], NO_GUARDS)
         return self._inner.delete_tree(folder, batch)

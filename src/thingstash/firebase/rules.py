@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from thingstash.core import documents, ordering
@@ -106,32 +105,17 @@ def _compiled(body: bytes) -> Ruleset:
         return compile_rules({"rules": {}})  # nothing granted: every judged request denied
 
 
-def _index_declarations(rules: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
-    """(folder pattern, field) for every `.indexOn` in a rules tree (`$name` -> `*`)."""
-    if not isinstance(rules, dict):
-        return
-    for key, child in rules.items():
-        if key == ".indexOn":
-            fields = [child] if isinstance(child, str) else child
-            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-                raise BadRequest(".indexOn must be a string or an array of strings")
-            folder = "".join(("*" if p.startswith("$") else p) + "/" for p in path)
-            for name in fields:
-                if name not in ("$key", ".key"):  # keys order without an index
-                    yield folder, name
-        elif not key.startswith("."):
-            yield from _index_declarations(child, (*path, key))
-
-
 def write_rules(store: Store, document: Any, max_ttl: int) -> list[tuple[str, str]]:
     """Check and store a rules document (BadRequest naming the place when it does not compile:
     nothing stored) and declare an index for each of its `.indexOn`s. Returns the indexes
     declared."""
     if not isinstance(document, dict) or not isinstance(document.get("rules"), dict):
         raise BadRequest('The rules document must be an object with a "rules" object')
-    check_rules(document)
     declared = []
-    for folder, name in _index_declarations(document["rules"]):
+    for path, name in check_rules(document).index_declarations():
+        if name in ("$key", ".key"):
+            continue  # keys order without an index
+        folder = "".join(("*" if part.startswith("$") else part) + "/" for part in path)
         try:
             checked = ordering.parse_field(name)
         except ordering.BadField as error:
