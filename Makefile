@@ -36,13 +36,14 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER) ## Install Chromium and its driver for the web console's test
 
-bench: $(STAMP) ## Measure speed and memory against the prototype and the floor, queries, Firebase pushes and the rules (minutes)
+bench: $(STAMP) ## Measure speed and memory against the prototype and the floor, queries, Firebase pushes, the rules and live streams (minutes)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/firebase_push.py
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/realtime.py
 
 lint: $(STAMP) ## Check style only
 	$(BIN)/ruff check src tests bench
