@@ -11,17 +11,19 @@ fresh scratch Redis:
              of 100 things, 20 score updates/s (each to the top, so each changes the answer).
 
 Per row: GET/PUT probes with no stream open, N streams opened (16 per loopback source address,
-since the server caps the streams of one address), server memory (RSS of the server's process
-tree) and Redis clients, idle CPU of the server tree over --idle seconds, the probes again with
-the streams open and idle, then --seconds of writes (native PUTs carrying the writer's
-`time.time()`) and up to 5 s for the last events. Delay: arrival at a stream minus the write's
-timestamp, over every (stream, write) pair the stream should get; lost = those never received
-(for a live query: writes never seen in any answer it sent). The load generator is
-bench/realtime_load.py, one asyncio loop on this box, so at large N it shares the cores and
-its own lag is in the delays.
+since the server caps the streams of one address; refused: any status but 200; hung: no status
+line within --timeout; failed: no connection), server memory (RSS of the server's process tree)
+and Redis clients, idle CPU of the server tree over --idle seconds, the probes again with the
+streams open and idle, then --seconds of writes (native PUTs carrying the writer's
+`time.time()`), then the last events (until none came for 2 s, at most 15 s). Delay: arrival
+at a stream minus the write's timestamp, over every (stream, write) pair the stream should get;
+lost = those never received (for a live query, whose bursts are coalesced: writes never seen in
+any answer it sent, i.e. out of the top 10 again before an answer showed them). The load
+generator is bench/realtime_load.py, one asyncio loop on this box, so at large N it shares the
+cores and its own lag is in the delays.
 
     .venv/bin/python bench/realtime.py [--kinds folder,thing,fb-folder,fb-thing,query]
-        [--counts 100,1000,10000] [--seconds 10] [--idle 3] [--probes 200] [--workers W]
+        [--counts 100,1000,10000] [--seconds 10] [--idle 3] [--probes 500] [--workers W]
 
 Default counts: 100,1000,2000 for native watches, 100,500 for Firebase streams and live
 queries (about 6 minutes in all on 2 cores).
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,7 +74,8 @@ from tests.support.ports import free_port  # noqa: E402
 
 THINGS = 10  # the things the thing kinds watch
 FOLDER = 100  # the things a folder's writes go round, and the players of the live query
-DRAIN_S = 5.0  # how long the last events may take to arrive after the last write
+DRAIN_S = 15.0  # how long the last events may take to arrive after the last write
+STALL_S = 2.0  # ... while they still arrive
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,18 @@ def populate(base: str, kind: Kind) -> None:
             client.put(kind.write(n), content=orjson.dumps(body)).raise_for_status()
 
 
+def drain(tally: Tally, expected: int) -> None:
+    """Wait for the last events: until all came, none came for STALL_S, or DRAIN_S passed."""
+    deadline = time.monotonic() + DRAIN_S
+    progress, moved = len(tally.delays), time.monotonic()
+    while len(tally.delays) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if len(tally.delays) != progress:
+            progress, moved = len(tally.delays), time.monotonic()
+        elif time.monotonic() - moved > STALL_S:
+            return
+
+
 def run_row(loop: Loop, kind: Kind, count: int, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"N": count}
     with fresh_server(args.workers) as (pid, native, firebase, redis_port):
@@ -255,6 +271,7 @@ def run_row(loop: Loop, kind: Kind, count: int, args: argparse.Namespace) -> dic
         row["open_s"] = time.monotonic() - started
         for state in (OPEN, REFUSED, HUNG, FAILED):
             row[state] = sum(stream.state == state for stream in streams)
+        row["statuses"] = Counter(stream.status for stream in streams if stream.state == REFUSED)
         try:
             time.sleep(1)
             processes = tree(pid)
@@ -268,9 +285,7 @@ def run_row(loop: Loop, kind: Kind, count: int, args: argparse.Namespace) -> dic
             opened = [(i, s) for i, s in enumerate(streams) if s.state == OPEN]
             expected = sum(kind.gets(i, n) for i, _ in opened for n in range(writes))
             failed, took = write_paced(base, kind.write, kind.body, writes, kind.rate)
-            deadline = time.monotonic() + DRAIN_S
-            while len(tally.delays) < expected and time.monotonic() < deadline:
-                time.sleep(0.1)
+            drain(tally, expected)
             row.update(expected=expected, write_failed=failed, write_rate=writes / took)
             row["delivered"] = len(tally.delays)
             row["lost"] = expected - row["delivered"]
@@ -336,7 +351,7 @@ def main() -> None:
     parser.add_argument("--counts", help="comma-separated N for every kind (default: per kind)")
     parser.add_argument("--seconds", type=float, default=10, help="of writes per row")
     parser.add_argument("--idle", type=float, default=3, help="seconds of idle CPU measured")
-    parser.add_argument("--probes", type=int, default=200, help="sequential GETs, then PUTs")
+    parser.add_argument("--probes", type=int, default=500, help="sequential GETs, then PUTs")
     parser.add_argument("--per-address", type=int, default=16, help="streams per source address")
     parser.add_argument("--timeout", type=float, default=10, help="for a stream's status line")
     parser.add_argument("--workers", type=int, help="THINGSTASH_WORKERS (default: the server's)")
@@ -358,6 +373,9 @@ def main() -> None:
                 except Exception as error:  # one row's failure is reported, the others still run
                     row = {"N": count, "error": f"{type(error).__name__}: {error}"}
                 print(table_row(row), flush=True)
+                if row.get("statuses"):
+                    refusals = ", ".join(f"{n:,} x {code}" for code, n in row["statuses"].items())
+                    print(f"  (refused: {refusals})", flush=True)
                 if row.get("write_failed"):
                     print(f"  ({row['write_failed']} writes failed)", flush=True)
                 if "write_rate" in row and row["write_rate"] < kind.rate * 0.95:

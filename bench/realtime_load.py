@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 REFUSED, HUNG, FAILED, OPEN, ENDED = "refused", "hung", "failed", "open", "ended"
+WARM_UP = 20  # requests of each kind a probe sends before it measures
 
 
 def source_address(index: int) -> str:
@@ -70,26 +71,25 @@ class Stream:
         self.task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def open(self, timeout: float) -> None:
+    async def open(self, timeout: float, gate: asyncio.Semaphore) -> None:
         """Connect and read the response head: OPEN (200), REFUSED (another status), HUNG (no
-        status within `timeout`) or FAILED (the connection itself failed)."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, local_addr=(self.source, 0)),
-                timeout,
+        status line within `timeout`) or FAILED (no connection: refused, reset or not made
+        within `timeout`). Only connecting and sending wait for the `gate`."""
+        async with gate:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port, local_addr=(self.source, 0)),
+                    timeout,
+                )
+            except (TimeoutError, OSError):
+                self.state = FAILED
+                return
+            self._writer = writer
+            request = (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                "Accept: text/event-stream\r\n\r\n"
             )
-        except TimeoutError:
-            self.state = HUNG
-            return
-        except OSError:
-            self.state = FAILED
-            return
-        self._writer = writer
-        request = (
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            "Accept: text/event-stream\r\n\r\n"
-        )
-        writer.write(request.encode())
+            writer.write(request.encode())
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         except TimeoutError:
@@ -172,17 +172,14 @@ async def open_streams(
     timeout: float = 10.0,
     concurrency: int = 100,
 ) -> list[Stream]:
-    """Open `count` streams (the i-th of `paths(i)`), `concurrency` at a time."""
+    """Open `count` streams (the i-th of `paths(i)`), `concurrency` connecting at a time, all
+    then waiting for their answers at once."""
     gate = asyncio.Semaphore(concurrency)
     streams = [
         Stream(host, port, paths(i), source_address(i // per_address), tally) for i in range(count)
     ]
 
-    async def one(stream: Stream) -> None:
-        async with gate:
-            await stream.open(timeout)
-
-    await asyncio.gather(*(one(stream) for stream in streams))
+    await asyncio.gather(*(stream.open(timeout, gate) for stream in streams))
     return streams
 
 
@@ -220,7 +217,8 @@ def write_paced(
 
 def probe(base: str, requests: int) -> tuple[list[float], list[float]]:
     """`requests` sequential GETs of one thing, then as many PUTs of another (one keep-alive
-    connection, paths nobody watches); their latencies in seconds."""
+    connection, paths nobody watches), after WARM_UP of each unmeasured; their latencies in
+    seconds."""
     gets: list[float] = []
     puts: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -229,10 +227,11 @@ def probe(base: str, requests: int) -> tuple[list[float], list[float]]:
             (gets, lambda i: client.get("/probe/read")),
             (puts, lambda i: client.put(f"/probe/w{i % 100}", content=b'{"v": 2}')),
         ):
-            for i in range(requests):
+            for i in range(-WARM_UP, requests):
                 started = time.perf_counter()
                 send(i).raise_for_status()
-                samples.append(time.perf_counter() - started)
+                if i >= 0:
+                    samples.append(time.perf_counter() - started)
     return gets, puts
 
 
