@@ -15,7 +15,8 @@ since the server caps the streams of one address; refused: any status but 200; h
 line within --timeout; failed: no connection), server memory (RSS of the server's process tree)
 and Redis clients, idle CPU of the server tree over --idle seconds, the probes again with the
 streams open and idle, then --seconds of writes (native PUTs carrying the writer's
-`time.time()`), then the last events (until none came for 2 s, at most 15 s). Delay: arrival
+`time.time()`), then the last events (until none came for 2 s, at most 15 s), with the CPU of
+the server tree and of this process meanwhile (in % of one core). Delay: arrival
 at a stream minus the write's timestamp, over every (stream, write) pair the stream should get;
 lost = those never received (for a live query, whose bursts are coalesced: writes never seen in
 any answer it sent, i.e. out of the top 10 again before an answer showed them). The load
@@ -26,7 +27,7 @@ cores and its own lag is in the delays.
         [--counts 100,1000,10000] [--seconds 10] [--idle 3] [--probes 500] [--workers W]
 
 Default counts: 100,1000,2000 for native watches, 100,500 for Firebase streams and live
-queries (about 6 minutes in all on 2 cores).
+queries (about 5 minutes in all on 2 cores).
 """
 
 from __future__ import annotations
@@ -284,8 +285,12 @@ def run_row(loop: Loop, kind: Kind, count: int, args: argparse.Namespace) -> dic
             row["probe_open"] = probe(base, args.probes)
             opened = [(i, s) for i, s in enumerate(streams) if s.state == OPEN]
             expected = sum(kind.gets(i, n) for i, _ in opened for n in range(writes))
+            cpu, own, started = cpu_seconds(processes), time.process_time(), time.monotonic()
             failed, took = write_paced(base, kind.write, kind.body, writes, kind.rate)
             drain(tally, expected)
+            wall = time.monotonic() - started
+            row["busy_cpu"] = (cpu_seconds(processes) - cpu) / wall
+            row["own_cpu"] = (time.process_time() - own) / wall
             row.update(expected=expected, write_failed=failed, write_rate=writes / took)
             row["delivered"] = len(tally.delays)
             row["lost"] = expected - row["delivered"]
@@ -313,14 +318,15 @@ def latency(row: dict[str, Any], index: int) -> str:
 
 HEADER = (
     "| N | connected | refused / hung / failed | open s | MB server | KB/conn | Redis clients "
-    "| idle CPU % | delay p50 / p99 / max ms | delivered | lost | ended "
-    "| GET p99 ms (none open) | PUT p99 ms (none open) |\n" + "|---" * 14 + "|"
+    "| idle CPU % | CPU % writing: server / bench | delay p50 / p99 / max ms "
+    "| delivered | lost | ended "
+    "| GET p99 ms (none open) | PUT p99 ms (none open) |\n" + "|---" * 15 + "|"
 )
 
 
 def table_row(row: dict[str, Any]) -> str:
     if "delays" not in row:
-        return f"| {row['N']:,} | {row.get('error', 'failed')} |" + " |" * 12
+        return f"| {row['N']:,} | {row.get('error', 'failed')} |" + " |" * 13
     delays = row["delays"]
     worst = delays[-1] if delays else math.nan
     delay = f"{ms(median(delays))} / {ms(percentile(delays, 0.99))} / {ms(worst)}"
@@ -333,6 +339,7 @@ def table_row(row: dict[str, Any]) -> str:
         f"{row['per_conn'] / 1e3:,.0f}",
         f"{row['redis_clients']:,}",
         f"{row['idle_cpu'] * 100:.1f}",
+        f"{row['busy_cpu'] * 100:.0f} / {row['own_cpu'] * 100:.0f}",
         delay,
         f"{row['delivered']:,} / {row['expected']:,}",
         f"{row['lost']:,}",
