@@ -54,8 +54,6 @@ class Tally:
 
     writes: int  # the writes the run will make (sequence numbers 0 .. writes-1)
     delays: array[float] = field(default_factory=lambda: array("d"))
-    duplicates: int = 0
-    events: int = 0
 
 
 class Stream:
@@ -140,20 +138,16 @@ class Stream:
         )
         if not data:
             return  # a comment (": keep-alive") or an event without data
-        tally = self.tally
-        tally.events += 1
         try:
             decoded = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
+        tally = self.tally
         for n, t in marks(decoded):
-            if 0 <= n < tally.writes:
-                if self.seen[n]:
-                    tally.duplicates += 1
-                else:
-                    self.seen[n] = 1
-                    self.received += 1
-                    tally.delays.append(arrived - t)
+            if 0 <= n < tally.writes and not self.seen[n]:
+                self.seen[n] = 1
+                self.received += 1
+                tally.delays.append(arrived - t)
 
     def close(self) -> None:
         if self.task:
@@ -223,10 +217,14 @@ def probe(base: str, requests: int) -> tuple[list[float], list[float]]:
     puts: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as client:
         client.put("/probe/read", content=b'{"v": 1}').raise_for_status()
-        for samples, send in (
-            (gets, lambda i: client.get("/probe/read")),
-            (puts, lambda i: client.put(f"/probe/w{i % 100}", content=b'{"v": 2}')),
-        ):
+
+        def get(i: int) -> httpx.Response:
+            return client.get("/probe/read")
+
+        def put(i: int) -> httpx.Response:
+            return client.put(f"/probe/w{i % 100}", content=b'{"v": 2}')
+
+        for samples, send in ((gets, get), (puts, put)):
             for i in range(-WARM_UP, requests):
                 started = time.perf_counter()
                 send(i).raise_for_status()
