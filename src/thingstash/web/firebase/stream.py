@@ -32,7 +32,7 @@ from thingstash.firebase.streaming import (
     put_frame,
     puts_for,
 )
-from thingstash.firebase.streamreads import StreamReads
+from thingstash.firebase.streamreads import SharedReads, StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
 from thingstash.web import live, metrics
 from thingstash.web.context import settings, store
@@ -45,6 +45,8 @@ Read = Callable[[Location], bytes]
 
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when changes keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
+# The values read for changes, shared by this process's streams (one read per change and place).
+SHARED = SharedReads()
 
 
 @dataclass
@@ -96,7 +98,7 @@ def frames_for(
         if own is not None:
             pairs = [pair for pair in pairs if pair[0] not in above]
         shown = [
-            (event_id, put_frame(at, read(location + at), event_id))
+            (event_id, put_frame(at, _value(read, location + at, event_id), event_id))
             for at, event_id in puts_for(location, pairs)
         ]
         if own is not None:
@@ -108,6 +110,12 @@ def frames_for(
         if isinstance(read, StreamReads):
             read.forget()  # none of it is sent: the next change of own(L) sends L whole
         raise
+
+
+def _value(read: Read, at: Location, event_id: str) -> bytes:
+    """The JSON of the value at `at` for the change `event_id` (shared by the streams sending
+    it, with a StreamReads)."""
+    return read.for_change(at, event_id) if isinstance(read, StreamReads) else read(at)
 
 
 def catch_up(hub: Hub, opened: Opened, location: Location, read: Read) -> list[bytes]:
@@ -248,7 +256,7 @@ def respond(location: Location) -> Response:
     def budget() -> reading.Budget:
         return reading.Budget(config.firebase_max_read, max_folders=config.firebase_max_folders)
 
-    read = StreamReads(the_store, location, budget)
+    read = StreamReads(the_store, location, budget, SHARED)
 
     allowed = guard.still_allowed(location)
     current = live.current()  # the app's (web/live.py), its keep-alive the Firebase face's
