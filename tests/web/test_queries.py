@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 from urllib.parse import quote
@@ -30,6 +30,9 @@ from hypothesis import strategies as st
 from thingstash.core import documents
 
 from ..core.test_ordering import firebase_order, scalars
+from ..firebase.test_reads import load
+from ..support.clusters import LocalCluster
+from ..support.servers import RedisServer
 from .test_auth import bearer, make_key
 from .test_errors import assert_problem
 
@@ -977,3 +980,31 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_a_change_many_live_queries_watch_runs_the_query_once(
+    client: FlaskClient, redis_server: RedisServer | LocalCluster
+) -> None:
+    """Fan-out once per change (core/shared.py): the streams of one live query get the new
+    answer from one run of it, not one run each."""
+    streams = 10
+    put_scores(client, "shared/", {f"t{i}": i for i in range(20)})
+    url = "/shared/?order_by=score&desc=true&limit=10&values=true"
+    with ExitStack() as stack:
+        watching = [stack.enter_context(watching_query(client, url)) for _ in range(streams)]
+        for stream in watching:
+            assert names(stream.answer())[0] == "t19"
+        before, _ = load(redis_server)
+        started = time.monotonic()
+        client.put("/shared/top", json={"score": 100})
+        for stream in watching:
+            assert names(stream.answer())[:2] == ["top", "t19"]
+        after, _ = load(redis_server)
+    # What runs meanwhile anyway (a cluster's reapers), over as long with nothing written.
+    took = time.monotonic() - started
+    idle_before, _ = load(redis_server)
+    time.sleep(took)
+    idle, _ = load(redis_server)
+    used = (after - before) - (idle - idle_before)
+    # The write and one run of the query: about 100 commands (a run each: 700 and more).
+    assert used < 350, (after - before, idle - idle_before)

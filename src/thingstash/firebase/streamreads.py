@@ -9,72 +9,28 @@ member an entry of L's folder hides. Only when it does not know what the client 
 its first whole read, after a failed send) or own(L) is not an object does it read L's whole
 value again. Every read has a fresh budget: past it the stream is cancelled.
 
-A place's value read for a change is read once per process, not once per stream (SharedReads:
-the first stream to ask for (place, change) reads it, the others take the same bytes), so a
-change watched by many streams costs one read. It is read after the change, so it is at least
-as new as the change it is sent for; a later change of the place is sent after it.
+A place's value read for a change is read once per process, not once per stream (SharedReads,
+a core.shared.Shared keyed by the store, the place and the change), so a change watched by many
+streams costs one read.
 
 No Flask, no Redis: web/firebase/stream.py calls these.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from thingstash.core import documents
+from thingstash.core.shared import Shared
 from thingstash.core.store import Store
 from thingstash.firebase import mapping, reading
 from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import member_changes
 
 UNKNOWN: Any = object()  # own(L) as the client holds it is not known
-SHARED_ENTRIES: Final = 4096  # the most recent (place, change) values a process keeps
-
-
-class _Shared:
-    __slots__ = ("done", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: bytes | None = None  # None once done: its read failed
-
-
-class SharedReads:
-    """Values read for changes, shared by the streams of a process that send them: the first to
-    ask for a key reads it, those asking meanwhile wait for its read, later ones take it (the
-    SHARED_ENTRIES most recent keys). A read that fails is not shared: each asker reads again."""
-
-    def __init__(self, size: int = SHARED_ENTRIES) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, Location, str], _Shared] = OrderedDict()
-        self.reads = 0  # how many reads were made (not taken from another stream's)
-
-    def get(self, key: tuple[int, Location, str], read: Callable[[], bytes]) -> bytes:
-        """`read()`'s bytes for `key` (the store's id, a place, a change), read once."""
-        with self._lock:
-            entry = self._entries.get(key)
-            mine = entry is None
-            if entry is None:
-                entry = self._entries[key] = _Shared()
-                if len(self._entries) > self._size:
-                    self._entries.popitem(last=False)
-                self.reads += 1
-        if not mine:
-            entry.done.wait()
-            return read() if entry.value is None else entry.value
-        try:
-            entry.value = read()
-            return entry.value
-        except BaseException:
-            with self._lock:
-                self._entries.pop(key, None)
-            raise
-        finally:
-            entry.done.set()
+# A place's value (JSON) for a change, by (the store's id, the place, the change's event id).
+SharedReads = Shared[tuple[int, Location, str], bytes]
 
 
 class StreamReads:
@@ -95,8 +51,8 @@ class StreamReads:
 
     def for_change(self, at: Location, event_id: str) -> bytes:
         """The JSON of the value at `at` for the change `event_id`: as __call__, read once per
-        process for every stream that sends it (SharedReads), but for the stream's own
-        location (whose read notes own(L))."""
+        process for every stream that sends it (`shared`), but for the stream's own location
+        (whose read notes own(L))."""
         if self.shared is None or at == self.location:
             return self(at)
         return self.shared.get(

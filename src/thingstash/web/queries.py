@@ -21,6 +21,8 @@ from thingstash.core.answers import Answer
 from thingstash.core.model import StorageUnavailable, ThingMissing
 from thingstash.core.paths import Path
 from thingstash.core.queries import Query
+from thingstash.core.shared import Shared
+from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import Subscription
 from thingstash.web import admission, auth, metrics, rulesguard
@@ -30,6 +32,9 @@ from thingstash.web.live import current as live
 from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED
 
 log = logging.getLogger(__name__)
+# Live queries' answers, by (the store's id, folder, query, the change they follow): one run per
+# change for every stream of the same query (core/shared.py).
+ANSWERS: Shared[tuple[int, str, Query, str], Answer] = Shared()
 
 
 def asked() -> Query | None:
@@ -136,6 +141,7 @@ def _events(
         last = render(folder, query, first, ttl=False)
         quiet_since = time.monotonic()
         dirty_since: float | None = None
+        latest: str | None = None  # the last change taken (None: unknown, after a lag)
         while not hub.closed:
             now = time.monotonic()
             if dirty_since is None:
@@ -148,6 +154,9 @@ def _events(
                 deliveries, lagging, closed = taken
                 if closed:
                     return
+                # An answer made after the last change taken is at least as new as what the
+                # stream was told; after a lag it is not known which change that was.
+                latest = None if lagging else deliveries[-1].event.id if deliveries else latest
                 if dirty_since is None and (
                     lagging or any(_directly_in(folder, d.event.path) for d in deliveries)
                 ):
@@ -164,7 +173,7 @@ def _events(
                 continue  # more of the burst may come: answer once, a little later
             try:
                 # Iterated after the request's place was given back: waits for the gate alone.
-                answer = store.query(folder, query, admission.costly(gate, None))
+                answer = _answer(store, folder, query, gate, latest)
             except (StorageUnavailable, admission.Busy) as error:
                 log.warning("live query of %s waits for the store: %s", folder, error)
                 time.sleep(RETRY_S)
@@ -184,6 +193,21 @@ def _events(
     finally:
         metrics.WATCHES.dec()
         hub.unsubscribe(subscription)
+
+
+def _answer(
+    store: Store, folder: str, query: Query, gate: admission.CostlyGate, latest: str | None
+) -> Answer:
+    """The query's answer after the change `latest`: run once per process for every stream
+    of the same query that asks after that change (ANSWERS), else (a lag: which change is not
+    known) run for this stream alone."""
+
+    def run() -> Answer:
+        return store.query(folder, query, admission.costly(gate, None))
+
+    if latest is None:
+        return run()
+    return ANSWERS.get((id(store), folder, query, latest), run)
 
 
 def _directly_in(folder: str, path: str) -> bool:
