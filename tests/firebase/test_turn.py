@@ -113,6 +113,25 @@ def test_a_judged_write_waits_while_another_holds_the_turn(
         other.close()
 
 
+def _set_while_a_push_races_in(slow: Any, other: Any) -> Any:
+    """As one judged user on `slow` (its fault injected by the caller), set box/a to {"own": 1};
+    meanwhile, as another on `other`, push box/a/new = 2 (a thing of its own below box/a).
+    What box/a reads after both."""
+
+    def push_in() -> None:
+        time.sleep(PAUSE_S / 3)  # once the set has begun
+        with Guarded(other, Recording(other).guards()) as judged:
+            store = judged.as_store()
+            tree.push_value(store, ("box", "a"), "new", 2, tree.Lifetime(3600), 1 << 20)
+
+    pushing = threading.Thread(target=push_in)
+    pushing.start()
+    with Guarded(slow, Recording(slow).guards()) as judged:
+        tree.set_value(judged.as_store(), ("box", "a"), {"own": 1}, tree.Lifetime(3600))
+    pushing.join()
+    return read_value(other, ("box", "a"))
+
+
 def test_what_a_write_clears_below_it_is_cleared_in_its_turn(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
@@ -128,19 +147,8 @@ def test_what_a_write_clears_below_it_is_cleared_in_its_turn(
             time.sleep(PAUSE_S)
             return clear(*args)
 
-        def race_in() -> None:
-            time.sleep(PAUSE_S / 3)
-            with Guarded(other, Recording(other).guards()) as judged:
-                store = judged.as_store()  # a push: a thing of its own below box/a
-                tree.push_value(store, ("box", "a"), "new", 2, tree.Lifetime(3600), 1 << 20)
-
-        racing = threading.Thread(target=race_in)
         slow.delete_tree = slow_clear  # type: ignore[method-assign]
-        racing.start()
-        with Guarded(slow, Recording(slow).guards()) as judged:
-            tree.set_value(judged.as_store(), ("box", "a"), {"own": 1}, tree.Lifetime(3600))
-        racing.join()
-        assert read_value(other, ("box", "a")) == {"own": 1, "new": 2}
+        assert _set_while_a_push_races_in(slow, other) == {"own": 1, "new": 2}
     finally:
         slow.close()
         other.close()
@@ -161,19 +169,8 @@ def test_a_write_that_found_nothing_below_it_clears_nothing_written_after_it(
             time.sleep(PAUSE_S)
             return done
 
-        def push_in() -> None:
-            time.sleep(PAUSE_S / 3)
-            with Guarded(other, Recording(other).guards()) as judged:
-                store = judged.as_store()
-                tree.push_value(store, ("box", "a"), "new", 2, tree.Lifetime(3600), 1 << 20)
-
-        pushing = threading.Thread(target=push_in)
         slow.write_together = then_pause  # type: ignore[method-assign]
-        pushing.start()
-        with Guarded(slow, Recording(slow).guards()) as judged:
-            tree.set_value(judged.as_store(), ("box", "a"), {"own": 1}, tree.Lifetime(3600))
-        pushing.join()
-        assert read_value(other, ("box", "a")) == {"own": 1, "new": 2}
+        assert _set_while_a_push_races_in(slow, other) == {"own": 1, "new": 2}
     finally:
         slow.close()
         other.close()

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from thingstash.core import documents
 
 from ..core.test_ordering import firebase_order, scalars
-from ..firebase.test_reads import load
+from ..firebase.test_reads import commands_used
 from ..support.clusters import LocalCluster
 from ..support.servers import RedisServer
 from .test_auth import bearer, make_key
@@ -994,17 +994,12 @@ def test_a_change_many_live_queries_watch_runs_the_query_once(
         watching = [stack.enter_context(watching_query(client, url)) for _ in range(streams)]
         for stream in watching:
             assert names(stream.answer())[0] == "t19"
-        before, _ = load(redis_server)
-        started = time.monotonic()
-        client.put("/shared/top", json={"score": 100})
-        for stream in watching:
-            assert names(stream.answer())[:2] == ["top", "t19"]
-        after, _ = load(redis_server)
-    # What runs meanwhile anyway (a cluster's reapers), over as long with nothing written.
-    took = time.monotonic() - started
-    idle_before, _ = load(redis_server)
-    time.sleep(took)
-    idle, _ = load(redis_server)
-    used = (after - before) - (idle - idle_before)
+
+        def write() -> None:
+            client.put("/shared/top", json={"score": 100})
+            for stream in watching:
+                assert names(stream.answer())[:2] == ["top", "t19"]
+
+        used, background = commands_used(redis_server, write)
     # The write and one run of the query: about 100 commands (a run each: 700 and more).
-    assert used < 350, (after - before, idle - idle_before)
+    assert used < 350, (used, background)
