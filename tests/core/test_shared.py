@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from thingstash.core.shared import Shared
+from thingstash.core.shared import Shared, SharedBy
 
 
 def test_many_asking_at_once_share_one_piece_of_work() -> None:
@@ -53,3 +53,20 @@ def test_only_the_most_recent_keys_are_kept() -> None:
         shared.get(key, lambda key=key: key)
     assert shared.get(0, lambda: 100) == 100  # the oldest made way
     assert shared.get(2, lambda: 100) == 2
+
+
+def test_what_is_kept_is_kept_for_a_while_and_per_owner() -> None:
+    shared: Shared[str, int] = Shared(max_age=0.05)
+    assert shared.get("key", lambda: 1) == 1
+    assert shared.get("key", lambda: 2) == 1  # still fresh: taken
+    time.sleep(0.1)
+    assert shared.get("key", lambda: 3) == 3  # too old: made again
+
+    class Owner:
+        pass
+
+    by: SharedBy[str, int] = SharedBy()
+    first, second = Owner(), Owner()
+    assert by.of(first) is by.of(first)
+    assert by.of(first).get("key", lambda: 1) == 1
+    assert by.of(second).get("key", lambda: 2) == 2  # another store's streams share nothing

@@ -11,6 +11,8 @@ own. Pure: stdlib only.
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, TypeVar, cast
@@ -18,13 +20,15 @@ from typing import Final, Generic, TypeVar, cast
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-ENTRIES: Final = 4096  # the most recent keys a Shared keeps
+ENTRIES: Final = 1024  # the most recent keys a Shared keeps ...
+MAX_AGE_SECONDS: Final = 2.0  # ... for at most this long (a stream further behind makes its own)
 
 
 class _Entry(Generic[V]):
-    __slots__ = ("done", "made", "value")
+    __slots__ = ("born", "done", "made", "value")
 
     def __init__(self) -> None:
+        self.born = time.monotonic()
         self.done = threading.Event()
         self.made = False  # False once done: the work failed
         self.value: V | None = None
@@ -32,17 +36,29 @@ class _Entry(Generic[V]):
 
 class Shared(Generic[K, V]):
     """The first to ask for a key does the work; those asking meanwhile wait for it, later ones
-    take it (the `size` most recent keys). Work that fails is not shared: each asker then does
+    take it (the `size` most recent keys, for `max_age` seconds: what is kept is bounded by
+    what a process makes in that while). Work that fails is not shared: each asker then does
     it itself (and meets the error itself)."""
 
-    def __init__(self, size: int = ENTRIES) -> None:
+    def __init__(self, size: int = ENTRIES, max_age: float = MAX_AGE_SECONDS) -> None:
         self._size = size
+        self._max_age = max_age
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
         self.made = 0  # how many times the work was done (not taken from another's)
 
+    def _forget_old(self) -> None:
+        """Drop the entries older than max_age (the oldest first; under the lock)."""
+        too_old = time.monotonic() - self._max_age
+        while self._entries:
+            key, oldest = next(iter(self._entries.items()))
+            if oldest.born > too_old:
+                break
+            del self._entries[key]
+
     def get(self, key: K, make: Callable[[], V]) -> V:
         with self._lock:
+            self._forget_old()
             entry = self._entries.get(key)
             mine = entry is None
             if entry is None:
@@ -66,3 +82,18 @@ class Shared(Generic[K, V]):
             raise
         finally:
             entry.done.set()
+
+
+class SharedBy(Generic[K, V]):
+    """A Shared for each owner (a store: what one store's streams share), forgotten with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by: weakref.WeakKeyDictionary[object, Shared[K, V]] = weakref.WeakKeyDictionary()
+
+    def of(self, owner: object) -> Shared[K, V]:
+        with self._lock:
+            found = self._by.get(owner)
+            if found is None:
+                found = self._by[owner] = Shared()
+            return found

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     import threading
 
 
+class Turn(Protocol):
+    """The judged writes' turn, held (Things.writing_turn)."""
+
+    def renew(self) -> None: ...
+
+
 class Things(Protocol):
     """Things one by one or a few at once: read, written, deleted, their versions."""
 
@@ -82,7 +88,7 @@ class Things(Protocol):
     guards_in_step: bool
 
     # The judged writes' turn (a lock of the store), held for the block.
-    def writing_turn(self) -> AbstractContextManager[None]: ...
+    def writing_turn(self) -> AbstractContextManager[Turn]: ...
 
     # A write of many steps follows, in the block (with `folders`: if what it clears there is
     # not nothing): a judged write's store (firebase/guarding.py) holds the turn for them; the

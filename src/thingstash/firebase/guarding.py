@@ -33,7 +33,7 @@ from thingstash.core.model import (
     ThingWrite,
     WriteResult,
 )
-from thingstash.core.store import Store
+from thingstash.core.store import Store, Turn
 
 
 class _Delegating:
@@ -101,7 +101,7 @@ class Guarded(_Delegating):
         super().__init__(inner)
         self._guards: Guards | None = guards  # None once a write landed
         self._turn = ExitStack()
-        self._holding = False
+        self._held: Turn | None = None
         self._empty: set[str] = set()  # folders seen empty, guarded so as the write landed
 
     def __enter__(self) -> Guarded:
@@ -148,10 +148,21 @@ class Guarded(_Delegating):
             return Page([], [], [], [] if values else None, [], None)
         return self._inner.list_folder(folder, after, limit, values, max_value_bytes)
 
+    @property
+    def _holding(self) -> bool:
+        return self._held is not None
+
     def _hold(self) -> None:
-        if not self._holding:
-            self._turn.enter_context(self._inner.writing_turn())
-            self._holding = True
+        if self._held is None:
+            self._held = self._turn.enter_context(self._inner.writing_turn())
+
+    def _next_step(self) -> None:
+        """Before a step after the first: in the turn (taken now, if a write of many steps did
+        not say so before its first: no further step lands outside it), renewed."""
+        if self._held is None:
+            self._hold()
+        else:
+            self._held.renew()
 
     def _landed(self, changes: Sequence[ThingWrite], extra: Guards) -> list[WriteResult | None]:
         """`changes` written, the first time under the guards (they are done with once a write
@@ -159,6 +170,7 @@ class Guarded(_Delegating):
         retry)."""
         mine = self._guards
         if mine is None:
+            self._next_step()
             return self._inner.write_together(changes, extra)
         if not self._inner.guards_in_step:
             self._hold()
@@ -186,6 +198,8 @@ class Guarded(_Delegating):
         version: str | None = None,
     ) -> WriteResult:
         if self._guards is None or version is not None:
+            if self._guards is None:
+                self._next_step()
             return self._inner.put(path, body, ttl_seconds, conditions, event, version)
         change = ThingWrite(path, body, ttl_seconds, conditions, event)
         result = self._landed([change], NO_GUARDS)[0]
@@ -194,6 +208,7 @@ class Guarded(_Delegating):
 
     def delete(self, path: str, conditions: Conditions = NO_CONDITIONS) -> str | None:
         if self._guards is None:
+            self._next_step()
             return self._inner.delete(path, conditions)
         if self._inner.versions([path]).get(path) is None:
             raise ThingMissing(path)
@@ -208,6 +223,7 @@ class Guarded(_Delegating):
         event: str = "put",
     ) -> tuple[WriteResult, bytes]:
         if self._guards is None:
+            self._next_step()
             return self._inner.update(path, change, conditions, event)
         raise NotImplementedError("a guarded update: the Firebase writes use put and delete")
 
@@ -221,4 +237,6 @@ class Guarded(_Delegating):
         if self._guards is not None:
             self._hold()
             self._landed([], NO_GUARDS)
+        else:
+            self._next_step()
         return self._inner.delete_tree(folder, batch)

@@ -10,8 +10,8 @@ its first whole read, after a failed send) or own(L) is not an object does it re
 value again. Every read has a fresh budget: past it the stream is cancelled.
 
 A place's value read for a change is read once per process, not once per stream (SharedReads,
-a core.shared.Shared keyed by the store, the place and the change), so a change watched by many
-streams costs one read.
+a core.shared.Shared of the store's, keyed by the place and the change), so a change watched by
+many streams costs one read.
 
 No Flask, no Redis: web/firebase/stream.py calls these.
 """
@@ -29,8 +29,8 @@ from thingstash.firebase.mapping import Location
 from thingstash.firebase.streaming import member_changes
 
 UNKNOWN: Any = object()  # own(L) as the client holds it is not known
-# A place's value (JSON) for a change, by (the store's id, the place, the change's event id).
-SharedReads = Shared[tuple[int, Location, str], bytes]
+# A place's value (JSON) for a change, by (the place, the change's event id): one per store.
+SharedReads = Shared[tuple[Location, str], bytes]
 
 
 class StreamReads:
@@ -56,7 +56,7 @@ class StreamReads:
         if self.shared is None or at == self.location:
             return self(at)
         return self.shared.get(
-            (id(self.store), at, event_id),
+            (at, event_id),
             lambda: documents.dumps(reading.read_parts(self.store, at, self.budget())[1]),
         )
 

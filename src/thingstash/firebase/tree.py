@@ -188,9 +188,10 @@ def _set_below_root(
 
     path = mapping.thing_path(location)
     if value is None and expected is None:
-        _delete_thing(store, path)
+        # One step (a judged write's guards in it), and a scalar the root held before its
+        # entries came goes with it; then what lies below (the turn held when there is any).
+        store.write_together([ThingWrite(path, None), ThingWrite(ROOT_PATH, None)])
         store.delete_tree(folder)
-        _delete_thing(store, ROOT_PATH)  # a scalar the root held before its entries came
         return None
     if expected is None and not _has_server_values(value):
         # A plain write needs nothing of what is stored: one write, no read first.
@@ -199,11 +200,10 @@ def _set_below_root(
             store.put(path, body, lifetime.of(path, None))
         else:
             own, parts = layout.lay_out(location, value, limit)
-            placement.write(
-                store, placement.writes(location, own, parts, None, lifetime.of, Conditions())
-            )
+            changes = placement.writes(location, own, parts, None, lifetime.of, Conditions())
             if own is None:
-                _delete_thing(store, path)
+                changes.append(ThingWrite(path, None))  # in the same step, if one
+            placement.write(store, changes)
             kept = layout.paths(parts)
         placement.clear_below(store, location, kept)
         return value

@@ -45,7 +45,7 @@ class Things(StoreBase):
 
     guards_in_step = True  # write_together checks them under its WATCH
 
-    def writing_turn(self) -> AbstractContextManager[None]:
+    def writing_turn(self) -> AbstractContextManager[turn.Held]:
         """The judged writes' turn, held for the block (turn.py)."""
         return turn.writing_turn(self.client, self.layout.turn_key)
 

@@ -10,6 +10,7 @@ wait (docs/rules.md)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -19,7 +20,10 @@ from redis.exceptions import LockError
 from thingstash.core.model import StorageUnavailable, TooMuchContention
 from thingstash.store.common import UNAVAILABLE_ERRORS
 
-# The longest a turn is held: a holder that died lets it go then.
+log = logging.getLogger(__name__)
+
+# The longest a turn is held without renewal (each step of a long write renews it): a holder
+# that died lets it go then.
 HOLD_SECONDS: Final = 30.0
 # How long a write waits for the turn (then TooMuchContention: a 409, retry it).
 WAIT_SECONDS: Final = 5.0
@@ -30,8 +34,24 @@ RELEASE_ERRORS: Final[tuple[type[Exception], ...]] = (LockError, *UNAVAILABLE_ER
 ASK_EVERY_SECONDS: Final = 0.002
 
 
+class Held:
+    """The turn, held: renew() before each further step of a long write (the turn is held
+    HOLD_SECONDS from then); TooMuchContention if it ran out meanwhile and went to another."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def renew(self) -> None:
+        try:
+            self._lock.reacquire()
+        except LockError as error:
+            raise TooMuchContention("the judged writes' turn") from error
+        except UNAVAILABLE_ERRORS as error:
+            raise StorageUnavailable(str(error)) from error
+
+
 @contextmanager
-def writing_turn(client: Any, key: str) -> Iterator[None]:
+def writing_turn(client: Any, key: str) -> Iterator[Held]:
     """Hold the turn at `key` for the block. TooMuchContention when it does not come within
     WAIT_SECONDS; StorageUnavailable when Redis does not answer."""
     lock = client.lock(
@@ -48,9 +68,9 @@ def writing_turn(client: Any, key: str) -> Iterator[None]:
     if not taken:
         raise TooMuchContention("the judged writes' turn")
     try:
-        yield
+        yield Held(lock)
     finally:
         try:
             lock.release()
-        except RELEASE_ERRORS:
-            pass
+        except RELEASE_ERRORS as error:
+            log.warning("the judged writes' turn was not held to its end: %r", error)

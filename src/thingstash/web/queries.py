@@ -21,7 +21,7 @@ from thingstash.core.answers import Answer
 from thingstash.core.model import StorageUnavailable, ThingMissing
 from thingstash.core.paths import Path
 from thingstash.core.queries import Query
-from thingstash.core.shared import Shared
+from thingstash.core.shared import SharedBy
 from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import Subscription
@@ -32,9 +32,9 @@ from thingstash.web.live import current as live
 from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED
 
 log = logging.getLogger(__name__)
-# Live queries' answers, by (the store's id, folder, query, the change they follow): one run per
-# change for every stream of the same query (core/shared.py).
-ANSWERS: Shared[tuple[int, str, Query, str], Answer] = Shared()
+# Live queries' answers, by (folder, query, the change they follow), one Shared per store: one
+# run per change for every stream of the same query (core/shared.py).
+ANSWERS: SharedBy[tuple[str, Query, str], Answer] = SharedBy()
 
 
 def asked() -> Query | None:
@@ -207,7 +207,7 @@ def _answer(
 
     if latest is None:
         return run()
-    return ANSWERS.get((id(store), folder, query, latest), run)
+    return ANSWERS.of(store).get((folder, query, latest), run)
 
 
 def _directly_in(folder: str, path: str) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from flask import Response, request
 
 from thingstash.core.model import StorageUnavailable, parse_event_id
+from thingstash.core.shared import SharedBy
 from thingstash.firebase import reading
 from thingstash.firebase.errors import BadRequest, Refusal
 from thingstash.firebase.mapping import Location
@@ -32,7 +33,7 @@ from thingstash.firebase.streaming import (
     put_frame,
     puts_for,
 )
-from thingstash.firebase.streamreads import SharedReads, StreamReads
+from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Hub, Subscription
 from thingstash.web import live, metrics
 from thingstash.web.context import settings, store
@@ -45,8 +46,9 @@ Read = Callable[[Location], bytes]
 
 MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when changes keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
-# The values read for changes, shared by this process's streams (one read per change and place).
-SHARED = SharedReads()
+# The values read for changes, shared by this process's streams of a store (one read per change
+# and place).
+SHARED: SharedBy[tuple[Location, str], bytes] = SharedBy()
 
 
 @dataclass
@@ -256,7 +258,7 @@ def respond(location: Location) -> Response:
     def budget() -> reading.Budget:
         return reading.Budget(config.firebase_max_read, max_folders=config.firebase_max_folders)
 
-    read = StreamReads(the_store, location, budget, SHARED)
+    read = StreamReads(the_store, location, budget, SHARED.of(the_store))
 
     allowed = guard.still_allowed(location)
     current = live.current()  # the app's (web/live.py), its keep-alive the Firebase face's
