@@ -25,6 +25,10 @@ from thingstash.web.app import create_app
 from .support.clusters import LocalCluster
 from .support.servers import RedisServer, Served, close_app, thingstash_command
 
+SUBFOLDERS_READY = (
+    "ts:subfolders:ready"  # (store/indexbuild.py: the walk of an older store is done)
+)
+
 # Also importable from here, as before tests/support: bench/page_memory.py and older test modules.
 __all__ = ["RedisServer", "Served", "close_app", "thingstash_command"]
 
@@ -79,14 +83,18 @@ def cluster_client(cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
 def redis_client(
     request: pytest.FixtureRequest, redis_server: RedisServer | LocalCluster
 ) -> Iterator[redis.Redis]:
-    """A client of the server under test (a RedisCluster on the cluster), emptied first."""
+    """A client of the server under test (a RedisCluster on the cluster), emptied first, as a
+    store this version started: with the mark that its sub-folder sets are complete (else the
+    next process to look walks every folder index, in the middle of what a test measures)."""
     if isinstance(redis_server, LocalCluster):
         shared = request.getfixturevalue("cluster_client")
         shared.flushall()
+        shared.set(SUBFOLDERS_READY, b"1")
         yield shared
         return
     client = connect(redis_server.url)
     client.flushall()
+    client.set(SUBFOLDERS_READY, b"1")
     yield client
     client.close()
 
