@@ -10,6 +10,7 @@ No Flask here: web.watch turns subscriptions into Server-Sent Events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -55,6 +56,7 @@ class Group:
         self.epoch = 0  # bumped when every watcher must catch up from the stream
         self.closed = False
         self.members: set[Subscription] = set()
+        self.bells: dict[asyncio.AbstractEventLoop, Bell] = {}  # its watchers on event loops
 
     @property
     def end(self) -> int:
@@ -72,12 +74,49 @@ class Group:
                     del self.log[:drop]
                     self.base += drop
             self.cond.notify_all()
+            bells = list(self.bells.values()) if self.bells else ()
+        for bell in bells:
+            bell.ring()
 
     def wake(self, resync: bool = False, close: bool = False) -> None:
         with self.cond:
             self.epoch += resync
             self.closed = self.closed or close
             self.cond.notify_all()
+            bells = list(self.bells.values())
+        for bell in bells:
+            bell.ring()
+
+    def bell(self, loop: asyncio.AbstractEventLoop) -> Bell:
+        with self.cond:
+            bell = self.bells.get(loop)
+            if bell is None:
+                bell = self.bells[loop] = Bell(loop)
+            return bell
+
+
+class Bell:
+    """Wakes a group's watchers waiting on one event loop (coroutines): each delivery costs one
+    call into the loop, however many of them wait there."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+
+    def ring(self) -> None:
+        """From any thread."""
+        try:
+            self.loop.call_soon_threadsafe(self._ring)
+        except RuntimeError:  # the loop is closed: nobody waits there any more
+            pass
+
+    def _ring(self) -> None:
+        event, self.event = self.event, asyncio.Event()
+        event.set()
+
+
+# What a watcher takes: (deliveries, must catch up from the feed first, closed).
+Taken = tuple[list[Delivery], bool, bool]
 
 
 @dataclass(eq=False)
@@ -108,21 +147,43 @@ class Subscription:
             return in_tree(self.path, path)
         return path.startswith(self.path) if self.folder else path == self.path
 
-    def take(self, timeout: float) -> tuple[list[Delivery], bool, bool] | None:
+    def take(self, timeout: float) -> Taken | None:
         """Wait up to `timeout` for deliveries: (deliveries, must catch up first, closed), or
         None when nothing came."""
         group = self.group
         with group.cond:
             if self.cursor == group.end and group.epoch == self.epoch and not group.closed:
                 group.cond.wait(timeout)
-            if group.closed:
-                return [], False, True
-            lagging = self.cursor < group.base or group.epoch != self.epoch
-            if self.cursor == group.end and not lagging:
-                return None
-            taken = group.log[max(self.cursor - group.base, 0) :]
-            self.cursor, self.epoch = group.end, group.epoch
-            return taken, lagging, False
+            return self._taken()
+
+    async def take_async(self, timeout: float) -> Taken | None:
+        """As `take`, for a coroutine: waits on the running loop, holding no thread."""
+        group = self.group
+        with group.cond:
+            taken = self._taken()
+        if taken is not None:
+            return taken
+        # Rung from the reader's thread through the loop: no ring can come between the look
+        # above and this wait (the loop runs this coroutine until it awaits).
+        event = group.bell(asyncio.get_running_loop()).event
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            pass
+        with group.cond:
+            return self._taken()
+
+    def _taken(self) -> Taken | None:
+        group = self.group
+        if group.closed:
+            return [], False, True
+        lagging = self.cursor < group.base or group.epoch != self.epoch
+        if self.cursor == group.end and not lagging:
+            return None
+        taken = group.log[max(self.cursor - group.base, 0) :]
+        self.cursor, self.epoch = group.end, group.epoch
+        return taken, lagging, False
 
 
 _UNKNOWN = object()

@@ -5,11 +5,16 @@ the app (`of`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from flask import Flask, current_app
 
 from thingstash.core.model import parse_event_id
 from thingstash.core.store import Store
 from thingstash.live import Live
+from thingstash.live.hub import Hub, Subscription
+from thingstash.live.streamloop import Face, run_blocking, stream_loop
+from thingstash.web import metrics
 
 EXTENSION = "thingstash.live"
 
@@ -44,3 +49,22 @@ def last_event_id(raw: str | None) -> str | None:
             "Last-Event-ID must be an event id this server sent (like 1700000000000-0)"
         )
     return raw
+
+
+def body(
+    hub: Hub,
+    keepalive: float,
+    subscription: Subscription,
+    face: Face,
+    opening: list[bytes],
+    allowed: Callable[[], bool],
+) -> Iterator[bytes]:
+    """A stream's response body: the one stream loop (live/streamloop.py) of `face`, driven by
+    this request's thread; counted as open while it runs, and unsubscribed when it ends."""
+    metrics.WATCHES.inc()
+    try:
+        steps = stream_loop(face, opening, allowed, keepalive, lambda: hub.closed)
+        yield from run_blocking(steps, subscription)
+    finally:
+        metrics.WATCHES.dec()
+        hub.unsubscribe(subscription)

@@ -8,9 +8,6 @@ turns the answer into JSON and keeps keys within their prefix.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -23,15 +20,15 @@ from thingstash.core.paths import Path
 from thingstash.core.queries import Query
 from thingstash.core.shared import SharedBy
 from thingstash.core.store import Store
-from thingstash.live import Live
-from thingstash.live.hub import Subscription
-from thingstash.web import admission, auth, metrics, rulesguard
+from thingstash.live.hub import Delivery
+from thingstash.live.streamloop import MIN_INTERVAL
+from thingstash.web import admission, auth, rulesguard
 from thingstash.web.context import store
 from thingstash.web.errors import Problem
+from thingstash.web.live import body
 from thingstash.web.live import current as live
-from thingstash.web.watch import MIN_INTERVAL, RETRY_S, REVOKED
+from thingstash.web.watch import REVOKED
 
-log = logging.getLogger(__name__)
 # Live queries' answers, by (folder, query, the change they follow), one Shared per store: one
 # run per change for every stream of the same query (core/shared.py).
 ANSWERS: SharedBy[tuple[str, Query, str], Answer] = SharedBy()
@@ -108,8 +105,13 @@ def watch_query(folder: Path, query: Query) -> Response:
     except BaseException:
         current.hub.unsubscribe(subscription)
         raise
+    face = QueryFace(current.hub.store, folder.text, query, first, gate)
+    opening = [
+        b": watching a query of /" + folder.text.encode("utf-8") + b"\n\n",
+        _frame(render(folder.text, query, first)),
+    ]
     return Response(
-        _events(current, subscription, folder.text, query, first, allowed, gate),
+        body(current.hub, current.keepalive, subscription, face, opening, allowed),
         mimetype="text/event-stream",
         headers=headers,
     )
@@ -119,80 +121,53 @@ def _frame(body: bytes) -> bytes:
     return b"event: query\ndata: " + body + b"\n\n"
 
 
-def _events(
-    current: Live,
-    subscription: Subscription,
-    folder: str,
-    query: Query,
-    first: Answer,
-    allowed: Callable[[], bool],
-    gate: admission.CostlyGate,
-) -> Iterator[bytes]:
-    """The stream: the first answer, then a new one each time a change to a thing directly in
-    the folder (a write, a delete, an expiry) changes the answer. Changes arriving within
+class QueryFace:
+    """A live query (live/streamloop.py's Face): a new answer each time a change to a thing
+    directly in the folder (a write, a delete, an expiry) changes it. Changes arriving within
     MIN_INTERVAL of each other are answered once, so a burst costs one query and the last
     event always shows the state after it."""
-    hub, store = current.hub, current.hub.store
-    metrics.WATCHES.inc()
-    try:
-        yield b": watching a query of /" + folder.encode("utf-8") + b"\n\n"
-        yield _frame(render(folder, query, first))
+
+    keepalive_frame = b": keep-alive\n\n"
+    revoked_frame = REVOKED
+    waiting_frame: bytes | None = None
+    gather_s = MIN_INTERVAL
+    rest_s = 0.0
+
+    def __init__(
+        self, store: Store, folder: str, query: Query, first: Answer, gate: admission.CostlyGate
+    ) -> None:
+        self.store, self.folder, self.query, self.gate = store, folder, query, gate
+        self.name = f"live query of {folder}"
         # A new answer is sent when something but the ttls (counting down) changed.
-        last = render(folder, query, first, ttl=False)
-        quiet_since = time.monotonic()
-        dirty_since: float | None = None
-        latest: str | None = None  # the last change taken (None: unknown, after a lag)
-        while not hub.closed:
-            now = time.monotonic()
-            if dirty_since is None:
-                wait = current.keepalive - (now - quiet_since)
-            else:
-                wait = dirty_since + MIN_INTERVAL - now
-            taken = subscription.take(max(wait, 0.0))
-            now = time.monotonic()
-            if taken is not None:
-                deliveries, lagging, closed = taken
-                if closed:
-                    return
-                # An answer made after the last change taken is at least as new as what the
-                # stream was told; after a lag it is not known which change that was.
-                latest = None if lagging else deliveries[-1].event.id if deliveries else latest
-                if dirty_since is None and (
-                    lagging or any(_directly_in(folder, d.event.path) for d in deliveries)
-                ):
-                    dirty_since = now
-            if dirty_since is None:
-                if taken is None:
-                    if not _still(allowed):
-                        yield REVOKED
-                        return
-                    yield b": keep-alive\n\n"
-                    quiet_since = now
-                continue
-            if taken is not None and now - dirty_since < MIN_INTERVAL:
-                continue  # more of the burst may come: answer once, a little later
-            try:
-                # Iterated after the request's place was given back: waits for the gate alone.
-                answer = _answer(store, folder, query, gate, latest)
-            except (StorageUnavailable, admission.Busy) as error:
-                log.warning("live query of %s waits for the store: %s", folder, error)
-                time.sleep(RETRY_S)
-                continue
-            except ThingMissing:  # the thing `around` centres on is gone
-                answer = Answer([], None)
-            dirty_since = None
-            compared = render(folder, query, answer, ttl=False)
-            if compared == last:
-                continue
-            if not _still(allowed):
-                yield REVOKED
-                return
-            last = compared
-            yield _frame(render(folder, query, answer))
-            quiet_since = time.monotonic()
-    finally:
-        metrics.WATCHES.dec()
-        hub.unsubscribe(subscription)
+        self.last = render(folder, query, first, ttl=False)
+        self.dirty = False
+        self.latest: str | None = None  # the last change taken (None: unknown, after a lag)
+
+    @property
+    def pending(self) -> bool:
+        return self.dirty
+
+    def note(self, deliveries: list[Delivery], lagging: bool) -> None:
+        # An answer made after the last change taken is at least as new as what the stream
+        # was told; after a lag it is not known which change that was.
+        self.latest = None if lagging else deliveries[-1].event.id if deliveries else self.latest
+        if lagging or any(_directly_in(self.folder, d.event.path) for d in deliveries):
+            self.dirty = True
+
+    def produce(self) -> list[bytes]:
+        try:
+            # Run after the request's place was given back: waits for the gate alone.
+            answer = _answer(self.store, self.folder, self.query, self.gate, self.latest)
+        except admission.Busy as error:
+            raise StorageUnavailable(str(error)) from error  # (waited out alike)
+        except ThingMissing:  # the thing `around` centres on is gone
+            answer = Answer([], None)
+        self.dirty = False
+        compared = render(self.folder, self.query, answer, ttl=False)
+        if compared == self.last:
+            return []
+        self.last = compared
+        return [_frame(render(self.folder, self.query, answer))]
 
 
 def _answer(
@@ -212,10 +187,3 @@ def _answer(
 
 def _directly_in(folder: str, path: str) -> bool:
     return path.startswith(folder) and "/" not in path[len(folder) :]
-
-
-def _still(allowed: Callable[[], bool]) -> bool:
-    try:
-        return bool(allowed())
-    except StorageUnavailable:
-        return True

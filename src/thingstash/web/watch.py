@@ -1,33 +1,27 @@
 """Watching: the change feed as Server-Sent Events (a GET with `Accept: text/event-stream`).
 
 Each stream subscribes to the process's feed reader (live.hub, owned and started by the app:
-web/live.py); one that resumes with `Last-Event-ID`, or falls behind, reads what it missed from
-the feed itself and gets a `reset` when that is no longer retained.
+web/live.py) and runs the one stream loop (live/streamloop.py) as a WatchFace; one that
+resumes with `Last-Event-ID`, or falls behind, reads what it missed from the feed itself and
+gets a `reset` when that is no longer retained.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flask import Response, request
 
-from thingstash.core.model import StorageUnavailable, parse_event_id
+from thingstash.core.model import parse_event_id
 from thingstash.core.paths import Path
 from thingstash.core.store import Store
-from thingstash.live import Live
-from thingstash.live.hub import BATCH, Ordering, Subscription, frame
-from thingstash.web import auth, metrics, rulesguard
+from thingstash.live.hub import BATCH, Delivery, Ordering, Subscription, frame
+from thingstash.live.streamloop import MIN_INTERVAL
+from thingstash.web import auth, rulesguard
 from thingstash.web.errors import Problem
+from thingstash.web.live import body, last_event_id
 from thingstash.web.live import current as live
-from thingstash.web.live import last_event_id
 
-log = logging.getLogger(__name__)
-
-MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
-RETRY_S = 0.5  # how often a stream tries the store again while it is away
 # The last thing a stream sends when its key was revoked (or an open store closed, or the rules
 # no longer let its user read there): a comment, which clients ignore; the stream then ends, and
 # a reconnect meets the 401 or 403.
@@ -58,8 +52,11 @@ def stream(path: Path) -> Response:
     except BaseException:
         current.hub.unsubscribe(subscription)
         raise
+    face = WatchFace(current.hub.store, subscription, opening)
+    # Sent at once so the client knows the stream is open and subscribed.
+    first = [b": watching /" + subscription.path.encode("utf-8") + b"\n\n", *opening.frames]
     return Response(
-        _events(current, subscription, opening, allowed),
+        body(current.hub, current.keepalive, subscription, face, first, allowed),
         mimetype="text/event-stream",
         headers=headers,
     )
@@ -108,93 +105,47 @@ def _catch_up(store: Store, subscription: Subscription, after: str) -> tuple[lis
             return frames, after
 
 
-def _still(allowed: Callable[[], bool]) -> bool:
-    try:
-        return allowed()
-    except StorageUnavailable:
-        return True  # can't tell now: the next write or keep-alive asks again
+class WatchFace:
+    """A native watch (live/streamloop.py's Face): each event as it comes (`put`, `delete`,
+    `expire`, as the feed reader framed it), within the key's prefix; after a lag or when
+    resuming, what was missed from the feed itself (a `reset` when it is no longer retained)."""
 
+    keepalive_frame = b": keep-alive\n\n"
+    revoked_frame = REVOKED
+    waiting_frame: bytes | None = b": waiting for the store\n\n"
+    gather_s = 0.0
+    rest_s = MIN_INTERVAL
 
-def _events(
-    current: Live, subscription: Subscription, opening: _Opening, allowed: Callable[[], bool]
-) -> Iterator[bytes]:
-    """The stream's frames. Before each write (events or a keep-alive) the request's access is
-    checked again (`auth.still_allowed`, cached a second per key and process): a revoked key's
-    stream ends at its next event or keep-alive, delivering nothing more."""
-    hub, store = current.hub, current.hub.store
-    metrics.WATCHES.inc()
-    try:
-        # Sent at once so the client knows the stream is open and subscribed.
-        yield b": watching /" + subscription.path.encode("utf-8") + b"\n\n"
-        yield from opening.frames
-        position = opening.position
-        seen = parse_event_id(position) or (0, 0)
-        behind = opening.resume is not None  # must read the stream from `position` first
-        waiting = False
-        quiet_since = time.monotonic()
-        while not hub.closed:
-            if behind:
-                # Resuming, too slow, or the reader lost Redis: read the stream. While the
-                # store is away (Redis down, a cluster failing over) the stream stays open and
-                # tries again, so the client need not reconnect and misses nothing.
-                try:
-                    frames, position = _catch_up(store, subscription, position)
-                except StorageUnavailable as error:
-                    if not waiting:
-                        log.warning("watch of %s waits for the store: %s", subscription.path, error)
-                    waiting = True
-                    yield b": waiting for the store\n\n"
-                    time.sleep(min(RETRY_S, current.keepalive))
-                    continue
-                behind = waiting = False
-                seen = parse_event_id(position) or seen
-                if frames:
-                    if not _still(allowed):
-                        yield REVOKED
-                        return
-                    yield b"".join(frames)
-                    quiet_since = time.monotonic()
-            wait = current.keepalive - (time.monotonic() - quiet_since)
-            taken = subscription.take(max(wait, 0.0))
-            if taken is None:
-                if not _still(allowed):
-                    yield REVOKED
-                    return
-                yield b": keep-alive\n\n"
-                quiet_since = time.monotonic()
-                continue
-            deliveries, lagging, closed = taken
-            if closed:
-                return
-            if lagging:
-                behind = True  # the stream holds these deliveries too: read from there
-                continue
-            start = 0
-            while start < len(deliveries) and deliveries[start].order <= seen:
-                start += 1  # already sent (from the opening read or a catch-up)
-            if start < len(deliveries):
-                seen, position = deliveries[-1].order, deliveries[-1].event.id
-                out = [
-                    delivery.frame
-                    for delivery in deliveries[start:]
-                    if delivery.event.path.startswith(subscription.prefix)  # the key's prefix
-                ]
-                if out:
-                    if not _still(allowed):
-                        yield REVOKED
-                        return
-                    # A burst costs this thread one wake-up and the client one write.
-                    yield b"".join(out)
-                    quiet_since = time.monotonic()
-                    # Under a stream of events, wake at most every MIN_INTERVAL: what arrives
-                    # meanwhile waits in the group's log and goes out in one write. With
-                    # hundreds of watchers this bounds the process's wake-ups, so ordinary
-                    # requests stay prompt; an event after a quiet spell goes out at once.
-                    time.sleep(MIN_INTERVAL)
-    except StorageUnavailable as error:
-        # Catch-ups wait for the store above; should another read fail all the same, the
-        # stream ends and the client reconnects with the last id it got, missing nothing.
-        log.warning("watch of %s ended: %s", subscription.path, error)
-    finally:
-        metrics.WATCHES.dec()
-        hub.unsubscribe(subscription)
+    def __init__(self, store: Store, subscription: Subscription, opening: _Opening) -> None:
+        self.store = store
+        self.subscription = subscription
+        self.name = f"watch of {subscription.path}"
+        self.position = opening.position
+        self.seen = parse_event_id(opening.position) or (0, 0)
+        self.behind = opening.resume is not None  # must read the feed from `position` first
+        self.fresh: list[Delivery] = []
+
+    @property
+    def pending(self) -> bool:
+        return self.behind or bool(self.fresh)
+
+    def note(self, deliveries: list[Delivery], lagging: bool) -> None:
+        if lagging:
+            self.behind = True  # the feed holds these deliveries too: read from there
+            self.fresh = []
+            return
+        # Not those already sent (from the opening read or a catch-up).
+        self.fresh += [delivery for delivery in deliveries if delivery.order > self.seen]
+        if self.fresh:
+            self.seen, self.position = self.fresh[-1].order, self.fresh[-1].event.id
+
+    def produce(self) -> list[bytes]:
+        if self.behind:
+            # Resuming, too slow, or the reader lost Redis: read the feed.
+            frames, self.position = _catch_up(self.store, self.subscription, self.position)
+            self.behind = False
+            self.seen = parse_event_id(self.position) or self.seen
+            return frames
+        fresh, self.fresh = self.fresh, []
+        prefix = self.subscription.prefix  # the key's
+        return [delivery.frame for delivery in fresh if delivery.event.path.startswith(prefix)]

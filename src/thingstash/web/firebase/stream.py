@@ -13,7 +13,6 @@ what it missed from the feed itself.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -34,8 +33,9 @@ from thingstash.firebase.streaming import (
     puts_for,
 )
 from thingstash.firebase.streamreads import StreamReads
-from thingstash.live.hub import BATCH, Hub, Subscription
-from thingstash.web import live, metrics
+from thingstash.live.hub import BATCH, Delivery, Hub, Subscription
+from thingstash.live.streamloop import MIN_INTERVAL, Ended
+from thingstash.web import live
 from thingstash.web.context import settings, store
 from thingstash.web.firebase import guard
 
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 # The JSON of a location's value now (b"null" when there is none).
 Read = Callable[[Location], bytes]
 
-MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when changes keep coming
-RETRY_S = 0.5  # how often a stream tries the store again while it is away
 # The values read for changes, shared by this process's streams of a store (one read per change
 # and place).
 SHARED: SharedBy[tuple[Location, str], bytes] = SharedBy()
@@ -144,11 +142,55 @@ def catch_up(hub: Hub, opened: Opened, location: Location, read: Read) -> list[b
     return frames
 
 
-def _still(allowed: Callable[[], bool]) -> bool:
-    try:
-        return allowed()
-    except StorageUnavailable:
-        return True  # can't tell now: the next event or keep-alive asks again
+class FirebaseFace:
+    """A Firebase stream (live/streamloop.py's Face): a `put` for each change of a thing that
+    touches the location (frames_for); when resuming, after a lag or a failed read, what was
+    missed from the feed itself (catch_up); a `cancel` when a read grows past its budget."""
+
+    keepalive_frame = KEEPALIVE_FRAME
+    revoked_frame = CANCEL_FRAME
+    # (Not a comment: Firebase's SDK takes any event for data. A keep-alive also tells whether
+    # the client is still there.)
+    waiting_frame: bytes | None = KEEPALIVE_FRAME
+    gather_s = 0.0
+    rest_s = MIN_INTERVAL
+
+    def __init__(self, hub: Hub, opened: Opened, location: Location, read: Read) -> None:
+        self.hub, self.opened, self.location, self.read = hub, opened, location, read
+        self.name = f"firebase stream of /{opened.subscription.path}"
+        self.seen = parse_event_id(opened.position) or (0, 0)
+        self.behind = opened.resume  # must read the feed from `opened.position` first
+        self.fresh: list[Delivery] = []
+
+    @property
+    def pending(self) -> bool:
+        return self.behind or bool(self.fresh)
+
+    def note(self, deliveries: list[Delivery], lagging: bool) -> None:
+        if lagging:
+            self.behind = True  # the feed holds these too: read from the last position sent
+            self.fresh = []
+            return
+        self.fresh += [delivery for delivery in deliveries if delivery.order > self.seen]
+
+    def produce(self) -> list[bytes]:
+        try:
+            if not self.behind:
+                fresh, self.fresh = self.fresh, []
+                changes = ((d.event.id, d.event.path, d.event.kind) for d in fresh)
+                try:
+                    frames = frames_for(self.location, changes, self.read)
+                except StorageUnavailable:
+                    self.behind = True  # nothing of these was sent: read them from the feed
+                else:
+                    self.seen, self.opened.position = fresh[-1].order, fresh[-1].event.id
+                    return frames
+            frames = catch_up(self.hub, self.opened, self.location, self.read)
+        except Refusal as refusal:  # the value grew past what one read may take
+            raise Ended(cancel_frame(refusal.message)) from None
+        self.behind = False
+        self.seen = parse_event_id(self.opened.position) or self.seen
+        return frames
 
 
 def events(
@@ -159,82 +201,11 @@ def events(
     allowed: Callable[[], bool],
     keepalive: float,
 ) -> Iterator[bytes]:
-    """The stream's frames, until the client goes, the process stops, or `allowed()` says the
-    key is gone (then `cancel`). Unsubscribes when it ends."""
-    subscription = opened.subscription
-    metrics.WATCHES.inc()
-    try:
-        yield from opened.frames
-        seen = parse_event_id(opened.position) or (0, 0)
-        behind = opened.resume  # must read the feed from `opened.position` first
-        waiting = False
-        quiet_since = time.monotonic()
-        while not hub.closed:
-            if behind:
-                try:
-                    frames = catch_up(hub, opened, location, read)
-                except StorageUnavailable as error:
-                    # Redis away (or a cluster failing over): stay open and try again.
-                    if not waiting:
-                        log.warning("firebase stream of /%s waits: %s", subscription.path, error)
-                    waiting = True
-                    # (Not a comment: Firebase's SDK takes any event for data. A keep-alive
-                    # also tells whether the client is still there.)
-                    yield KEEPALIVE_FRAME
-                    time.sleep(min(RETRY_S, keepalive))
-                    continue
-                except Refusal as refusal:  # the value grew past what one read may take
-                    yield cancel_frame(refusal.message)
-                    return
-                behind = waiting = False
-                seen = parse_event_id(opened.position) or seen
-                if frames:
-                    if not _still(allowed):
-                        yield CANCEL_FRAME
-                        return
-                    yield b"".join(frames)
-                    quiet_since = time.monotonic()
-            wait = keepalive - (time.monotonic() - quiet_since)
-            taken = subscription.take(max(wait, 0.0))
-            if taken is None:
-                if not _still(allowed):
-                    yield CANCEL_FRAME
-                    return
-                yield KEEPALIVE_FRAME
-                quiet_since = time.monotonic()
-                continue
-            deliveries, lagging, closed = taken
-            if closed:
-                return
-            if lagging:
-                behind = True  # the feed holds these too: read from the last position sent
-                continue
-            fresh = [delivery for delivery in deliveries if delivery.order > seen]
-            if not fresh:
-                continue
-            try:
-                frames = frames_for(
-                    location, ((d.event.id, d.event.path, d.event.kind) for d in fresh), read
-                )
-            except StorageUnavailable:
-                behind = True  # nothing of these was sent: read them from the feed again
-                continue
-            except Refusal as refusal:
-                yield cancel_frame(refusal.message)
-                return
-            seen, opened.position = fresh[-1].order, fresh[-1].event.id
-            if frames:
-                if not _still(allowed):
-                    yield CANCEL_FRAME
-                    return
-                # A burst costs this thread one wake-up and the client one write.
-                yield b"".join(frames)
-                quiet_since = time.monotonic()
-                # Under a stream of changes, wake at most every MIN_INTERVAL (as web.watch).
-                time.sleep(MIN_INTERVAL)
-    finally:
-        metrics.WATCHES.dec()
-        hub.unsubscribe(subscription)
+    """The stream's frames (the one stream loop with a FirebaseFace), until the client goes,
+    the process stops, or `allowed()` says the key is gone (then `cancel`). Unsubscribes when
+    it ends."""
+    face = FirebaseFace(hub, opened, location, read)
+    return live.body(hub, keepalive, opened.subscription, face, opened.frames, allowed)
 
 
 # -- over HTTP (Flask) ---------------------------------------------------------------------------

@@ -1,0 +1,229 @@
+"""One loop for every stream: native watches (web/watch.py), live queries (web/queries.py) and
+Firebase streams (web/firebase/stream.py). Each kind is a `Face`, a small policy of what it
+sends; the loop does the rest, the same for all: what is sent first, taking what the feed
+reader (live.hub) delivers, gathering a burst, catching up when behind (the face's `produce`),
+keep-alives when quiet, asking again before each send whether the stream is still allowed (a
+revoked key, a rule that no longer lets its user read: the face's last words, then the end),
+and waiting out an unavailable store (the stream stays open and misses nothing).
+
+The loop does no I/O itself: it is a generator that yields the bytes to send and says what it
+needs done (`Take` deliveries, `Pause`, `Work`: a blocking call such as a read of the store),
+answered by whoever drives it. `run_blocking` drives it on the request's own thread; a driver on
+an event loop answers the same steps with awaits (and `Work` from a small pool of threads).
+
+No Flask, no Redis here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from thingstash.core.model import StorageUnavailable
+from thingstash.live.hub import Delivery, Subscription
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
+RETRY_S = 0.5  # how often a stream tries the store again while it is away
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """Wait at most `timeout` seconds for deliveries: answered with Subscription.take's reply."""
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A blocking call: answered with its result, or its exception raised at the step. An
+    `inline` one answers from memory nearly always (a check cached for a second): a driver on
+    an event loop runs it there rather than hand it to a thread."""
+
+    call: Callable[[], Any]
+    inline: bool = False
+
+
+Step = bytes | Take | Pause | Work
+Loop = Generator[Step, Any, None]
+
+
+class Ended(Exception):  # noqa: N818 (not an error: how a face ends its stream)
+    """Raised by a face's `produce`: the stream sends `frames` and ends (a Firebase `cancel`)."""
+
+    def __init__(self, frames: bytes) -> None:
+        super().__init__("the stream ends")
+        self.frames = frames
+
+
+class Face(Protocol):
+    """What one kind of stream sends. The loop calls `note` with each take of deliveries (or a
+    lag: the feed reader dropped some, the face must read the feed itself) and, once
+    `pending` has been so for `gather_s`, `produce` for the frames to send now (through `Work`:
+    it may read the store); after a send it pauses `rest_s`, so a burst goes out in one write."""
+
+    name: str  # for the log: "watch of /a/b"
+    keepalive_frame: bytes
+    revoked_frame: bytes  # the last words of a stream no longer allowed
+    waiting_frame: bytes | None  # sent at each try while the store is away (None: nothing)
+    gather_s: float
+    rest_s: float
+
+    @property
+    def pending(self) -> bool: ...
+
+    def note(self, deliveries: list[Delivery], lagging: bool) -> None: ...
+
+    def produce(self) -> list[bytes]:
+        """The frames for what is pending; raises StorageUnavailable (tried again, nothing
+        lost) or Ended."""
+        ...
+
+
+def stream_loop(
+    face: Face,
+    opening: list[bytes],
+    allowed: Callable[[], bool],
+    keepalive: float,
+    closed: Callable[[], bool],
+) -> Loop:
+    """The stream of `face` after `opening` (sent first, at once), until the client goes (the
+    driver closes the generator), `closed()` (the process stops), the subscription is closed,
+    or `allowed()` says no (then `face.revoked_frame`)."""
+    if opening:
+        yield b"".join(opening)
+    quiet_since = time.monotonic()
+    dirty_since = quiet_since if face.pending else None
+    waiting = False
+    while not closed():
+        now = time.monotonic()
+        if dirty_since is not None and now - dirty_since >= face.gather_s:
+            try:
+                frames: list[bytes] = yield Work(face.produce)
+            except StorageUnavailable as error:
+                # Redis away (or a cluster failing over): stay open and try again.
+                if not waiting:
+                    log.warning("%s waits for the store: %s", face.name, error)
+                waiting = True
+                if face.waiting_frame is not None:
+                    yield face.waiting_frame  # also tells whether the client is still there
+                yield Pause(min(RETRY_S, keepalive))
+                continue
+            except Ended as end:
+                yield end.frames
+                return
+            waiting = False
+            dirty_since = time.monotonic() if face.pending else None
+            if frames:
+                if not (yield Work(lambda: still(allowed), inline=True)):
+                    yield face.revoked_frame
+                    return
+                yield b"".join(frames)
+                quiet_since = time.monotonic()
+                if face.rest_s:
+                    # Under a stream of events, wake at most every rest_s: what arrives
+                    # meanwhile waits in the group's log and goes out in one write.
+                    yield Pause(face.rest_s)
+            continue
+        if dirty_since is None:
+            wait = keepalive - (now - quiet_since)
+        else:
+            wait = dirty_since + face.gather_s - now
+        taken = yield Take(max(wait, 0.0))
+        if taken is None:
+            if dirty_since is None:
+                if not (yield Work(lambda: still(allowed), inline=True)):
+                    yield face.revoked_frame
+                    return
+                yield face.keepalive_frame
+                quiet_since = time.monotonic()
+            continue
+        deliveries, lagging, ended = taken
+        if ended:
+            return
+        face.note(deliveries, lagging)
+        if dirty_since is None and face.pending:
+            dirty_since = time.monotonic()
+
+
+def still(allowed: Callable[[], bool]) -> bool:
+    """Whether the stream is still allowed; True while the store can't tell (the next send or
+    keep-alive asks again)."""
+    try:
+        return bool(allowed())
+    except StorageUnavailable:
+        return True
+
+
+def run_blocking(steps: Loop, subscription: Subscription) -> Iterator[bytes]:
+    """Drive a stream loop on this thread: its bytes, as a WSGI body."""
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                step = steps.send(reply) if error is None else steps.throw(error)
+            except StopIteration:
+                return
+            reply = error = None
+            if isinstance(step, bytes):
+                yield step
+            elif isinstance(step, Take):
+                reply = subscription.take(step.timeout)
+            elif isinstance(step, Pause):
+                time.sleep(step.seconds)
+            else:
+                try:
+                    reply = step.call()
+                except Exception as caught:  # raised in the loop, at its step
+                    error = caught
+    finally:
+        steps.close()
+
+
+async def run_async(
+    steps: Loop,
+    subscription: Subscription,
+    send: Callable[[bytes], Awaitable[None]],
+    pool: Executor | None,
+) -> None:
+    """Drive a stream loop as a coroutine on the running event loop: it holds no thread while it
+    waits; `Work` that is not inline runs on `pool` (a few threads, so a few connections to the
+    store serve every stream), the rest on the loop. `send` writes to the client."""
+    loop = asyncio.get_running_loop()
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                step = steps.send(reply) if error is None else steps.throw(error)
+            except StopIteration:
+                return
+            reply = error = None
+            if isinstance(step, bytes):
+                await send(step)
+            elif isinstance(step, Take):
+                reply = await subscription.take_async(step.timeout)
+            elif isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    if step.inline or pool is None:
+                        reply = step.call()
+                    else:
+                        reply = await loop.run_in_executor(pool, step.call)
+                except Exception as caught:  # raised in the loop, at its step
+                    error = caught
+    finally:
+        steps.close()
