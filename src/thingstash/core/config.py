@@ -32,8 +32,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# Granian worker processes: one per core, at least 2 (serve/server.py says why).
-DEFAULT_WORKERS = max(2, available_cores())
+# Granian worker processes: one per core, at least 2, and one more: on the async front a worker
+# answers on one event loop, waiting on Redis between requests (serve/server.py, serve/rsgi.py).
+DEFAULT_WORKERS = max(2, available_cores()) + 1
+# The front: "async" (RSGI: an event loop per worker, streams as coroutines: serve/rsgi.py) or
+# "threads" (WSGI: granian's blocking threads, a thread per request and per open stream).
+FRONTS = ("async", "threads")
 # Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
 DEFAULT_THREADS = 8
 # Of those, how many may compute a query without an index at once (web/admission.py).
@@ -189,6 +193,7 @@ class Settings:
     rate_limit: str | None = None
     proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is trusted (Heroku: 1)
     workers: int = DEFAULT_WORKERS
+    front: str = "async"
     threads: int = DEFAULT_THREADS
     costly_queries: int = DEFAULT_COSTLY_QUERIES
     # The Firebase face's port (`serve --firebase-port`), None when it is off (docs/firebase.md).
@@ -219,6 +224,8 @@ class Settings:
             raise ConfigError("THINGSTASH_DEFAULT_TTL must not exceed THINGSTASH_MAX_TTL")
         if self.rate_limit:
             _check_rate_limit(self.rate_limit)
+        if self.front not in FRONTS:
+            raise ConfigError(f"THINGSTASH_FRONT must be one of: {', '.join(FRONTS)}")
         self._check_auth()
 
     def _check_auth(self) -> None:
@@ -263,6 +270,7 @@ class Settings:
             rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
             workers=_int(env, "THINGSTASH_WORKERS", DEFAULT_WORKERS),
+            front=env.get("THINGSTASH_FRONT") or "async",
             threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
             costly_queries=_int(env, "THINGSTASH_COSTLY_QUERIES", DEFAULT_COSTLY_QUERIES),
             firebase_port=_port(env, "THINGSTASH_FIREBASE_PORT"),

@@ -227,3 +227,32 @@ async def run_async(
                     error = caught
     finally:
         steps.close()
+
+
+class LiveBody:
+    """A stream's response body: iterated (a WSGI server's thread), it runs the loop there
+    (run_blocking); an async front drives it as a coroutine instead (`drive`). `on_end` runs
+    once, however it ends (the loop's end, the client gone, the server closing the body)."""
+
+    def __init__(self, steps: Loop, subscription: Subscription, on_end: Callable[[], None]):
+        self.steps = steps
+        self.subscription = subscription
+        self._on_end: Callable[[], None] | None = on_end
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from run_blocking(self.steps, self.subscription)
+        finally:
+            self.close()
+
+    async def drive(self, send: Callable[[bytes], Awaitable[None]], pool: Executor | None) -> None:
+        try:
+            await run_async(self.steps, self.subscription, send, pool)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.steps.close()
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()

@@ -15,7 +15,7 @@ import sys
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
 
-TARGET = "thingstash.workers.firebase:app"
+TARGET = "thingstash.workers.firebase"
 STOP_SECONDS = server.SHUTDOWN_GRACE_SECONDS + 5
 
 

@@ -70,11 +70,14 @@ def metrics_dir() -> Iterator[str]:
 
 
 class _ThreadCapNotice(logging.Filter):
-    """Drops granian's start-up warning that the thread cap is high for the cores: it is high on
-    purpose (one per open stream and body arriving; `admit` bounds the requests at work)."""
+    """Drops granian's start-up warnings that the thread cap is high for the cores (it is high
+    on purpose: one per open stream and body arriving; `admit` bounds the requests at work) and
+    that the workers outnumber the cores (one more on purpose: config.DEFAULT_WORKERS)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Configuration allows spawning up to")
+        return not record.getMessage().startswith(
+            ("Configuration allows spawning up to", "Configured number of workers appears")
+        )
 
 
 def raise_open_files_limit() -> int:
@@ -99,34 +102,41 @@ def connections_per_worker(open_files: int) -> int:
     return max(64, open_files - FILES_KEPT)
 
 
+NATIVE = "thingstash.workers.native"
+
+
 def run(
     host: str,
     port: int,
-    target: str = "thingstash.workers.native:app",
+    target: str = NATIVE,
     settings: Settings | None = None,
 ) -> None:
-    """Serve `target` (thingstash's app unless the benchmark asks for its reference app) until
-    SIGINT or SIGTERM; settings reach the workers through the environment, which the caller has
-    filled (`settings`, when given, are those read from it)."""
+    """Serve `target` until SIGINT or SIGTERM: a workers module of thingstash's (its `front` on
+    the async front, its WSGI `app` on threads: Settings.front), or a WSGI app named in full
+    (`module:app`: the benchmark's reference apps). Settings reach the workers through the
+    environment, which the caller has filled (`settings`, when given, are those read from it)."""
     from granian.log import logger as granian_logger
 
     settings = settings or Settings.from_env()
-
     granian_logger.addFilter(_ThreadCapNotice())
-    threads = threads_per_worker(settings)
+    common: dict[str, Any] = {
+        "address": host,
+        "port": port,
+        "workers": settings.workers,
+        "backpressure": connections_per_worker(raise_open_files_limit()),
+        "http1_settings": HTTP1Settings(header_read_timeout=settings.header_timeout * 1000),
+        "log_level": LogLevels.warning,
+        "workers_kill_timeout": SHUTDOWN_GRACE_SECONDS,
+    }
+    if ":" not in target and settings.front == "async":
+        Server(f"{target}:front", interface=Interfaces.RSGI, **common).serve()
+        return
+    wsgi_target = target if ":" in target else f"{target}:app"
     Server(
-        target,
-        address=host,
-        port=port,
+        wsgi_target,
         interface=Interfaces.WSGI,
-        workers=settings.workers,
-        blocking_threads=threads,
-        backpressure=connections_per_worker(raise_open_files_limit()),
-        http1_settings=HTTP1Settings(header_read_timeout=settings.header_timeout * 1000),
-        log_level=LogLevels.warning,
-        # A stop waits this long for in-flight requests; idle keep-alive connections and watch
-        # streams would otherwise hold it open for ever.
-        workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
+        blocking_threads=threads_per_worker(settings),
+        **common,
     ).serve()
 
 
@@ -195,3 +205,23 @@ def on_worker_shutdown(hook: Callable[[], None]) -> None:
         return event
 
     _signals.set_sync_signals = set_sync_signals
+
+    original_loop = getattr(_signals, "set_loop_signals", None)
+    if original_loop is None:
+        log.warning("granian changed: streams will end only at the kill timeout")
+        return
+
+    def set_loop_signals(loop: Any) -> Any:
+        # The async front's workers: the same, the handlers run by the loop.
+        event = original_loop(loop)
+
+        def stop() -> None:
+            hook()
+            event.set()
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return event
+
+    _signals.set_loop_signals = set_loop_signals

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from thingstash.core.environ import BODY_BUSY, BODY_LATE, BODY_READ
 from thingstash.web.capacity import Places, Refusal
 from thingstash.web.errors import RETRY_AFTER_SECONDS, Problem
 
@@ -154,16 +156,18 @@ def read_body(
         return b""
     if announced is not None and announced > limit:
         raise too_large(limit)  # nothing read: the answer says so before the body is sent
+    wanted = announced if announced is not None else limit + 1  # one more shows it's over
+    if environ.get(BODY_READ):  # by the async front (serve/rsgi.py), places and deadline too
+        if environ.get(BODY_BUSY):
+            raise _busy(environ[BODY_BUSY])
+        if environ.get(BODY_LATE):
+            raise late(timeout)
+        pieces, received = _read(environ["wsgi.input"], wanted, math.inf, timeout)
+        return _whole(pieces, received, announced, limit)
     client = environ.get("REMOTE_ADDR") or ""
     why = places.take(client)
     if why is not None:
-        raise Problem(
-            503,
-            "too many bodies arriving",
-            f"too many request bodies still arriving: {why}; try again later",
-            {"Retry-After": RETRY_AFTER_SECONDS, "Connection": "close"},
-        )
-    wanted = announced if announced is not None else limit + 1  # one more shows it's over
+        raise _busy(why)
     deadline = time.monotonic() + timeout
     protocol = environ.get(PROTOCOL)
     key = id(environ)
@@ -176,6 +180,20 @@ def read_body(
         answered = protocol is not None and not deadlines.mine(key)
     if answered:
         raise late(timeout)  # the watchdog answered it: this answer goes nowhere
+    return _whole(pieces, received, announced, limit)
+
+
+def _busy(why: str) -> Problem:
+    return Problem(
+        503,
+        "too many bodies arriving",
+        f"too many request bodies still arriving: {why}; try again later",
+        {"Retry-After": RETRY_AFTER_SECONDS, "Connection": "close"},
+    )
+
+
+def _whole(pieces: list[bytes], received: int, announced: int | None, limit: int) -> bytes:
+    """The body read, or why it is refused: over the limit, or cut short."""
     if announced is None and received > limit:
         raise too_large(limit)
     if announced is not None and received < announced:

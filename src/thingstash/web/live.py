@@ -5,15 +5,16 @@ the app (`of`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
+from thingstash.core.environ import LIVE_BODY
 from thingstash.core.model import parse_event_id
 from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import Hub, Subscription
-from thingstash.live.streamloop import Face, run_blocking, stream_loop
+from thingstash.live.streamloop import Face, LiveBody, stream_loop
 from thingstash.web import metrics
 
 EXTENSION = "thingstash.live"
@@ -58,13 +59,18 @@ def body(
     face: Face,
     opening: list[bytes],
     allowed: Callable[[], bool],
-) -> Iterator[bytes]:
-    """A stream's response body: the one stream loop (live/streamloop.py) of `face`, driven by
-    this request's thread; counted as open while it runs, and unsubscribed when it ends."""
+) -> LiveBody:
+    """A stream's response body: the one stream loop (live/streamloop.py) of `face`, run by
+    this request's thread, or as a coroutine by an async front (which finds it in the environ:
+    core/environ.LIVE_BODY); counted as open while it runs, unsubscribed when it ends."""
     metrics.WATCHES.inc()
-    try:
-        steps = stream_loop(face, opening, allowed, keepalive, lambda: hub.closed)
-        yield from run_blocking(steps, subscription)
-    finally:
+
+    def ended() -> None:
         metrics.WATCHES.dec()
         hub.unsubscribe(subscription)
+
+    steps = stream_loop(face, opening, allowed, keepalive, lambda: hub.closed)
+    live_body = LiveBody(steps, subscription, ended)
+    if has_request_context():
+        request.environ[LIVE_BODY] = live_body
+    return live_body

@@ -1,12 +1,14 @@
-"""The WSGI entry point of the Firebase face's workers: `thingstash.workers.firebase:app`
-(`thingstash serve --firebase-port`)."""
+"""The entry points of the Firebase face's workers (`thingstash serve --firebase-port`): `front`
+on the async front (serve/rsgi.py), the WSGI `app` on threads."""
 
 import os
 import signal
 
+from thingstash.core.config import Settings
 from thingstash.serve import server
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.web import bodies, live
+from thingstash.serve.rsgi import AsyncFront
+from thingstash.web import bodies, capacity, live
 from thingstash.web.firebase.app import create_firebase_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
@@ -20,3 +22,12 @@ app = create_firebase_app()
 # A late body is answered 408 while its read still waits (web/bodies.py).
 server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(live.of(app).close)
+
+# The async front's entry point (Settings.front, serve/rsgi.py): the same app behind an event loop.
+_settings = Settings.from_env()
+front = AsyncFront(
+    app,
+    _settings.max_import_body,
+    _settings.body_timeout,
+    capacity.Places(_settings.max_bodies, _settings.max_bodies_per_client),
+)

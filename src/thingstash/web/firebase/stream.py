@@ -205,7 +205,11 @@ def events(
     the process stops, or `allowed()` says the key is gone (then `cancel`). Unsubscribes when
     it ends."""
     face = FirebaseFace(hub, opened, location, read)
-    return live.body(hub, keepalive, opened.subscription, face, opened.frames, allowed)
+    body = live.body(hub, keepalive, opened.subscription, face, opened.frames, allowed)
+    try:
+        yield from body
+    finally:
+        body.close()
 
 
 # -- over HTTP (Flask) ---------------------------------------------------------------------------
