@@ -78,8 +78,10 @@ def open_files_limit() -> int:
     return soft if hard == resource.RLIM_INFINITY else max(soft, hard)
 
 
-# Open streams a worker takes (each holds a thread and a connection): an eighth of the
-# connections a worker may open, from 64 to 4096.
+# Open streams a worker takes. On the async front a stream is a coroutine and a connection (a
+# file): half the files a worker may open, the rest left to ordinary requests. On threads each
+# also holds a thread: an eighth of them, from 64 to 4096.
+DEFAULT_MAX_STREAMS_ASYNC = max(64, open_files_limit() // 2)
 DEFAULT_MAX_STREAMS = min(4096, max(64, open_files_limit() // 8))
 
 # THINGSTASH_FIREBASE_PROJECT=<id>: Firebase Authentication's ID tokens, signed by these keys.
@@ -203,7 +205,7 @@ class Settings:
     # Seconds between a quiet Firebase stream's keep-alive events (Firebase's own: 30).
     firebase_keepalive: float = 30.0
     header_timeout: int = DEFAULT_HEADER_TIMEOUT
-    max_streams: int = DEFAULT_MAX_STREAMS
+    max_streams: int = DEFAULT_MAX_STREAMS_ASYNC
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
     max_bodies: int = DEFAULT_MAX_BODIES
     max_bodies_per_client: int = DEFAULT_MAX_BODIES_PER_CLIENT
@@ -280,7 +282,13 @@ class Settings:
             ),
             firebase_keepalive=_int(env, "THINGSTASH_FIREBASE_KEEPALIVE", 30),
             header_timeout=_int(env, "THINGSTASH_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
-            max_streams=_int(env, "THINGSTASH_MAX_STREAMS", DEFAULT_MAX_STREAMS),
+            max_streams=_int(
+                env,
+                "THINGSTASH_MAX_STREAMS",
+                DEFAULT_MAX_STREAMS
+                if env.get("THINGSTASH_FRONT") == "threads"
+                else DEFAULT_MAX_STREAMS_ASYNC,
+            ),
             max_streams_per_client=_int(
                 env, "THINGSTASH_MAX_STREAMS_PER_CLIENT", DEFAULT_MAX_STREAMS_PER_CLIENT
             ),

@@ -116,7 +116,16 @@ class AsyncFront:
     async def _answer(
         self, protocol: Any, status: int, headers: list[tuple[str, str]], result: Iterable[bytes]
     ) -> None:
-        """A finite answer: whole when it is one piece or small, else piece by piece."""
+        """A finite answer: whole when it is one piece or small, else piece by piece. A stream
+        the app did not hand over as a LiveBody is iterated on a thread of its own (it must
+        not hold the loop)."""
+        if any(k.lower() == "content-type" and "event-stream" in v for k, v in headers):
+            transport = protocol.response_stream(status, headers)
+            loop = asyncio.get_running_loop()
+            iterator = iter(result)
+            while (piece := await loop.run_in_executor(None, next, iterator, None)) is not None:
+                await transport.send_bytes(piece)
+            return
         pieces: list[bytes] = []
         size = 0
         iterator = iter(result)

@@ -34,7 +34,7 @@ from thingstash.firebase.streaming import (
 )
 from thingstash.firebase.streamreads import StreamReads
 from thingstash.live.hub import BATCH, Delivery, Hub, Subscription
-from thingstash.live.streamloop import MIN_INTERVAL, Ended
+from thingstash.live.streamloop import MIN_INTERVAL, Ended, LiveBody
 from thingstash.web import live
 from thingstash.web.context import settings, store
 from thingstash.web.firebase import guard
@@ -205,7 +205,11 @@ def events(
     the process stops, or `allowed()` says the key is gone (then `cancel`). Unsubscribes when
     it ends."""
     face = FirebaseFace(hub, opened, location, read)
-    body = live.body(hub, keepalive, opened.subscription, face, opened.frames, allowed)
+    # Made now, not when first iterated: an async front finds it in the environ (web/live.body).
+    return _frames(live.body(hub, keepalive, opened.subscription, face, opened.frames, allowed))
+
+
+def _frames(body: LiveBody) -> Iterator[bytes]:
     try:
         yield from body
     finally:
