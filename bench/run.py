@@ -143,6 +143,7 @@ def app_command(app: str, port: int, redis_url: str) -> tuple[list[str], dict[st
         command = [str(BIN / "thingstash"), "serve", "--port", str(port)]
         return [*command, "--redis-url", redis_url], env
     env["PYTHONPATH"] = str(HERE)
+    env["THINGSTASH_FRONT"] = "threads"  # the reference apps are WSGI apps, served on threads
     if app == "prototype":
         command = [str(BIN / "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "prototype:app"]
         return command + ["--log-level", "warning", "--chdir", str(HERE)], env

@@ -115,7 +115,8 @@ def test_a_dropped_connection_answers_503_then_recovers_by_itself(tmp_path: Path
 
 def test_workers_follow_the_cores_unless_set() -> None:
     cores = len(os.sched_getaffinity(0))
-    assert Settings.from_env({}).workers == max(2, cores)
+    assert Settings.from_env({}).workers == max(2, cores) + 1  # one more: the async front
+    assert Settings.from_env({"THINGSTASH_FRONT": "threads"}).workers == max(2, cores)
     assert Settings.from_env({"THINGSTASH_WORKERS": "5"}).workers == 5
     assert Settings.from_env({}).threads == 8
 

@@ -32,10 +32,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# Granian worker processes: one per core, at least 2, and one more: on the async front a worker
-# answers on one event loop, waiting on Redis between requests (serve/server.py, serve/rsgi.py).
-DEFAULT_WORKERS = max(2, available_cores()) + 1
-# The front: "async" (RSGI: an event loop per worker, streams as coroutines: serve/rsgi.py) or
+# Granian worker processes: one per core, at least 2 (serve/server.py says why), and on the async
+# front one more: a worker answers on one event loop, idle while Redis answers (serve/asgi.py).
+DEFAULT_WORKERS_THREADS = max(2, available_cores())
+DEFAULT_WORKERS = DEFAULT_WORKERS_THREADS + 1
+# The front: "async" (ASGI: an event loop per worker, streams as coroutines: serve/asgi.py) or
 # "threads" (WSGI: granian's blocking threads, a thread per request and per open stream).
 FRONTS = ("async", "threads")
 # Requests a worker works on at once; more wait their turn in arrival order (web/admission.py).
@@ -271,7 +272,13 @@ class Settings:
             ),
             rate_limit=env.get("THINGSTASH_RATE_LIMIT") or None,
             proxies=_int(env, "THINGSTASH_PROXIES", 0, minimum=0),
-            workers=_int(env, "THINGSTASH_WORKERS", DEFAULT_WORKERS),
+            workers=_int(
+                env,
+                "THINGSTASH_WORKERS",
+                DEFAULT_WORKERS_THREADS
+                if env.get("THINGSTASH_FRONT") == "threads"
+                else DEFAULT_WORKERS,
+            ),
             front=env.get("THINGSTASH_FRONT") or "async",
             threads=_int(env, "THINGSTASH_THREADS", DEFAULT_THREADS),
             costly_queries=_int(env, "THINGSTASH_COSTLY_QUERIES", DEFAULT_COSTLY_QUERIES),

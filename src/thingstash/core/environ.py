@@ -1,4 +1,4 @@
-"""Keys of a request's WSGI environ that the async front (serve/rsgi.py) and the app (web/)
+"""Keys of a request's WSGI environ that the async front (serve/asgi.py) and the app (web/)
 share: what the front did before calling the app, and what the app hands back to the front."""
 
 # The front read the body already, as it arrived: `wsgi.input` holds it (up to the largest

@@ -1,4 +1,10 @@
-"""Run the app under a production WSGI server: granian, never Flask's development server.
+"""Run the app under a production server: granian, never Flask's development server.
+
+Two fronts (Settings.front, THINGSTASH_FRONT). "async", the default: granian's ASGI interface,
+one event loop per worker, the WSGI app called on it and every stream a coroutine
+(serve/asgi.py says why and what it measured); a worker more than the cores. "threads": granian's
+WSGI interface, as the rest of this note describes: a blocking thread per request at work and
+per open stream.
 
 Chosen by measurement on a 2-core machine (wrk, 16 connections, a Flask view doing one Redis
 GET): granian 2 workers x 32 threads ~3,400 req/s; gunicorn+gevent 2 workers ~2,300; gunicorn
@@ -129,7 +135,7 @@ def run(
         "workers_kill_timeout": SHUTDOWN_GRACE_SECONDS,
     }
     if ":" not in target and settings.front == "async":
-        Server(f"{target}:front", interface=Interfaces.RSGI, **common).serve()
+        Server(f"{target}:front", interface=Interfaces.ASGINL, **common).serve()
         return
     wsgi_target = target if ":" in target else f"{target}:app"
     Server(

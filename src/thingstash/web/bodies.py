@@ -157,7 +157,7 @@ def read_body(
     if announced is not None and announced > limit:
         raise too_large(limit)  # nothing read: the answer says so before the body is sent
     wanted = announced if announced is not None else limit + 1  # one more shows it's over
-    if environ.get(BODY_READ):  # by the async front (serve/rsgi.py), places and deadline too
+    if environ.get(BODY_READ):  # by the async front (serve/asgi.py), places and deadline too
         if environ.get(BODY_BUSY):
             raise _busy(environ[BODY_BUSY])
         if environ.get(BODY_LATE):

@@ -1,13 +1,13 @@
 """The entry points of the Firebase face's workers (`thingstash serve --firebase-port`): `front`
-on the async front (serve/rsgi.py), the WSGI `app` on threads."""
+on the async front (serve/asgi.py), the WSGI `app` on threads."""
 
 import os
 import signal
 
 from thingstash.core.config import Settings
 from thingstash.serve import server
+from thingstash.serve.asgi import AsyncFront
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.serve.rsgi import AsyncFront
 from thingstash.web import bodies, capacity, live
 from thingstash.web.firebase.app import create_firebase_app
 
@@ -23,7 +23,7 @@ app = create_firebase_app()
 server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(live.of(app).close)
 
-# The async front's entry point (Settings.front, serve/rsgi.py): the same app behind an event loop.
+# The async front's entry point (Settings.front, serve/asgi.py): the same app behind an event loop.
 _settings = Settings.from_env()
 front = AsyncFront(
     app,

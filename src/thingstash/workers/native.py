@@ -1,13 +1,13 @@
 """The entry points the production server imports in each native worker: `front` on the async
-front (serve/rsgi.py), the WSGI `app` on threads (`thingstash.workers.native:app`)."""
+front (serve/asgi.py), the WSGI `app` on threads (`thingstash.workers.native:app`)."""
 
 import os
 import signal
 
 from thingstash.core.config import Settings
 from thingstash.serve import server
+from thingstash.serve.asgi import AsyncFront
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.serve.rsgi import AsyncFront
 from thingstash.web import bodies, capacity, live
 from thingstash.web.app import create_app
 
@@ -26,7 +26,7 @@ app = create_app()
 server.expose_protocol(bodies.PROTOCOL)
 server.on_worker_shutdown(live.of(app).stop)
 
-# The async front's entry point (Settings.front, serve/rsgi.py): the same app behind an event loop.
+# The async front's entry point (Settings.front, serve/asgi.py): the same app behind an event loop.
 _settings = Settings.from_env()
 front = AsyncFront(
     app,
