@@ -31,6 +31,7 @@ class PathsFace:
 
     gather_s: float = 0.0
     rest_s: float = 0.0
+    blocking: bool = True
     failures: int = 0
     refused: bool = False
     name: str = "stream of /a/"

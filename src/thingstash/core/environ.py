@@ -8,6 +8,8 @@ BODY_READ = "thingstash.body_read"
 BODY_LATE = "thingstash.body_late"
 # The body was not read: too many bodies arriving (why, for the refusal).
 BODY_BUSY = "thingstash.body_busy"
+# The app is called on an event loop (the async front): nothing in it may wait long (True).
+ON_LOOP = "thingstash.on_loop"
 # A stream's body (live.streamloop.LiveBody), which an async front drives as a coroutine
 # rather than iterate it on a thread.
 LIVE_BODY = "thingstash.live_body"

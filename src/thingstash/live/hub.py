@@ -96,21 +96,27 @@ class Group:
 
 
 class Bell:
-    """Wakes a group's watchers waiting on one event loop (coroutines): each delivery costs one
-    call into the loop, however many of them wait there."""
+    """Wakes a group's watchers waiting on one event loop (coroutines): a batch of deliveries
+    costs one call into the loop, however many of them wait there (a ring while one is on its
+    way adds nothing)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.event = asyncio.Event()
+        self._ringing = False
 
     def ring(self) -> None:
         """From any thread."""
+        if self._ringing:
+            return
+        self._ringing = True
         try:
             self.loop.call_soon_threadsafe(self._ring)
         except RuntimeError:  # the loop is closed: nobody waits there any more
             pass
 
     def _ring(self) -> None:
+        self._ringing = False
         event, self.event = self.event, asyncio.Event()
         event.set()
 
@@ -159,20 +165,25 @@ class Subscription:
     async def take_async(self, timeout: float) -> Taken | None:
         """As `take`, for a coroutine: waits on the running loop, holding no thread."""
         group = self.group
-        with group.cond:
-            taken = self._taken()
-        if taken is not None:
-            return taken
-        # Rung from the reader's thread through the loop: no ring can come between the look
-        # above and this wait (the loop runs this coroutine until it awaits).
-        event = group.bell(asyncio.get_running_loop()).event
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
-        with group.cond:
-            return self._taken()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with group.cond:
+                taken = self._taken()
+                # Looked at and the bell taken under the lock the reader appends under: a
+                # delivery after the look rings this bell (through the loop, so not before
+                # this coroutine waits on it).
+                event = group.bell(loop).event
+            if taken is not None:
+                return taken
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            try:
+                async with asyncio.timeout(left):
+                    await event.wait()
+            except TimeoutError:
+                pass
 
     def _taken(self) -> Taken | None:
         group = self.group

@@ -83,6 +83,12 @@ class Face(Protocol):
     @property
     def pending(self) -> bool: ...
 
+    @property
+    def blocking(self) -> bool:
+        """Whether `produce` may read the store now (else it answers from memory, and a driver
+        on an event loop runs it there rather than hand it to a thread)."""
+        ...
+
     def note(self, deliveries: list[Delivery], lagging: bool) -> None: ...
 
     def produce(self) -> list[bytes]:
@@ -110,7 +116,7 @@ def stream_loop(
         now = time.monotonic()
         if dirty_since is not None and now - dirty_since >= face.gather_s:
             try:
-                frames: list[bytes] = yield Work(face.produce)
+                frames: list[bytes] = yield Work(face.produce, inline=not face.blocking)
             except StorageUnavailable as error:
                 # Redis away (or a cluster failing over): stay open and try again.
                 if not waiting:
@@ -252,7 +258,9 @@ class LiveBody:
             self.close()
 
     def close(self) -> None:
-        self.steps.close()
         on_end, self._on_end = self._on_end, None
-        if on_end is not None:
-            on_end()
+        try:
+            self.steps.close()
+        finally:
+            if on_end is not None:
+                on_end()

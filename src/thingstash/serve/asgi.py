@@ -17,8 +17,8 @@ coroutine, waiting on the feed reader with no thread, and ended as soon as its c
 a small pool of STREAM_POOL threads, so every stream of the worker shares those few connections
 to the store.
 
-The body of a request is read here, within THINGSTASH_BODY_TIMEOUT, up to the largest limit a
-route takes (and one byte more, to tell a chunked body over it), and handed to the app as read
+The body of a request is read here, within THINGSTASH_BODY_TIMEOUT, up to the limit of its route
+(`body_limit`; and one byte more, to tell a chunked body over it), and handed to the app as read
 (core/environ: BODY_READ, BODY_LATE, BODY_BUSY); the app's body layer (web/bodies.py) answers
 413, 400 or 408 where a view reads it, as under WSGI. At most `bodies` of them arrive at once,
 per client too (the same counts as web/bodies.py's).
@@ -78,7 +78,13 @@ class Places(Protocol):
 class AsyncFront:
     """An ASGI application serving `app` (WSGI); see the module's doc."""
 
-    def __init__(self, app: WSGIApplication, body_limit: int, body_timeout: float, bodies: Places):
+    def __init__(
+        self,
+        app: WSGIApplication,
+        body_limit: Callable[[dict[str, Any]], int],
+        body_timeout: float,
+        bodies: Places,
+    ):
         self.app = app
         self.body_limit = body_limit
         self.body_timeout = body_timeout
@@ -100,6 +106,8 @@ class AsyncFront:
             return
         environ = environ_of(scope)
         disconnected = await self._read_body(environ, receive)
+        if disconnected and environ.get("CONTENT_LENGTH") is None:
+            return  # a body without a length, cut short: nobody to answer, nothing to take
         answer: list[Any] = []
 
         def start_response(
@@ -109,10 +117,10 @@ class AsyncFront:
             return _no_write
 
         result = self.app(environ, start_response)
+        live = environ.get(LIVE_BODY)
         try:
             await send(_start(answer[0], answer[1]))
-            live = environ.get(LIVE_BODY)
-            if isinstance(live, LiveBody):
+            if isinstance(live, LiveBody) and environ["REQUEST_METHOD"] == "GET":
                 await self._stream(live, receive, send, disconnected)
             else:
                 await self._answer(send, answer[1], result)
@@ -122,6 +130,8 @@ class AsyncFront:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+            if isinstance(live, LiveBody):
+                live.close()  # (a second close does nothing)
 
     async def _stream(self, live: LiveBody, receive: Receive, send: Send, gone: bool) -> None:
         """Drive a stream until it ends or its client goes (then it is cancelled)."""
@@ -144,7 +154,10 @@ class AsyncFront:
                 *(task for task in (driving, watching) if task is not None),
                 return_exceptions=True,
             )
-        if driving.done() and not driving.cancelled() and driving.exception() is None:
+        if driving.done() and not driving.cancelled():
+            error = driving.exception()
+            if error is not None:
+                log.error("a stream ended on an error", exc_info=error)
             await send(_body(b"", False))
 
     async def _answer(
@@ -174,12 +187,14 @@ class AsyncFront:
         """Read the request's body into the environ (see the module's doc); whether the client
         went away meanwhile."""
         announced = environ.get("CONTENT_LENGTH")
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         environ["wsgi.input"] = io.BytesIO()
-        if not chunked and (not announced or announced == "0"):
+        if not announced and not _body_without_length(environ):
+            return False
+        if announced == "0":
             return False
         environ[BODY_READ] = True
-        if announced and announced.isdigit() and int(announced) > self.body_limit:
+        limit = self.body_limit(environ)
+        if announced and announced.isdigit() and int(announced) > limit:
             return False  # refused (413) unread
         client = environ.get("REMOTE_ADDR") or ""
         why = self.bodies.take(client)
@@ -198,7 +213,7 @@ class AsyncFront:
                         break
                     pieces.append(message.get("body", b""))
                     received += len(pieces[-1])
-                    if received > self.body_limit or not message.get("more_body", False):
+                    if received > limit or not message.get("more_body", False):
                         break
         except TimeoutError:
             environ[BODY_LATE] = True
@@ -206,6 +221,18 @@ class AsyncFront:
             self.bodies.give_back(client)
         environ["wsgi.input"] = io.BytesIO(b"".join(pieces))
         return gone
+
+
+def _body_without_length(environ: dict[str, Any]) -> bool:
+    """Whether a request with no Content-Length has a body all the same (as web/bodies.py
+    reads it): chunked, or an HTTP/2 request that may carry one."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return True
+    return environ["SERVER_PROTOCOL"].startswith("HTTP/2") and environ["REQUEST_METHOD"] not in (
+        "GET",
+        "HEAD",
+        "OPTIONS",
+    )
 
 
 async def _disconnect(receive: Receive) -> None:

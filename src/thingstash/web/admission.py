@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from thingstash.core.environ import ON_LOOP
 from thingstash.web.errors import RETRY_AFTER_SECONDS, Problem
 
 # The request's place in the gate, in its WSGI environ: costly work waiting for its own gate
@@ -66,8 +67,14 @@ class CostlyGate:
         self.waiting = 0  # how many wait for the gate now (approximate: no lock)
 
     @contextmanager
-    def entered(self, place: threading.Semaphore | None = None) -> Iterator[None]:
+    def entered(
+        self, place: threading.Semaphore | None = None, wait: bool = True
+    ) -> Iterator[None]:
+        """`wait` False: refused at once when the gate is full (on an event loop, where a wait
+        would hold every other request and stream of the worker)."""
         if not self._slots.acquire(blocking=False):
+            if not wait:
+                raise Busy()
             if place is not None:
                 place.release()  # waiting costs the others nothing
             self.waiting += 1
@@ -86,9 +93,11 @@ class CostlyGate:
 
 
 def costly(
-    gate: CostlyGate, environ: dict[str, Any] | None
+    gate: CostlyGate, environ: dict[str, Any] | None, wait: bool = True
 ) -> Callable[[], AbstractContextManager[None]]:
     """What the store enters around costly work of this request (`environ`: None outside
-    one): `gate`, giving the request's place back while it waits."""
+    one): `gate`, giving the request's place back while it waits; on the async front's event
+    loop (core/environ.ON_LOOP), or with `wait` False, refused at once when it is full."""
     place = environ.get(PLACE) if environ is not None else None
-    return lambda: gate.entered(place)
+    wait = wait and not (environ is not None and environ.get(ON_LOOP))
+    return lambda: gate.entered(place, wait)

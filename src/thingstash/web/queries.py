@@ -15,6 +15,7 @@ from flask import Response, current_app, request
 
 from thingstash.core import documents, ordering, queries
 from thingstash.core.answers import Answer
+from thingstash.core.environ import ON_LOOP
 from thingstash.core.model import StorageUnavailable, ThingMissing
 from thingstash.core.paths import Path
 from thingstash.core.queries import Query
@@ -105,7 +106,9 @@ def watch_query(folder: Path, query: Query) -> Response:
     except BaseException:
         current.hub.unsubscribe(subscription)
         raise
-    face = QueryFace(current.hub.store, folder.text, query, first, gate)
+    # On an event loop, a new answer never waits for the gate: refused, it is tried again.
+    wait = not request.environ.get(ON_LOOP)
+    face = QueryFace(current.hub.store, folder.text, query, first, gate, wait)
     opening = [
         b": watching a query of /" + folder.text.encode("utf-8") + b"\n\n",
         _frame(render(folder.text, query, first)),
@@ -132,11 +135,19 @@ class QueryFace:
     waiting_frame: bytes | None = None
     gather_s = MIN_INTERVAL
     rest_s = 0.0
+    blocking = True  # a new answer runs the query
 
     def __init__(
-        self, store: Store, folder: str, query: Query, first: Answer, gate: admission.CostlyGate
+        self,
+        store: Store,
+        folder: str,
+        query: Query,
+        first: Answer,
+        gate: admission.CostlyGate,
+        wait: bool = True,
     ) -> None:
         self.store, self.folder, self.query, self.gate = store, folder, query, gate
+        self.wait = wait
         self.name = f"live query of {folder}"
         # A new answer is sent when something but the ttls (counting down) changed.
         self.last = render(folder, query, first, ttl=False)
@@ -157,7 +168,7 @@ class QueryFace:
     def produce(self) -> list[bytes]:
         try:
             # Run after the request's place was given back: waits for the gate alone.
-            answer = _answer(self.store, self.folder, self.query, self.gate, self.latest)
+            answer = _answer(self.store, self.folder, self.query, self.gate, self.latest, self.wait)
         except admission.Busy as error:
             raise StorageUnavailable(str(error)) from error  # (waited out alike)
         except ThingMissing:  # the thing `around` centres on is gone
@@ -171,14 +182,19 @@ class QueryFace:
 
 
 def _answer(
-    store: Store, folder: str, query: Query, gate: admission.CostlyGate, latest: str | None
+    store: Store,
+    folder: str,
+    query: Query,
+    gate: admission.CostlyGate,
+    latest: str | None,
+    wait: bool = True,
 ) -> Answer:
     """The query's answer after the change `latest`: run once per process for every stream
     of the same query that asks after that change (ANSWERS), else (a lag: which change is not
     known) run for this stream alone."""
 
     def run() -> Answer:
-        return store.query(folder, query, admission.costly(gate, None))
+        return store.query(folder, query, admission.costly(gate, None, wait))
 
     if latest is None:
         return run()

@@ -129,6 +129,10 @@ class WatchFace:
     def pending(self) -> bool:
         return self.behind or bool(self.fresh)
 
+    @property
+    def blocking(self) -> bool:
+        return self.behind  # only a catch-up reads the store
+
     def note(self, deliveries: list[Delivery], lagging: bool) -> None:
         if lagging:
             self.behind = True  # the feed holds these deliveries too: read from there

@@ -27,7 +27,7 @@ server.on_worker_shutdown(live.of(app).close)
 _settings = Settings.from_env()
 front = AsyncFront(
     app,
-    _settings.max_import_body,
+    lambda environ: _settings.max_body,
     _settings.body_timeout,
     capacity.Places(_settings.max_bodies, _settings.max_bodies_per_client),
 )

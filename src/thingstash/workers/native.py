@@ -8,7 +8,7 @@ from thingstash.core.config import Settings
 from thingstash.serve import server
 from thingstash.serve.asgi import AsyncFront
 from thingstash.serve.lifetime import die_with_parent
-from thingstash.web import bodies, capacity, live
+from thingstash.web import bodies, capacity, imports, live
 from thingstash.web.app import create_app
 
 if os.environ.get("THINGSTASH_SERVE_PID"):
@@ -30,7 +30,9 @@ server.on_worker_shutdown(live.of(app).stop)
 _settings = Settings.from_env()
 front = AsyncFront(
     app,
-    _settings.max_import_body,
+    lambda environ: (
+        _settings.max_import_body if environ["PATH_INFO"] == imports.PATH else _settings.max_body
+    ),
     _settings.body_timeout,
     capacity.Places(_settings.max_bodies, _settings.max_bodies_per_client),
 )

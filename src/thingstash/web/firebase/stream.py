@@ -154,6 +154,7 @@ class FirebaseFace:
     waiting_frame: bytes | None = KEEPALIVE_FRAME
     gather_s = 0.0
     rest_s = MIN_INTERVAL
+    blocking = True  # every change reads a value
 
     def __init__(self, hub: Hub, opened: Opened, location: Location, read: Read) -> None:
         self.hub, self.opened, self.location, self.read = hub, opened, location, read
@@ -232,6 +233,9 @@ def respond(location: Location) -> Response:
     if request.args.get("orderBy") is not None or request.args.get("shallow") is not None:
         raise BadRequest("Streams of queries or shallow reads are not supported")
     resume = _last_event_id()
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":  # what a stream would answer, with nothing opened
+        return Response(mimetype="text/event-stream", headers=headers)
     the_store, config = store(), settings()
 
     def budget() -> reading.Budget:
@@ -242,8 +246,8 @@ def respond(location: Location) -> Response:
     allowed = guard.still_allowed(location)
     current = live.current()  # the app's (web/live.py), its keep-alive the Firebase face's
     opened = open_stream(current.hub, location, read, resume)
-    return Response(
-        events(current.hub, opened, location, read, allowed, current.keepalive),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    face = FirebaseFace(current.hub, opened, location, read)
+    body = live.body(
+        current.hub, current.keepalive, opened.subscription, face, opened.frames, allowed
     )
+    return Response(body, mimetype="text/event-stream", headers=headers)
