@@ -50,16 +50,21 @@ def faces(redis_server: RedisServer) -> Iterator[Faces]:
             "THINGSTASH_FIREBASE_KEEPALIVE": "1",
         },
     ).start()
+    wait_for_firebase(native, firebase_port)
+    yield Faces(native, firebase_port)
+    native.stop()
+
+
+def wait_for_firebase(served: Served, port: int) -> None:
+    """Until the Firebase face of `served` (its own process, started beside it) answers."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(f"http://127.0.0.1:{firebase_port}/.json", timeout=2)
-            break
+            requests.get(f"http://127.0.0.1:{port}/.json", timeout=2)
+            return
         except requests.ConnectionError:
-            assert time.monotonic() < deadline, native.output()
+            assert time.monotonic() < deadline, served.output()
             time.sleep(0.05)
-    yield Faces(native, firebase_port)
-    native.stop()
 
 
 def readable(socks: list[socket.socket], seconds: float) -> list[socket.socket]:

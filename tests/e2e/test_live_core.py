@@ -20,6 +20,7 @@ from .test_connections import (
     raise_open_files,
     readable,
     request_head,
+    wait_for_firebase,
 )
 
 STREAMS = 400  # per face
@@ -37,14 +38,7 @@ def one_worker(redis_server: RedisServer) -> Iterator[tuple[Served, int]]:
             "THINGSTASH_MAX_STREAMS_PER_CLIENT": "1000",
         },
     ).start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{firebase_port}/.json", timeout=2)
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, served.output()
-            time.sleep(0.05)
+    wait_for_firebase(served, firebase_port)
     yield served, firebase_port
     served.stop()
 

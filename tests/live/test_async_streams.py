@@ -7,41 +7,24 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
-import redis
 
 from thingstash.core.store import Store
 from thingstash.live.hub import Hub
 from thingstash.live.streamloop import run_async, stream_loop
-from thingstash.store import open_store
 
-from ..support.clusters import LocalCluster
-from ..support.servers import RedisServer
+from ..firebase.test_stream_feed_reader import hub, store  # noqa: F401 (fixtures)
 from .test_streamloop import PathsFace
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def store(redis_server: RedisServer | LocalCluster, redis_client: redis.Redis) -> Iterator[Store]:
-    opened = open_store(redis_server.url, "asyncstreams")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def hub(store: Store) -> Iterator[Hub]:
-    the_hub = Hub(store)
-    yield the_hub
-    the_hub.close()
-
-
 def test_a_change_reaches_every_coroutine_watching_and_no_thread_waits(
-    hub: Hub, store: Store
+    hub: Hub,  # noqa: F811
+    store: Store,  # noqa: F811
 ) -> None:
     watchers = 200
     threads_before = threading.active_count()
@@ -77,7 +60,7 @@ def test_a_change_reaches_every_coroutine_watching_and_no_thread_waits(
     assert hub.watchers == 200  # (unsubscribing is the caller's: web/live.body)
 
 
-def test_a_coroutine_stream_is_closed_with_its_subscription(hub: Hub) -> None:
+def test_a_coroutine_stream_is_closed_with_its_subscription(hub: Hub) -> None:  # noqa: F811
     async def main() -> list[bytes]:
         sent: list[bytes] = []
         subscription = hub.subscribe("gone/", True)
@@ -95,7 +78,7 @@ def test_a_coroutine_stream_is_closed_with_its_subscription(hub: Hub) -> None:
     assert asyncio.run(main()) == [b": open\n\n"]
 
 
-def test_a_quiet_coroutine_stream_gets_its_keepalives(hub: Hub) -> None:
+def test_a_quiet_coroutine_stream_gets_its_keepalives(hub: Hub) -> None:  # noqa: F811
     async def main() -> list[bytes]:
         sent: list[bytes] = []
         subscription = hub.subscribe("quiet/", True)

@@ -172,28 +172,53 @@ def still(allowed: Callable[[], bool]) -> bool:
         return True
 
 
+class _Stepper:
+    """A driver's side of a loop: the next step, given the answer to the last one (its result,
+    or its exception raised in the loop, at the step)."""
+
+    def __init__(self, steps: Loop) -> None:
+        self.steps = steps
+        self.reply: Any = None
+        self.error: Exception | None = None
+
+    def next(self) -> Step | None:
+        """The next step; None once the loop ended."""
+        try:
+            if self.error is None:
+                step = self.steps.send(self.reply)
+            else:
+                step = self.steps.throw(self.error)
+        except StopIteration:
+            return None
+        self.reply = self.error = None
+        return step
+
+    def work(self, call: Callable[[], Any]) -> None:
+        try:
+            self.reply = call()
+        except Exception as caught:  # raised in the loop, at its step
+            self.error = caught
+
+    async def work_async(self, outcome: Awaitable[Any]) -> None:
+        try:
+            self.reply = await outcome
+        except Exception as caught:  # raised in the loop, at its step
+            self.error = caught
+
+
 def run_blocking(steps: Loop, subscription: Subscription) -> Iterator[bytes]:
     """Drive a stream loop on this thread: its bytes, as a WSGI body."""
-    reply: Any = None
-    error: Exception | None = None
+    stepper = _Stepper(steps)
     try:
-        while True:
-            try:
-                step = steps.send(reply) if error is None else steps.throw(error)
-            except StopIteration:
-                return
-            reply = error = None
+        while (step := stepper.next()) is not None:
             if isinstance(step, bytes):
                 yield step
             elif isinstance(step, Take):
-                reply = subscription.take(step.timeout)
+                stepper.reply = subscription.take(step.timeout)
             elif isinstance(step, Pause):
                 time.sleep(step.seconds)
             else:
-                try:
-                    reply = step.call()
-                except Exception as caught:  # raised in the loop, at its step
-                    error = caught
+                stepper.work(step.call)
     finally:
         steps.close()
 
@@ -208,29 +233,19 @@ async def run_async(
     waits; `Work` that is not inline runs on `pool` (a few threads, so a few connections to the
     store serve every stream), the rest on the loop. `send` writes to the client."""
     loop = asyncio.get_running_loop()
-    reply: Any = None
-    error: Exception | None = None
+    stepper = _Stepper(steps)
     try:
-        while True:
-            try:
-                step = steps.send(reply) if error is None else steps.throw(error)
-            except StopIteration:
-                return
-            reply = error = None
+        while (step := stepper.next()) is not None:
             if isinstance(step, bytes):
                 await send(step)
             elif isinstance(step, Take):
-                reply = await subscription.take_async(step.timeout)
+                stepper.reply = await subscription.take_async(step.timeout)
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
+            elif step.inline or pool is None:
+                stepper.work(step.call)
             else:
-                try:
-                    if step.inline or pool is None:
-                        reply = step.call()
-                    else:
-                        reply = await loop.run_in_executor(pool, step.call)
-                except Exception as caught:  # raised in the loop, at its step
-                    error = caught
+                await stepper.work_async(loop.run_in_executor(pool, step.call))
     finally:
         steps.close()
 
