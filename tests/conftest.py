@@ -16,6 +16,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 
 from thingstash.core.config import Settings
 from thingstash.store.cluster import close_cluster
@@ -24,6 +25,11 @@ from thingstash.web.app import create_app
 
 from .support.clusters import LocalCluster
 from .support.servers import RedisServer, Served, close_app, thingstash_command
+
+# Property tests assert what they find, never how long an example took: a deadline would fail
+# an example that ran slowly on a busy box (as CI's is), whatever the code does.
+hypothesis_settings.register_profile("thingstash", deadline=None)
+hypothesis_settings.load_profile("thingstash")
 
 SUBFOLDERS_READY = (
     "ts:subfolders:ready"  # (store/indexbuild.py: the walk of an older store is done)

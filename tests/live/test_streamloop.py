@@ -131,7 +131,7 @@ def test_after_a_send_it_rests_so_a_stream_of_changes_goes_out_in_few_writes() -
     face = PathsFace(rest_s=0.1)
     client = start(face)
     client.until_waiting()
-    assert client.until_waiting(delivered("a/1")) == Pause(0.1)
+    assert client.until_waiting(delivered("a/1")) == Pause(0.1, rest=True)
     assert client.sent[1:] == [b"data: a/1\n\n"]
 
 

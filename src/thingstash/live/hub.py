@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from thingstash.core import documents
 from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
 from thingstash.core.store import Store, Things
+from thingstash.live.waiting import Bell, ticker, wait
 
 log = logging.getLogger(__name__)
 
@@ -95,32 +96,6 @@ class Group:
             return bell
 
 
-class Bell:
-    """Wakes a group's watchers waiting on one event loop (coroutines): a batch of deliveries
-    costs one call into the loop, however many of them wait there (a ring while one is on its
-    way adds nothing)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.event = asyncio.Event()
-        self._ringing = False
-
-    def ring(self) -> None:
-        """From any thread."""
-        if self._ringing:
-            return
-        self._ringing = True
-        try:
-            self.loop.call_soon_threadsafe(self._ring)
-        except RuntimeError:  # the loop is closed: nobody waits there any more
-            pass
-
-    def _ring(self) -> None:
-        self._ringing = False
-        event, self.event = self.event, asyncio.Event()
-        event.set()
-
-
 # What a watcher takes: (deliveries, must catch up from the feed first, closed).
 Taken = tuple[list[Delivery], bool, bool]
 
@@ -163,27 +138,24 @@ class Subscription:
             return self._taken()
 
     async def take_async(self, timeout: float) -> Taken | None:
-        """As `take`, for a coroutine: waits on the running loop, holding no thread."""
+        """As `take`, for a coroutine: waits on the running loop, holding no thread (nor a
+        timer of its own: live/waiting.py)."""
         group = self.group
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        clock = ticker()
+        deadline = clock.loop.time() + timeout
         while True:
             with group.cond:
                 taken = self._taken()
                 # Looked at and the bell taken under the lock the reader appends under: a
                 # delivery after the look rings this bell (through the loop, so not before
                 # this coroutine waits on it).
-                event = group.bell(loop).event
+                bell = group.bell(clock.loop)
             if taken is not None:
                 return taken
-            left = deadline - loop.time()
-            if left <= 0:
+            left = deadline - clock.loop.time()
+            if left <= 0.001:  # (a timer may fire a hair early)
                 return None
-            try:
-                async with asyncio.timeout(left):
-                    await event.wait()
-            except TimeoutError:
-                pass
+            await wait(clock, bell, left)
 
     def _taken(self) -> Taken | None:
         group = self.group

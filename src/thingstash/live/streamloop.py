@@ -26,10 +26,11 @@ from typing import Any, Protocol
 
 from thingstash.core.model import StorageUnavailable
 from thingstash.live.hub import Delivery, Subscription
+from thingstash.live.waiting import SPACING, ticker
 
 log = logging.getLogger(__name__)
 
-MIN_INTERVAL = 0.1  # seconds between two writes to one stream, when events keep coming
+MIN_INTERVAL = SPACING  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
 
 
@@ -42,7 +43,12 @@ class Take:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
+    """Wait `seconds`. A `rest` (after a send, so a burst goes out in one write) of at most
+    live/waiting.SPACING a driver on an event loop skips: the bell it waits on next rings no
+    more often than that."""
+
     seconds: float
+    rest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,7 @@ def stream_loop(
                 if face.rest_s:
                     # Under a stream of events, wake at most every rest_s: what arrives
                     # meanwhile waits in the group's log and goes out in one write.
-                    yield Pause(face.rest_s)
+                    yield Pause(face.rest_s, rest=True)
             continue
         if dirty_since is None:
             wait = keepalive - (now - quiet_since)
@@ -233,6 +239,7 @@ async def run_async(
     waits; `Work` that is not inline runs on `pool` (a few threads, so a few connections to the
     store serve every stream), the rest on the loop. `send` writes to the client."""
     loop = asyncio.get_running_loop()
+    clock = ticker()
     stepper = _Stepper(steps)
     try:
         while (step := stepper.next()) is not None:
@@ -241,7 +248,8 @@ async def run_async(
             elif isinstance(step, Take):
                 stepper.reply = await subscription.take_async(step.timeout)
             elif isinstance(step, Pause):
-                await asyncio.sleep(step.seconds)
+                if not (step.rest and step.seconds <= SPACING):
+                    await clock.sleep(step.seconds)
             elif step.inline or pool is None:
                 stepper.work(step.call)
             else:

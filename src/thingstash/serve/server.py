@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from granian.constants import Interfaces
+from granian.constants import Interfaces, Loops
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
@@ -135,7 +135,8 @@ def run(
         "workers_kill_timeout": SHUTDOWN_GRACE_SECONDS,
     }
     if ":" not in target and settings.front == "async":
-        Server(f"{target}:front", interface=Interfaces.ASGINL, **common).serve()
+        # On uvloop (Loops.auto would pick it too, silently falling back without it).
+        Server(f"{target}:front", interface=Interfaces.ASGINL, loop=Loops.uvloop, **common).serve()
         return
     wsgi_target = target if ":" in target else f"{target}:app"
     Server(

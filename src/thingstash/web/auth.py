@@ -196,7 +196,10 @@ def _open(config: Settings, presence: _KeyPresence, store: Keys) -> bool:
 def open_check(app: Flask, config: Settings, the_store: Keys) -> Callable[[], bool]:
     """store_is_open for `app`, callable outside a request (the fast path asks it on every
     request: the address part, fixed for the process, is decided here once)."""
-    presence: _KeyPresence = app.extensions["thingstash.keys"]
+    return _open_check(config, app.extensions["thingstash.keys"], the_store)
+
+
+def _open_check(config: Settings, presence: _KeyPresence, the_store: Keys) -> Callable[[], bool]:
     if not config.public and not is_loopback(config.host):
         return lambda: False
     return lambda: not presence.present(the_store)
@@ -211,7 +214,7 @@ def still_allowed() -> Callable[[], bool]:
         key_id, key_digest = access.key_id, access.digest
         return lambda: presence.key_valid(the_store, key_id, key_digest)
     if access is OPEN:
-        return lambda: _open(config, presence, the_store)
+        return _open_check(config, presence, the_store)
     return lambda: True  # anonymous read: a setting of the process, it does not change
 
 
