@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from thingstash.core import documents
 from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
 from thingstash.core.store import Store, Things
-from thingstash.live.waiting import Bell, ticker, wait
+from thingstash.live.waiting import CLOCK_STEP, Bell, ticker, wait
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,15 @@ class Subscription:
             if taken is not None:
                 return taken
             left = deadline - clock.loop.time()
-            if left <= 0.001:  # (a timer may fire a hair early)
+            if left <= CLOCK_STEP:  # (a timer may fire a hair early)
                 return None
             await wait(clock, bell, left)
+
+    def ready(self) -> bool:
+        """Whether a take would answer at once."""
+        group = self.group
+        with group.cond:
+            return group.closed or self.cursor != group.end or group.epoch != self.epoch
 
     def _taken(self) -> Taken | None:
         group = self.group

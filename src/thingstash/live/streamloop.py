@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from thingstash.core.model import StorageUnavailable
 from thingstash.live.hub import Delivery, Subscription
-from thingstash.live.waiting import SPACING, ticker
+from thingstash.live.waiting import CLOCK_STEP, SPACING, ticker
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def stream_loop(
     waiting = False
     while not closed():
         now = time.monotonic()
-        if dirty_since is not None and now - dirty_since >= face.gather_s:
+        if dirty_since is not None and now - dirty_since >= face.gather_s - CLOCK_STEP:
             try:
                 frames: list[bytes] = yield Work(face.produce, inline=not face.blocking)
             except StorageUnavailable as error:
@@ -241,14 +241,23 @@ async def run_async(
     loop = asyncio.get_running_loop()
     clock = ticker()
     stepper = _Stepper(steps)
+    rest_until = 0.0
     try:
         while (step := stepper.next()) is not None:
             if isinstance(step, bytes):
                 await send(step)
             elif isinstance(step, Take):
+                if rest_until > loop.time() and subscription.ready():
+                    # Deliveries came while it produced and sent: they wait out the rest, so
+                    # a burst still goes out in one write.
+                    await clock.sleep(rest_until - loop.time())
                 stepper.reply = await subscription.take_async(step.timeout)
             elif isinstance(step, Pause):
-                if not (step.rest and step.seconds <= SPACING):
+                if step.rest and step.seconds <= SPACING:
+                    # Kept at the next take, and only when it finds deliveries at once: a
+                    # coroutine waiting on its bell is not woken within SPACING of the last.
+                    rest_until = loop.time() + step.seconds
+                else:
                     await clock.sleep(step.seconds)
             elif step.inline or pool is None:
                 stepper.work(step.call)

@@ -22,6 +22,7 @@ import weakref
 
 SPACING = 0.1  # seconds between two rings of one bell (live/streamloop.MIN_INTERVAL)
 RESOLUTION = 0.05  # seconds: a Ticker's deadlines fall on this grid (at most this much late)
+CLOCK_STEP = 0.001  # uvloop's clock counts milliseconds: a timer may fire this much "early"
 
 
 class Bell:
@@ -45,7 +46,7 @@ class Bell:
 
     def _ring(self) -> None:
         now = self.loop.time()
-        if now < self._last + SPACING:
+        if now < self._last + SPACING - CLOCK_STEP:
             # Too soon after the last: rung then (rings meanwhile fold into this one).
             self.loop.call_at(self._last + SPACING, self._ring)
             return
@@ -62,8 +63,15 @@ class Ticker:
     RESOLUTION, and one loop timer wakes every future due then."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self._loop = weakref.ref(loop)  # (weak: the table of tickers by loop lets go of both)
         self.slots: dict[int, set[asyncio.Future[None]]] = {}
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("the ticker's event loop is gone")
+        return loop
 
     def add(self, future: asyncio.Future[None], delay: float) -> int:
         """Wake `future` in `delay` seconds (or up to RESOLUTION later); its slot, to `discard`."""

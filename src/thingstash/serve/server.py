@@ -135,8 +135,8 @@ def run(
         "workers_kill_timeout": SHUTDOWN_GRACE_SECONDS,
     }
     if ":" not in target and settings.front == "async":
-        # On uvloop (Loops.auto would pick it too, silently falling back without it).
-        Server(f"{target}:front", interface=Interfaces.ASGINL, loop=Loops.uvloop, **common).serve()
+        # On uvloop, a dependency (asyncio where there is none: Windows).
+        Server(f"{target}:front", interface=Interfaces.ASGINL, loop=Loops.auto, **common).serve()
         return
     wsgi_target = target if ":" in target else f"{target}:app"
     Server(
