@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from thingstash.core import documents
 from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
 from thingstash.core.store import Store, Things
-from thingstash.live.waiting import CLOCK_STEP, Bell, ticker, wait
+from thingstash.live.waiting import CLOCK_STEP, Bell, Ticker, ticker, wait
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,11 @@ class Subscription:
                 group.cond.wait(timeout)
             return self._taken()
 
-    async def take_async(self, timeout: float) -> Taken | None:
-        """As `take`, for a coroutine: waits on the running loop, holding no thread (nor a
-        timer of its own: live/waiting.py)."""
+    async def take_async(self, timeout: float, clock: Ticker | None = None) -> Taken | None:
+        """As `take`, for a coroutine: waits on the running loop (whose ticker `clock` is, if
+        the caller has it), holding no thread, nor a timer of its own (live/waiting.py)."""
         group = self.group
-        clock = ticker()
+        clock = clock or ticker()
         deadline = clock.loop.time() + timeout
         while True:
             with group.cond:

@@ -44,8 +44,8 @@ class Take:
 @dataclass(frozen=True, slots=True)
 class Pause:
     """Wait `seconds`. A `rest` (after a send, so a burst goes out in one write) of at most
-    live/waiting.SPACING a driver on an event loop skips: the bell it waits on next rings no
-    more often than that."""
+    live/waiting.SPACING a driver on an event loop keeps only when its next take finds
+    deliveries already there: else the bell it waits on rings no sooner than that."""
 
     seconds: float
     rest: bool = False
@@ -251,7 +251,7 @@ async def run_async(
                     # Deliveries came while it produced and sent: they wait out the rest, so
                     # a burst still goes out in one write.
                     await clock.sleep(rest_until - loop.time())
-                stepper.reply = await subscription.take_async(step.timeout)
+                stepper.reply = await subscription.take_async(step.timeout, clock)
             elif isinstance(step, Pause):
                 if step.rest and step.seconds <= SPACING:
                     # Kept at the next take, and only when it finds deliveries at once: a
