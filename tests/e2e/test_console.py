@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -66,7 +67,14 @@ def api(served: Served, redis_client: redis.Redis) -> Iterator[httpx.Client]:
 
 
 def wait(driver: WebDriver, condition, timeout: float = 15):  # type: ignore[no-untyped-def]
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    # A live view re-renders as updates come: an element read as it is replaced is looked
+    # for again at the next poll, not a failure.
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(condition)
 
 
 def find(driver: WebDriver, css: str) -> WebElement:
