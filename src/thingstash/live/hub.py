@@ -157,6 +157,11 @@ class Subscription:
                 return None
             await wait(clock, bell, left)
 
+    def take_now(self) -> Taken | None:
+        """What a take would answer at once, without waiting."""
+        with self.group.cond:
+            return self._taken()
+
     def ready(self) -> bool:
         """Whether a take would answer at once."""
         group = self.group

@@ -19,50 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from thingstash.core.model import StorageUnavailable
 from thingstash.live.hub import Delivery, Subscription
+from thingstash.live.riding import Failed, Handoff, Push, Rider, Sending
+from thingstash.live.steps import Loop, Pause, Stepper, Take, Work
 from thingstash.live.waiting import CLOCK_STEP, SPACING, ticker
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = SPACING  # seconds between two writes to one stream, when events keep coming
 RETRY_S = 0.5  # how often a stream tries the store again while it is away
-
-
-@dataclass(frozen=True, slots=True)
-class Take:
-    """Wait at most `timeout` seconds for deliveries: answered with Subscription.take's reply."""
-
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Wait `seconds`. A `rest` (after a send, so a burst goes out in one write) of at most
-    live/waiting.SPACING a driver on an event loop keeps only when its next take finds
-    deliveries already there: else the bell it waits on rings no sooner than that."""
-
-    seconds: float
-    rest: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """A blocking call: answered with its result, or its exception raised at the step. An
-    `inline` one answers from memory nearly always (a check cached for a second): a driver on
-    an event loop runs it there rather than hand it to a thread."""
-
-    call: Callable[[], Any]
-    inline: bool = False
-
-
-Step = bytes | Take | Pause | Work
-Loop = Generator[Step, Any, None]
 
 
 class Ended(Exception):  # noqa: N818 (not an error: how a face ends its stream)
@@ -178,43 +148,9 @@ def still(allowed: Callable[[], bool]) -> bool:
         return True
 
 
-class _Stepper:
-    """A driver's side of a loop: the next step, given the answer to the last one (its result,
-    or its exception raised in the loop, at the step)."""
-
-    def __init__(self, steps: Loop) -> None:
-        self.steps = steps
-        self.reply: Any = None
-        self.error: Exception | None = None
-
-    def next(self) -> Step | None:
-        """The next step; None once the loop ended."""
-        try:
-            if self.error is None:
-                step = self.steps.send(self.reply)
-            else:
-                step = self.steps.throw(self.error)
-        except StopIteration:
-            return None
-        self.reply = self.error = None
-        return step
-
-    def work(self, call: Callable[[], Any]) -> None:
-        try:
-            self.reply = call()
-        except Exception as caught:  # raised in the loop, at its step
-            self.error = caught
-
-    async def work_async(self, outcome: Awaitable[Any]) -> None:
-        try:
-            self.reply = await outcome
-        except Exception as caught:  # raised in the loop, at its step
-            self.error = caught
-
-
 def run_blocking(steps: Loop, subscription: Subscription) -> Iterator[bytes]:
     """Drive a stream loop on this thread: its bytes, as a WSGI body."""
-    stepper = _Stepper(steps)
+    stepper = Stepper(steps)
     try:
         while (step := stepper.next()) is not None:
             if isinstance(step, bytes):
@@ -234,16 +170,21 @@ async def run_async(
     subscription: Subscription,
     send: Callable[[bytes], Awaitable[None]],
     pool: Executor | None,
+    push: Push | None = None,
 ) -> None:
     """Drive a stream loop as a coroutine on the running event loop: it holds no thread while it
     waits; `Work` that is not inline runs on `pool` (a few threads, so a few connections to the
-    store serve every stream), the rest on the loop. `send` writes to the client."""
+    store serve every stream), the rest on the loop. `send` writes to the client. With `push`
+    (a send that does its work when called: live/riding.py), it waits for deliveries as a
+    Rider, whose bell sends them without waking it."""
     loop = asyncio.get_running_loop()
     clock = ticker()
-    stepper = _Stepper(steps)
+    stepper = Stepper(steps)
+    rider = None if push is None else Rider(stepper, subscription, push, clock)
     rest_until = 0.0
     try:
-        while (step := stepper.next()) is not None:
+        step: Handoff = stepper.next()
+        while step is not None:
             if isinstance(step, bytes):
                 await send(step)
             elif isinstance(step, Take):
@@ -251,7 +192,13 @@ async def run_async(
                     # Deliveries came while it produced and sent: they wait out the rest, so
                     # a burst still goes out in one write.
                     await clock.sleep(rest_until - loop.time())
-                stepper.reply = await subscription.take_async(step.timeout, clock)
+                if rider is not None:
+                    handed = await rider.ride(step)
+                    if handed is not None:
+                        step = handed  # where the rider stopped: done here
+                        continue
+                else:
+                    stepper.reply = await subscription.take_async(step.timeout, clock)
             elif isinstance(step, Pause):
                 if step.rest and step.seconds <= SPACING:
                     # Kept at the next take, and only when it finds deliveries at once: a
@@ -259,10 +206,15 @@ async def run_async(
                     rest_until = loop.time() + step.seconds
                 else:
                     await clock.sleep(step.seconds)
+            elif isinstance(step, Sending):
+                await step.rest
+            elif isinstance(step, Failed):
+                raise step.error
             elif step.inline or pool is None:
                 stepper.work(step.call)
             else:
                 await stepper.work_async(loop.run_in_executor(pool, step.call))
+            step = stepper.next()
     finally:
         steps.close()
 
@@ -283,9 +235,14 @@ class LiveBody:
         finally:
             self.close()
 
-    async def drive(self, send: Callable[[bytes], Awaitable[None]], pool: Executor | None) -> None:
+    async def drive(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        pool: Executor | None,
+        push: Push | None = None,
+    ) -> None:
         try:
-            await run_async(self.steps, self.subscription, send, pool)
+            await run_async(self.steps, self.subscription, send, pool, push)
         finally:
             self.close()
 

@@ -19,18 +19,26 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
+from typing import Protocol
 
 SPACING = 0.1  # seconds between two rings of one bell (live/streamloop.MIN_INTERVAL)
 RESOLUTION = 0.05  # seconds: a Ticker's deadlines fall on this grid (at most this much late)
 CLOCK_STEP = 0.001  # uvloop's clock counts milliseconds: a timer may fire this much "early"
 
 
+class Ringable(Protocol):
+    def rung(self) -> None:
+        """Its bell rang (called on the bell's loop)."""
+
+
 class Bell:
-    """Wakes the coroutines waiting on one event loop for a group's deliveries."""
+    """Wakes the coroutines waiting on one event loop for a group's deliveries; its `riders`
+    (live/riding.py) are called instead, in place."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.waiters: set[asyncio.Future[None]] = set()
+        self.riders: set[Ringable] = set()
         self._ringing = False
         self._last = -math.inf
 
@@ -56,6 +64,8 @@ class Bell:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        for rider in list(self.riders):
+            rider.rung()
 
 
 class Ticker:
@@ -95,6 +105,14 @@ class Ticker:
 
     async def sleep(self, delay: float) -> None:
         await wait(self, None, delay)
+
+    async def sleep_on(self, future: asyncio.Future[None], delay: float) -> None:
+        """Until `future` is done (by someone else) or `delay` seconds pass."""
+        slot = self.add(future, delay)
+        try:
+            await future
+        finally:
+            self.discard(future, slot)
 
 
 _tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ticker] = weakref.WeakKeyDictionary()

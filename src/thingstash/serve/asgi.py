@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from thingstash.core.environ import BODY_BUSY, BODY_LATE, BODY_READ, LIVE_BODY
+from thingstash.live.riding import finish_now
 from thingstash.live.streamloop import LiveBody
 
 if TYPE_CHECKING:
@@ -139,7 +140,10 @@ class AsyncFront:
         async def piece(data: bytes) -> None:
             await send(_body(data, True))
 
-        driving = asyncio.ensure_future(live.drive(piece, self.pool))
+        def push(data: bytes) -> Awaitable[None] | None:
+            return finish_now(send(_body(data, True)))
+
+        driving = asyncio.ensure_future(live.drive(piece, self.pool, push))
         watching = None if gone else asyncio.ensure_future(_disconnect(receive))
         try:
             await asyncio.wait(
