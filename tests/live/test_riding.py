@@ -9,14 +9,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
 
 from thingstash.core.store import Store
-from thingstash.live.hub import Hub
+from thingstash.live.hub import Delivery, Hub
 from thingstash.live.riding import Rider, finish_now
-from thingstash.live.streamloop import run_async, stream_loop
+from thingstash.live.streamloop import run_async, shortcut, stream_loop
 
 from ..firebase.test_stream_feed_reader import hub, store  # noqa: F401 (fixtures)
 from .test_streamloop import KEEPALIVE, REVOKED, PathsFace
@@ -50,6 +52,27 @@ class Client:
         self.sent.append(data)
 
 
+@dataclass
+class DirectFace(PathsFace):
+    """A PathsFace that tells a take's frames from memory (live/streamloop.Direct): the bell
+    sends them with the loop left at its take (live/riding.py's shortcut)."""
+
+    at_once_calls: int = 0
+
+    def at_once(self, deliveries: list[Delivery]) -> list[bytes] | None:
+        if self.pending:
+            return None
+        self.at_once_calls += 1
+        return [b"data: " + d.event.path.encode() + b"\n\n" for d in deliveries]
+
+
+def face(direct: bool, **settings: Any) -> PathsFace:
+    return DirectFace(**settings) if direct else PathsFace(**settings)
+
+
+DIRECT = pytest.mark.parametrize("direct", [False, True], ids=["stepped", "direct"])
+
+
 def put(into: Store, path: str) -> Awaitable[object]:
     return asyncio.to_thread(into.put, path, orjson.dumps({"n": 1}), 60)
 
@@ -63,14 +86,17 @@ async def until(check: Callable[[], bool], seconds: float = 10) -> None:
 def ride(
     hub: Hub,  # noqa: F811
     client: Client,
-    face: PathsFace,
+    paths: PathsFace,
     allowed: Callable[[], bool] = lambda: True,
     keepalive: float = 15,
     pool: ThreadPoolExecutor | None = None,
 ) -> asyncio.Task[None]:
     subscription = hub.subscribe("room/", True)
-    steps = stream_loop(face, [b": open\n\n"], allowed, keepalive, lambda: hub.closed)
-    return asyncio.create_task(run_async(steps, subscription, client.send, pool, client.push))
+    steps = stream_loop(paths, [b": open\n\n"], allowed, keepalive, lambda: hub.closed)
+    direct = shortcut(paths, allowed)
+    return asyncio.create_task(
+        run_async(steps, subscription, client.send, pool, client.push, direct)
+    )
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:
@@ -79,14 +105,17 @@ async def stop(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@DIRECT
 def test_every_change_reaches_every_stream_and_wakes_no_coroutine(
     hub: Hub,  # noqa: F811
     store: Store,  # noqa: F811
+    direct: bool,
 ) -> None:
-    async def main() -> tuple[list[Client], int]:
+    async def main() -> tuple[list[Client], int, int]:
         clients = [Client() for _ in range(300)]
         # (resting 0.1 s after a send, as a native watch does)
-        tasks = [ride(hub, c, PathsFace(blocking=False, rest_s=0.1)) for c in clients]
+        faces = [face(direct, blocking=False, rest_s=0.1) for _ in clients]
+        tasks = [ride(hub, c, f) for c, f in zip(clients, faces, strict=True)]
         await until(lambda: all(c.sent for c in clients))  # each one open, parked
         wakes = _count_wakes()
         await put(store, "room/a")
@@ -96,9 +125,13 @@ def test_every_change_reaches_every_stream_and_wakes_no_coroutine(
         await until(lambda: all(len(c.sent) == 3 for c in clients))
         woken = wakes()
         await stop(tasks)
-        return clients, woken
+        told = sum(
+            isinstance(f, DirectFace) and f.at_once_calls == 2 and not f.noted for f in faces
+        )
+        return clients, woken, told
 
-    clients, woken = asyncio.run(main())
+    clients, woken, told = asyncio.run(main())
+    assert told == (300 if direct else 0)  # (the loop itself never stepped: no `note` either)
     assert all(c.sent == [b": open\n\n", b"data: room/a\n\n", b"data: room/b\n\n"] for c in clients)
     assert all(c.pushed == 2 for c in clients)  # sent by the bell, not by the coroutine
     assert woken == 0
@@ -123,10 +156,11 @@ def _count_wakes() -> Callable[[], int]:
     return read
 
 
-def test_a_quiet_stream_still_gets_its_keepalives(hub: Hub) -> None:  # noqa: F811
+@DIRECT
+def test_a_quiet_stream_still_gets_its_keepalives(hub: Hub, direct: bool) -> None:  # noqa: F811
     async def main() -> Client:
         client = Client()
-        task = ride(hub, client, PathsFace(blocking=False), keepalive=0.1)
+        task = ride(hub, client, face(direct, blocking=False), keepalive=0.1)
         await asyncio.sleep(0.45)
         await stop([task])
         return client
@@ -138,14 +172,16 @@ def test_a_quiet_stream_still_gets_its_keepalives(hub: Hub) -> None:  # noqa: F8
     )
 
 
+@DIRECT
 def test_a_stream_no_longer_allowed_gets_its_last_word_and_ends(
     hub: Hub,  # noqa: F811
     store: Store,  # noqa: F811
+    direct: bool,
 ) -> None:
     async def main() -> tuple[Client, bool]:
         client = Client()
         allowed = [True]
-        task = ride(hub, client, PathsFace(blocking=False), allowed=lambda: allowed[0])
+        task = ride(hub, client, face(direct, blocking=False), allowed=lambda: allowed[0])
         await until(lambda: bool(client.sent))
         allowed[0] = False
         await put(store, "room/a")
@@ -178,13 +214,15 @@ def test_a_change_that_needs_a_read_is_handed_to_the_coroutine(
     assert client.pushed == 0  # read on the pool, then sent by the coroutine itself
 
 
+@DIRECT
 def test_a_send_that_must_wait_is_waited_for_in_order(
     hub: Hub,  # noqa: F811
     store: Store,  # noqa: F811
+    direct: bool,
 ) -> None:
     async def main() -> Client:
         client = Client(waits=True)
-        task = ride(hub, client, PathsFace(blocking=False))
+        task = ride(hub, client, face(direct, blocking=False))
         await until(lambda: bool(client.sent))
         for name in "abc":
             await put(store, f"room/{name}")
@@ -202,13 +240,15 @@ def test_a_send_that_must_wait_is_waited_for_in_order(
     ]
 
 
+@DIRECT
 def test_a_send_that_fails_ends_the_stream_with_its_error(
     hub: Hub,  # noqa: F811
     store: Store,  # noqa: F811
+    direct: bool,
 ) -> None:
     async def main() -> BaseException | None:
         client = Client(broken=True)
-        task = ride(hub, client, PathsFace(blocking=False))
+        task = ride(hub, client, face(direct, blocking=False))
         await until(lambda: bool(client.sent))
         await put(store, "room/a")
         await asyncio.wait([task], timeout=10)

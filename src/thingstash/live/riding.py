@@ -9,6 +9,10 @@ and sends, through `push` (the front's send, run to its end at once when it need
 `finish_now`). The coroutine is woken only for what cannot be done there: a read of the store
 (a catch-up, a Firebase value), a pause, a send that must wait, the end, or its take's timeout
 (a keep-alive). What the loop does is unchanged: the same steps, answered by a second driver.
+A face that can tell a take's frames from memory (a native watch in step with the feed) is
+asked directly (a `Shortcut`), its loop left at its take: a delivery then costs a look, a check
+that the stream is still allowed, the face's filter and the send. (Its keep-alives then go on
+as if the stream were quiet: a comment line each keep-alive period.)
 
 No I/O here.
 """
@@ -19,21 +23,34 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any
 
-from thingstash.live.hub import Subscription
+from thingstash.live.hub import Delivery, Subscription
 from thingstash.live.steps import Pause, Step, Stepper, Take, Work
 from thingstash.live.waiting import CLOCK_STEP, SPACING, Ticker
 
 Push = Callable[[bytes], Awaitable[None] | None]
+# A face's answer from memory for a take of deliveries (live/streamloop.shortcut): the bytes to
+# send now, or None when the loop must take them (something else pending, a read needed, the
+# stream no longer allowed).
+Shortcut = Callable[[list[Delivery]], bytes | None]
 
 
 class Rider:
     """A stream coroutine's loop, parked at a take on its group's bell (see the module's doc)."""
 
-    def __init__(self, stepper: Stepper, subscription: Subscription, push: Push, clock: Ticker):
+    def __init__(
+        self,
+        stepper: Stepper,
+        subscription: Subscription,
+        push: Push,
+        clock: Ticker,
+        shortcut: Shortcut | None = None,
+    ):
         self.stepper = stepper
         self.subscription = subscription
         self.push = push
         self.clock = clock
+        self.shortcut = shortcut
+        self.take: Take | None = None  # the take it is parked at
         self.parked = False
         self.deadline = 0.0
         self.handed: Handoff = None
@@ -55,6 +72,7 @@ class Rider:
             self.stepper.reply = taken
             return None
         self.deadline = loop.time() + take.timeout
+        self.take = take
         self.handed = None
         try:
             while self.parked:
@@ -76,6 +94,18 @@ class Rider:
         taken = self.subscription.take_now()
         if taken is None:
             return
+        deliveries, lagging, ended = taken
+        if self.shortcut is not None and not lagging and not ended:
+            try:
+                frames = self.shortcut(deliveries)
+                if frames is not None:
+                    # Sent as the loop would have (the loop stays at its take).
+                    rest = self.push(frames) if frames else None
+                    if rest is not None:
+                        self._hand(Sending(rest, self._take_left()))
+                    return
+            except Exception as error:  # noqa: BLE001 - raised in the coroutine, which ends on it
+                return self._hand(Failed(error))
         self.stepper.reply = taken
         try:
             while True:
@@ -98,7 +128,12 @@ class Rider:
         except Exception as error:  # noqa: BLE001 - raised in the coroutine, which ends on it
             return self._hand(Failed(error))
 
+    def _take_left(self) -> Take:
+        """What is left of the take it is parked at."""
+        return Take(max(self.deadline - self.clock.loop.time(), 0.0))
+
     def _park_on(self, take: Take) -> None:
+        self.take = take
         deadline = self.clock.loop.time() + take.timeout
         sooner, self.deadline = deadline < self.deadline, deadline
         if sooner:
@@ -115,10 +150,12 @@ class Rider:
 
 
 class Sending:
-    """A send the rider began that must be waited for: the coroutine awaits `rest`."""
+    """A send the rider began that must be waited for: the coroutine awaits `rest`, then goes
+    on with the loop, or with `then` (a shortcut's send: the loop is still at its take)."""
 
-    def __init__(self, rest: Awaitable[None]) -> None:
+    def __init__(self, rest: Awaitable[None], then: Take | None = None) -> None:
         self.rest = rest
+        self.then = then
 
 
 class Failed:

@@ -6,8 +6,10 @@ heap of thousands, and each event woke every coroutine twice (its delivery, then
 rest after sending). So here:
 
 - a `Bell` wakes a group's coroutines on one loop with one call into the loop per batch of
-  deliveries, and rings at most every `SPACING` seconds: a burst reaches them as one wake-up,
-  so a coroutine needs no rest timer of its own after it sends;
+  deliveries (its riders, live/riding.py, are advanced in place), and rings at most every
+  `SPACING` seconds, or as long as its last ring's riders took (up to MAX_SPACING): a burst
+  reaches them as one wake-up, so a coroutine needs no rest timer of its own after it sends,
+  and a group of thousands batches more deliveries into each write rather than fall behind;
 - a `Ticker` gives coarse timers (keep-alives, gathering, retries) that share one loop timer per
   `RESOLUTION` seconds of deadline, however many coroutines wait for it.
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import weakref
 from typing import Protocol
 
-SPACING = 0.1  # seconds between two rings of one bell (live/streamloop.MIN_INTERVAL)
+SPACING = 0.1  # seconds between two rings of one bell (live/streamloop.MIN_INTERVAL)...
+MAX_SPACING = 1.0  # ...or longer, as long as its last ring took, up to this
 RESOLUTION = 0.05  # seconds: a Ticker's deadlines fall on this grid (at most this much late)
 CLOCK_STEP = 0.001  # uvloop's clock counts milliseconds: a timer may fire this much "early"
 
@@ -41,6 +45,7 @@ class Bell:
         self.riders: set[Ringable] = set()
         self._ringing = False
         self._last = -math.inf
+        self.spacing = SPACING
 
     def ring(self) -> None:
         """From any thread. A ring while one is on its way adds nothing: that one wakes all."""
@@ -54,9 +59,9 @@ class Bell:
 
     def _ring(self) -> None:
         now = self.loop.time()
-        if now < self._last + SPACING - CLOCK_STEP:
+        if now < self._last + self.spacing - CLOCK_STEP:
             # Too soon after the last: rung then (rings meanwhile fold into this one).
-            self.loop.call_at(self._last + SPACING, self._ring)
+            self.loop.call_at(self._last + self.spacing, self._ring)
             return
         self._ringing = False
         self._last = now
@@ -64,8 +69,13 @@ class Bell:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        started = time.perf_counter()
         for rider in list(self.riders):
             rider.rung()
+        # A ring whose riders took long (thousands of streams) is followed by as long a rest:
+        # the loop spends at most half its time sending one group's deliveries, whatever
+        # comes; more of them go out in each write instead of falling behind.
+        self.spacing = min(max(SPACING, time.perf_counter() - started), MAX_SPACING)
 
 
 class Ticker:

@@ -14,7 +14,7 @@ from thingstash.core.model import parse_event_id
 from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import Hub, Subscription
-from thingstash.live.streamloop import Face, LiveBody, stream_loop
+from thingstash.live.streamloop import Face, LiveBody, shortcut, stream_loop
 from thingstash.web import metrics
 
 EXTENSION = "thingstash.live"
@@ -70,7 +70,7 @@ def body(
         hub.unsubscribe(subscription)
 
     steps = stream_loop(face, opening, allowed, keepalive, lambda: hub.closed)
-    live_body = LiveBody(steps, subscription, ended)
+    live_body = LiveBody(steps, subscription, ended, shortcut(face, allowed))
     if has_request_context():
         request.environ[LIVE_BODY] = live_body
     return live_body

@@ -143,6 +143,13 @@ class WatchFace:
         if self.fresh:
             self.seen, self.position = self.fresh[-1].order, self.fresh[-1].event.id
 
+    def at_once(self, deliveries: list[Delivery]) -> list[bytes] | None:
+        """As note then produce, for a stream in step with the feed (live/riding.py)."""
+        if self.behind or self.fresh:
+            return None
+        self.note(deliveries, False)
+        return self.produce()
+
     def produce(self) -> list[bytes]:
         if self.behind:
             # Resuming, too slow, or the reader lost Redis: read the feed.
