@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from thingstash.live.waiting import RESOLUTION, SPACING, Bell, ticker, wait
 
@@ -103,3 +104,27 @@ def test_a_cancelled_wait_is_forgotten_by_its_bell_and_its_timer() -> None:
         return sum(len(due) for due in clock.slots.values()), len(bell.waiters)
 
     assert asyncio.run(main()) == (0, 0)
+
+
+def test_a_bell_whose_riders_took_long_rests_longer_before_it_rings_again() -> None:
+    class Slow:
+        def __init__(self) -> None:
+            self.rung_at: list[float] = []
+
+        def rung(self) -> None:
+            self.rung_at.append(time.monotonic())
+            time.sleep(0.05)  # thousands of streams' sends
+
+    async def main() -> list[float]:
+        bell = Bell(asyncio.get_running_loop())
+        rider = Slow()
+        bell.riders.add(rider)
+        bell.ring()
+        await asyncio.sleep(0.06)
+        bell.ring()  # at once after the first: folded until its rest is over
+        while len(rider.rung_at) < 2:
+            await asyncio.sleep(0.01)
+        return rider.rung_at
+
+    first, second = asyncio.run(main())
+    assert second - first >= 4 * 0.05 - 0.01  # rung 4 times as long as its riders took
