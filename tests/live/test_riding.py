@@ -278,3 +278,33 @@ def test_a_gathering_stream_sends_after_its_gather_not_at_its_keepalive(
     client, took = asyncio.run(main())
     assert client.sent == [b": open\n\n", b"data: room/a\n\n"]
     assert took < 15  # not its 30 s keep-alive
+
+
+def test_a_send_finished_later_is_cancelled_with_its_stream() -> None:
+    """What finish_now leaves of a send that must wait is awaited as the whole send would be:
+    cancelling the stream's coroutine cancels the send too (its cleanup runs at once)."""
+
+    async def main() -> list[str]:
+        happened: list[str] = []
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def send() -> None:
+            happened.append("sending")
+            try:
+                await gate
+            finally:
+                happened.append("cleaned up")
+
+        rest = finish_now(send())
+        assert rest is not None
+
+        async def stream() -> None:
+            await rest
+
+        task = asyncio.create_task(stream())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return list(happened)  # (as it stands while the send is still referenced)
+
+    assert asyncio.run(main()) == ["sending", "cleaned up"]

@@ -128,3 +128,30 @@ def test_a_bell_whose_riders_took_long_rests_longer_before_it_rings_again() -> N
 
     first, second = asyncio.run(main())
     assert second - first >= 4 * 0.05 - 0.01  # rung 4 times as long as its riders took
+
+
+def test_a_rider_that_fails_at_its_ring_does_not_keep_the_others_from_theirs() -> None:
+    class Rider:
+        def __init__(self, fails: bool) -> None:
+            self.fails = fails
+            self.rung_times = 0
+
+        def rung(self) -> None:
+            self.rung_times += 1
+            if self.fails:
+                raise RuntimeError("a broken stream")
+
+    async def main() -> tuple[list[int], list[str]]:
+        loop = asyncio.get_running_loop()
+        reported: list[str] = []
+        loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+        bell = Bell(loop)
+        riders = [Rider(fails=i % 2 == 0) for i in range(6)]
+        bell.riders.update(riders)
+        bell.ring()
+        await asyncio.sleep(0.05)
+        return [r.rung_times for r in riders], reported
+
+    rung, reported = asyncio.run(main())
+    assert rung == [1] * 6
+    assert reported == ["a stream failed at its ring"] * 3

@@ -50,7 +50,6 @@ class Rider:
         self.push = push
         self.clock = clock
         self.shortcut = shortcut
-        self.take: Take | None = None  # the take it is parked at
         self.parked = False
         self.deadline = 0.0
         self.handed: Handoff = None
@@ -72,7 +71,6 @@ class Rider:
             self.stepper.reply = taken
             return None
         self.deadline = loop.time() + take.timeout
-        self.take = take
         self.handed = None
         try:
             while self.parked:
@@ -133,7 +131,6 @@ class Rider:
         return Take(max(self.deadline - self.clock.loop.time(), 0.0))
 
     def _park_on(self, take: Take) -> None:
-        self.take = take
         deadline = self.clock.loop.time() + take.timeout
         sooner, self.deadline = deadline < self.deadline, deadline
         if sooner:
@@ -188,7 +185,17 @@ class _Rest:
     def __await__(self) -> Generator[Any, None, None]:
         yielded = self.yielded
         while True:
-            yield yielded
+            try:
+                yield yielded
+            except BaseException as error:  # cancelled: passed on, as to the whole
+                throw = getattr(self.steps, "throw", None)
+                if throw is None:
+                    raise
+                try:
+                    yielded = throw(error)
+                except StopIteration:
+                    return
+                continue
             try:
                 yielded = next(self.steps)
             except StopIteration:
