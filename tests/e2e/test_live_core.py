@@ -100,6 +100,15 @@ def test_hundreds_of_streams_hold_no_thread_and_a_write_reaches_them_all(
         print(f"{face}: {STREAMS} streams, one write delivered to all in {delivered * 1000:.0f} ms")
         # Ordinary requests meanwhile, on the same worker.
         assert requests.get(f"{served.url}/room/{face}", timeout=2).json()["mark"] == mark
+        if face == "native":
+            # Sent by the bell itself (live/riding.py), and measured for /_metrics.
+            metrics = requests.get(f"{served.url}/_metrics", timeout=5).text
+            rings = [
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("thingstash_fanout_delay_seconds_count")
+            ]
+            assert rings and rings[0] >= 1
     finally:
         for sock in socks:
             sock.close()

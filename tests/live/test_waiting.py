@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 
-from thingstash.live.waiting import RESOLUTION, SPACING, Bell, ticker, wait
+from thingstash.live.waiting import RESOLUTION, SPACING, Bell, observe_rings, ticker, wait
 
 
 def test_a_ring_from_another_thread_wakes_every_waiter_at_once() -> None:
@@ -155,3 +155,34 @@ def test_a_rider_that_fails_at_its_ring_does_not_keep_the_others_from_theirs() -
     rung, reported = asyncio.run(main())
     assert rung == [1] * 6
     assert reported == ["a stream failed at its ring"] * 3
+
+
+def test_each_ring_that_sent_is_observed_with_its_oldest_change() -> None:
+    class Rider:
+        def __init__(self, sent: float | None) -> None:
+            self.sent = sent
+
+        def rung(self) -> float | None:
+            return self.sent
+
+    seen: list[tuple[float, float]] = []
+    stop = observe_rings(lambda took, late: seen.append((took, late)))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        quiet = Bell(loop)
+        quiet.riders.add(Rider(None))  # sent nothing: not observed
+        quiet.ring()
+        busy = Bell(loop)
+        written = time.time()
+        busy.riders.update([Rider(written - 2.0), Rider(written - 0.5), Rider(None)])
+        busy.ring()
+        await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(main())
+    finally:
+        stop()
+    assert len(seen) == 1
+    took, late = seen[0]
+    assert 0 <= took < 1 and 2.0 <= late < 3.0  # from the oldest change the ring sent

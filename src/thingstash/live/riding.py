@@ -85,14 +85,16 @@ class Rider:
             self.parked = False
             bell.riders.discard(self)
 
-    def rung(self) -> None:
-        """The bell rang (on the loop): advance the loop as far as it goes without waiting."""
+    def rung(self) -> float | None:
+        """The bell rang (on the loop): advance the loop as far as it goes without waiting; the
+        write time of the oldest change it sent then (for /_metrics), if it sent one."""
         if not self.parked:
-            return
+            return None
         taken = self.subscription.take_now()
         if taken is None:
-            return
+            return None
         deliveries, lagging, ended = taken
+        oldest = deliveries[0].order[0] / 1000 if deliveries else None
         if self.shortcut is not None and not lagging and not ended:
             try:
                 frames = self.shortcut(deliveries)
@@ -101,17 +103,21 @@ class Rider:
                     rest = self.push(frames) if frames else None
                     if rest is not None:
                         self._hand(Sending(rest, self._take_left()))
-                    return
+                    return oldest if frames else None
             except Exception as error:  # noqa: BLE001 - raised in the coroutine, which ends on it
-                return self._hand(Failed(error))
+                self._hand(Failed(error))
+                return None
         self.stepper.reply = taken
+        sent = None
         try:
             while True:
                 step = self.stepper.next()
                 if isinstance(step, bytes):
+                    sent = oldest
                     rest = self.push(step)
                     if rest is not None:
-                        return self._hand(Sending(rest))
+                        self._hand(Sending(rest))
+                        return sent
                 elif isinstance(step, Work) and step.inline:
                     self.stepper.work(step.call)
                 elif isinstance(step, Pause) and step.rest and step.seconds <= SPACING:
@@ -119,12 +125,15 @@ class Rider:
                 elif isinstance(step, Take):
                     taken = self.subscription.take_now()
                     if taken is None:
-                        return self._park_on(step)
+                        self._park_on(step)
+                        return sent
                     self.stepper.reply = taken
                 else:
-                    return self._hand(step)  # the end (None), a read of the store, a pause
+                    self._hand(step)  # the end (None), a read of the store, a pause
+                    return sent
         except Exception as error:  # noqa: BLE001 - raised in the coroutine, which ends on it
-            return self._hand(Failed(error))
+            self._hand(Failed(error))
+            return sent
 
     def _take_left(self) -> Take:
         """What is left of the take it is parked at."""

@@ -22,6 +22,7 @@ import asyncio
 import math
 import time
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 SPACING = 0.1  # seconds between two rings of one bell (live/streamloop.MIN_INTERVAL)...
@@ -31,8 +32,23 @@ CLOCK_STEP = 0.001  # uvloop's clock counts milliseconds: a timer may fire this 
 
 
 class Ringable(Protocol):
-    def rung(self) -> None:
-        """Its bell rang (called on the bell's loop)."""
+    def rung(self) -> float | None:
+        """Its bell rang (called on the bell's loop): the write time (epoch seconds) of the
+        oldest change it sent, if it sent any."""
+
+
+# Told of each ring that sent something: (seconds its riders took, seconds from the oldest
+# change's write to the ring's end). web/live.py hands them to /_metrics.
+RingObserver = Callable[[float, float], None]
+_observers: list[RingObserver] = []
+
+
+def observe_rings(observer: RingObserver) -> Callable[[], None]:
+    """Tell `observer` of every ring from now on, in this process (once: a second is ignored);
+    what stops it."""
+    if observer not in _observers:
+        _observers.append(observer)
+    return lambda: _observers.remove(observer) if observer in _observers else None
 
 
 class Bell:
@@ -70,16 +86,25 @@ class Bell:
             if not waiter.done():
                 waiter.set_result(None)
         started = time.perf_counter()
+        oldest = math.inf
         try:
             for rider in list(self.riders):
                 try:
-                    rider.rung()
+                    sent = rider.rung()
                 except Exception as error:  # noqa: BLE001 - one stream's fault: the others go on
                     self.loop.call_exception_handler(
                         {"message": "a stream failed at its ring", "exception": error}
                     )
+                else:
+                    if sent is not None and sent < oldest:
+                        oldest = sent
         finally:
-            self._rest_after(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self._rest_after(took)
+        if oldest != math.inf:
+            late = time.time() - oldest
+            for observer in _observers:
+                observer(took, late)
 
     def _rest_after(self, took: float) -> None:
         # A ring whose riders took long (thousands of streams) is followed by a longer rest:

@@ -15,6 +15,7 @@ from thingstash.core.store import Store
 from thingstash.live import Live
 from thingstash.live.hub import Hub, Subscription
 from thingstash.live.streamloop import Face, LiveBody, shortcut, stream_loop
+from thingstash.live.waiting import observe_rings
 from thingstash.web import metrics
 
 EXTENSION = "thingstash.live"
@@ -24,6 +25,7 @@ def install(app: Flask, store: Store, keepalive: float, background: bool = True)
     """Make `app`'s Live over `store` and start it (see Live for `background`)."""
     live = Live(store, keepalive, background)
     live.start()
+    observe_rings(metrics.observe_ring)
     app.extensions[EXTENSION] = live
     return live
 

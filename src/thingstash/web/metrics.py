@@ -53,6 +53,25 @@ OPEN_STREAMS = Gauge(
     multiprocess_mode="livesum",
 )
 
+FANOUT_DELAY = Histogram(
+    "thingstash_fanout_delay_seconds",
+    "From a change's write to its sending to every stream parked on its group's bell (the "
+    "oldest change of each ring; live/riding.py)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+FANOUT_RING = Histogram(
+    "thingstash_fanout_ring_seconds",
+    "The loop's time to send a ring's changes to every stream parked on the bell",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
+
+def observe_ring(took: float, late: float) -> None:
+    """live/waiting.py's ring observer."""
+    FANOUT_RING.observe(took)
+    FANOUT_DELAY.observe(max(late, 0.0))
+
+
 bp = Blueprint("metrics", __name__)
 
 
