@@ -1,4 +1,4 @@
-"""Streams as coroutines (live/streamloop.run_async, Subscription.take_async) over a real store:
+"""Streams as coroutines (live/streamloop.run_async, parked on their bells) over a real store:
 what a writer stores reaches every coroutine watching, with no thread held per stream, and the
 reads a stream needs run on a small pool. On one Redis and on the cluster."""
 

@@ -1,6 +1,6 @@
-"""How stream coroutines wait (live/waiting.py): a bell wakes every waiter of its loop, from any
-thread, never twice within SPACING; coarse timers wake each waiter no earlier than asked and
-leave nothing behind; a wait ends at whichever comes first."""
+"""How stream coroutines wait (live/waiting.py): a bell rings every rider of its loop, from any
+thread, never twice within SPACING (longer after a long ring); coarse timers wake each waiter no
+earlier than asked and leave nothing behind, whoever ends the wait."""
 
 from __future__ import annotations
 
@@ -8,51 +8,49 @@ import asyncio
 import threading
 import time
 
-from thingstash.live.waiting import RESOLUTION, SPACING, Bell, observe_rings, ticker, wait
+from thingstash.live.waiting import RESOLUTION, SPACING, Bell, observe_rings, ticker
 
 
-def test_a_ring_from_another_thread_wakes_every_waiter_at_once() -> None:
-    async def main() -> tuple[int, float]:
-        loop = asyncio.get_running_loop()
-        bell = Bell(loop)
-        clock = ticker()
-        waits = [asyncio.create_task(wait(clock, bell, 60)) for _ in range(500)]
-        await asyncio.sleep(0)  # each registered
-        started = loop.time()
+class Counting:
+    """A rider that notes when it was rung."""
+
+    def __init__(self) -> None:
+        self.rung_at: list[float] = []
+
+    def rung(self) -> None:
+        self.rung_at.append(time.monotonic())
+
+
+def test_a_ring_from_another_thread_rings_every_rider_at_once() -> None:
+    async def main() -> list[int]:
+        bell = Bell(asyncio.get_running_loop())
+        riders = [Counting() for _ in range(500)]
+        bell.riders.update(riders)
         threading.Thread(target=bell.ring).start()
-        await asyncio.wait_for(asyncio.gather(*waits), 10)
-        return len(bell.waiters), loop.time() - started
+        await asyncio.sleep(0.05)
+        return [len(r.rung_at) for r in riders]
 
-    left, took = asyncio.run(main())
-    assert left == 0
-    assert took < 30  # woken by the ring, not by their 60 s timeout
+    assert asyncio.run(main()) == [1] * 500
 
 
-def test_rings_in_a_burst_wake_the_waiters_once_and_the_next_spacing_later() -> None:
+def test_rings_in_a_burst_ring_once_and_the_next_spacing_later() -> None:
     async def main() -> list[float]:
-        loop = asyncio.get_running_loop()
-        bell = Bell(loop)
-        clock = ticker()
-        woken: list[float] = []
-
-        async def waiter() -> None:
-            while len(woken) < 2:
-                await wait(clock, bell, 60)
-                woken.append(loop.time())
-
-        task = asyncio.create_task(waiter())
-        await asyncio.sleep(0)
+        bell = Bell(asyncio.get_running_loop())
+        rider = Counting()
+        bell.riders.add(rider)
         bell.ring()
         await asyncio.sleep(0.01)
-        assert len(woken) == 1  # the first ring of a quiet bell: at once
+        assert len(rider.rung_at) == 1  # the first ring of a quiet bell: at once
         for _ in range(5):
             bell.ring()  # a burst: folded into one ring, SPACING after the first
             await asyncio.sleep(0.005)
-        await asyncio.wait_for(task, 10)
-        return woken
+        while len(rider.rung_at) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(SPACING * 2)
+        return rider.rung_at
 
-    first, second = asyncio.run(main())
-    assert second - first >= SPACING - 0.001
+    rung = asyncio.run(main())
+    assert len(rung) == 2 and rung[1] - rung[0] >= SPACING - 0.001
 
 
 def test_a_timer_wakes_no_earlier_than_asked_and_leaves_nothing_behind() -> None:
@@ -78,32 +76,31 @@ def test_a_timer_wakes_no_earlier_than_asked_and_leaves_nothing_behind() -> None
     assert left == 0
 
 
-def test_a_wait_woken_by_its_bell_leaves_its_timer_slot_empty() -> None:
-    async def main() -> tuple[int, int]:
+def test_a_wait_ended_by_another_leaves_its_timer_slot_empty() -> None:
+    async def main() -> int:
         loop = asyncio.get_running_loop()
-        bell = Bell(loop)
         clock = ticker()
-        waits = [asyncio.create_task(wait(clock, bell, 30)) for _ in range(100)]
+        wakes = [loop.create_future() for _ in range(100)]
+        waits = [asyncio.create_task(clock.sleep_on(wake, 30)) for wake in wakes]
         await asyncio.sleep(0)
-        bell.ring()
-        await asyncio.gather(*waits)
-        return sum(len(due) for due in clock.slots.values()), len(bell.waiters)
+        for wake in wakes:
+            wake.set_result(None)  # (a rider handing its coroutine a step)
+        await asyncio.wait_for(asyncio.gather(*waits), 10)
+        return sum(len(due) for due in clock.slots.values())
 
-    assert asyncio.run(main()) == (0, 0)
+    assert asyncio.run(main()) == 0
 
 
-def test_a_cancelled_wait_is_forgotten_by_its_bell_and_its_timer() -> None:
-    async def main() -> tuple[int, int]:
-        loop = asyncio.get_running_loop()
-        bell = Bell(loop)
+def test_a_cancelled_wait_is_forgotten_by_its_timer() -> None:
+    async def main() -> int:
         clock = ticker()
-        task = asyncio.create_task(wait(clock, bell, 30))
+        task = asyncio.create_task(clock.sleep(30))
         await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        return sum(len(due) for due in clock.slots.values()), len(bell.waiters)
+        return sum(len(due) for due in clock.slots.values())
 
-    assert asyncio.run(main()) == (0, 0)
+    assert asyncio.run(main()) == 0
 
 
 def test_a_bell_whose_riders_took_long_rests_longer_before_it_rings_again() -> None:

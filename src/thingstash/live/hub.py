@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from thingstash.core import documents
 from thingstash.core.model import Event, StorageUnavailable, Thing, parse_event_id
 from thingstash.core.store import Store, Things
-from thingstash.live.waiting import CLOCK_STEP, Bell, Ticker, ticker, wait
+from thingstash.live.waiting import Bell
 
 log = logging.getLogger(__name__)
 
@@ -136,26 +136,6 @@ class Subscription:
             if self.cursor == group.end and group.epoch == self.epoch and not group.closed:
                 group.cond.wait(timeout)
             return self._taken()
-
-    async def take_async(self, timeout: float, clock: Ticker | None = None) -> Taken | None:
-        """As `take`, for a coroutine: waits on the running loop (whose ticker `clock` is, if
-        the caller has it), holding no thread, nor a timer of its own (live/waiting.py)."""
-        group = self.group
-        clock = clock or ticker()
-        deadline = clock.loop.time() + timeout
-        while True:
-            with group.cond:
-                taken = self._taken()
-                # Looked at and the bell taken under the lock the reader appends under: a
-                # delivery after the look rings this bell (through the loop, so not before
-                # this coroutine waits on it).
-                bell = group.bell(clock.loop)
-            if taken is not None:
-                return taken
-            left = deadline - clock.loop.time()
-            if left <= CLOCK_STEP:  # (a timer may fire a hair early)
-                return None
-            await wait(clock, bell, left)
 
     def take_now(self) -> Taken | None:
         """What a take would answer at once, without waiting."""

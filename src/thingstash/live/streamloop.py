@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 
 from thingstash.core.model import StorageUnavailable
 from thingstash.live.hub import Delivery, Subscription
-from thingstash.live.riding import Failed, Handoff, Push, Rider, Sending, Shortcut
+from thingstash.live.riding import Failed, Handoff, Push, Rider, Sending, Shortcut, finish_now
 from thingstash.live.steps import Loop, Pause, Stepper, Take, Work
 from thingstash.live.waiting import CLOCK_STEP, SPACING, ticker
 
@@ -200,13 +200,15 @@ async def run_async(
 ) -> None:
     """Drive a stream loop as a coroutine on the running event loop: it holds no thread while it
     waits; `Work` that is not inline runs on `pool` (a few threads, so a few connections to the
-    store serve every stream), the rest on the loop. `send` writes to the client. With `push`
-    (a send that does its work when called: live/riding.py), it waits for deliveries as a
-    Rider, whose bell sends them without waking it."""
+    store serve every stream), the rest on the loop. `send` writes to the client. It waits for
+    deliveries as a Rider (live/riding.py), whose bell sends them without waking it, through
+    `push` (a send that does its work when called; by default `send`, run as far as it goes)."""
     loop = asyncio.get_running_loop()
     clock = ticker()
     stepper = Stepper(steps)
-    rider = None if push is None else Rider(stepper, subscription, push, clock, shortcut)
+    if push is None:
+        push = lambda data: finish_now(send(data))  # noqa: E731
+    rider = Rider(stepper, subscription, push, clock, shortcut)
     rest_until = 0.0
     try:
         step: Handoff = stepper.next()
@@ -218,13 +220,10 @@ async def run_async(
                     # Deliveries came while it produced and sent: they wait out the rest, so
                     # a burst still goes out in one write.
                     await clock.sleep(rest_until - loop.time())
-                if rider is not None:
-                    handed = await rider.ride(step)
-                    if handed is not None:
-                        step = handed  # where the rider stopped: done here
-                        continue
-                else:
-                    stepper.reply = await subscription.take_async(step.timeout, clock)
+                handed = await rider.ride(step)
+                if handed is not None:
+                    step = handed  # where the rider stopped: done here
+                    continue
             elif isinstance(step, Pause):
                 if step.rest and step.seconds <= SPACING:
                     # Kept at the next take, and only when it finds deliveries at once: a

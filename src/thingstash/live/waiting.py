@@ -5,15 +5,15 @@ each wait made a timer (`asyncio.timeout`, `asyncio.sleep`), pushed on and cance
 heap of thousands, and each event woke every coroutine twice (its delivery, then the end of its
 rest after sending). So here:
 
-- a `Bell` wakes a group's coroutines on one loop with one call into the loop per batch of
-  deliveries (its riders, live/riding.py, are advanced in place), and rings at most every
-  `SPACING` seconds, or 4 times as long as its last ring's riders took (up to MAX_SPACING): a burst
-  reaches them as one wake-up, so a coroutine needs no rest timer of its own after it sends,
+- a `Bell` reaches a group's streams parked on one loop (its riders, live/riding.py, advanced
+  in place) with one call into the loop per batch of deliveries, and rings at most every
+  `SPACING` seconds, or 4 times as long as its last ring's riders took (up to MAX_SPACING): a
+  burst reaches them as one ring, so a stream needs no rest timer of its own after it sends,
   and a group of thousands batches more deliveries into each write rather than fall behind;
 - a `Ticker` gives coarse timers (keep-alives, gathering, retries) that share one loop timer per
   `RESOLUTION` seconds of deadline, however many coroutines wait for it.
 
-A wait is one future, woken by whichever comes first (`wait`). No I/O here.
+No I/O here.
 """
 
 from __future__ import annotations
@@ -52,19 +52,17 @@ def observe_rings(observer: RingObserver) -> Callable[[], None]:
 
 
 class Bell:
-    """Wakes the coroutines waiting on one event loop for a group's deliveries; its `riders`
-    (live/riding.py) are called instead, in place."""
+    """Rings a group's riders (live/riding.py) parked on one event loop when deliveries come."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.waiters: set[asyncio.Future[None]] = set()
         self.riders: set[Ringable] = set()
         self._ringing = False
         self._last = -math.inf
         self.spacing = SPACING
 
     def ring(self) -> None:
-        """From any thread. A ring while one is on its way adds nothing: that one wakes all."""
+        """From any thread. A ring while one is on its way adds nothing: that one rings all."""
         if self._ringing:
             return
         self._ringing = True
@@ -81,10 +79,6 @@ class Bell:
             return
         self._ringing = False
         self._last = now
-        waiters, self.waiters = self.waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
         started = time.perf_counter()
         oldest = math.inf
         try:
@@ -152,7 +146,7 @@ class Ticker:
                 future.set_result(None)
 
     async def sleep(self, delay: float) -> None:
-        await wait(self, None, delay)
+        await self.sleep_on(self.loop.create_future(), delay)
 
     async def sleep_on(self, future: asyncio.Future[None], delay: float) -> None:
         """Until `future` is done (by someone else) or `delay` seconds pass."""
@@ -173,19 +167,3 @@ def ticker() -> Ticker:
     if found is None:
         found = _tickers[loop] = Ticker(loop)
     return found
-
-
-async def wait(clock: Ticker, bell: Bell | None, timeout: float) -> None:
-    """Until `bell` rings or `timeout` seconds pass (whichever first). The caller registers
-    with the bell synchronously before this awaits, so a ring scheduled after its look cannot
-    be missed."""
-    future: asyncio.Future[None] = clock.loop.create_future()
-    if bell is not None:
-        bell.waiters.add(future)
-    slot = clock.add(future, timeout)
-    try:
-        await future
-    finally:
-        clock.discard(future, slot)
-        if bell is not None:
-            bell.waiters.discard(future)
